@@ -1,0 +1,1 @@
+"""IO adapters: the clock, the HTTP dispatcher, the stores."""

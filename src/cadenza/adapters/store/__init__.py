@@ -1,0 +1,1 @@
+"""Stores: SQLAlchemy Core over SQLite and PostgreSQL, with Alembic migrations."""

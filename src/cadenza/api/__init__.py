@@ -1,0 +1,1 @@
+"""The REST API, generated from the action registry."""

@@ -1,0 +1,47 @@
+"""Settings, read once from the environment (prefix ``CADENZA_``) by the entrypoint."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob Cadenza has; defaults suit a single-process install on SQLite."""
+
+    model_config = SettingsConfigDict(env_prefix="CADENZA_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./cadenza.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+psycopg://…",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = Field(
+        "",
+        description="Key for sessions and for encrypting secret header values at rest; "
+        "generated into ./.cadenza-secret on first start when empty.",
+    )
+    admin_email: str = ""
+    admin_password: str = ""
+
+    worker_id: str = ""
+    claim_batch: int = 500
+    lookahead_seconds: float = 0.5
+    poll_interval_seconds: float = 1.0
+    lease_margin_seconds: float = 30.0
+    max_concurrency: int = 512
+    max_per_host: int = 64
+    shutdown_grace_seconds: float = 10.0
+
+    response_capture_bytes: int = 64 * 1024
+    ssrf_allowlist: list[str] = Field(
+        default_factory=list,
+        description="CIDRs or host names that the SSRF guard lets through.",
+    )
+    signing_keys: list[str] = Field(
+        default_factory=list,
+        description="HMAC keys for Cadenza-Signature; the first signs, up to two are sent.",
+    )
+
+    rate_limit_per_minute: int = 600

@@ -1,0 +1,272 @@
+"""The governor: when does an endpoint run next, and why (SCHEDULING.md §2).
+
+``plan_next_run`` is a pure function of ``now``, the endpoint and its job. The
+rules, in order:
+
+1. an archived endpoint or job is not scheduled;
+2. the baseline gives a candidate (cron: next fire after ``now`` in the zone;
+   interval: the lattice after the last slot, stretched ×2^failures up to ×32, with
+   missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter;
+3. a fresh interval hint replaces it with ``last_run_at + hint`` (cron too);
+4. a fresh one-shot competes: the earliest of it and the cadence wins;
+5. clamps from ``last_run_at`` raise to the minimum and lower to the maximum;
+6. nothing is planned in the past;
+7. a pause (endpoint or job) wins over everything.
+
+Whatever the rules decide is written into ``Plan.explanation`` step by step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from cadenza.domain.limits import MAX_BACKOFF_EXPONENT
+from cadenza.domain.model import (
+    CatchUp,
+    Endpoint,
+    Job,
+    Pause,
+    Plan,
+    PlanSource,
+    PlanStep,
+    RunStatus,
+)
+from cadenza.domain.schedule import CronSchedule, IntervalSchedule
+
+_MAX_COUNTED_SLOTS = 100_000
+"""Counting missed cron fires stops here; beyond it the count is a lower bound."""
+
+
+@dataclass(slots=True)
+class _Draft:
+    at: datetime
+    source: PlanSource
+    steps: list[PlanStep]
+
+    def note(self, rule: str, at: datetime | None, note: str) -> None:
+        self.steps.append(PlanStep(rule, at, note))
+
+
+def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
+    """The next run of ``endpoint`` as seen at ``now``; see the module docstring."""
+    if endpoint.archived or job.archived:
+        what = "endpoint" if endpoint.archived else "job"
+        step = PlanStep("archived", None, f"The {what} is archived; nothing is scheduled.")
+        return Plan(None, PlanSource.ARCHIVED, (step,))
+    draft = _baseline(now, endpoint)
+    _apply_interval_hint(now, endpoint, draft)
+    _apply_one_shot(now, endpoint, draft)
+    _apply_clamps(endpoint, draft)
+    if draft.at < now:
+        draft.note("not-in-past", now, "The candidate is in the past; running now instead.")
+        draft.at = now
+    return _apply_pauses(now, endpoint, job, draft)
+
+
+def _baseline(now: datetime, endpoint: Endpoint) -> _Draft:
+    if isinstance(endpoint.baseline, CronSchedule):
+        return _cron_baseline(now, endpoint, endpoint.baseline)
+    return _interval_baseline(now, endpoint, endpoint.baseline)
+
+
+def _cron_baseline(now: datetime, endpoint: Endpoint, cron: CronSchedule) -> _Draft:
+    fire = cron.next_after(now)
+    draft = _Draft(now, PlanSource.BASELINE_CRON, [])
+    if fire is None:
+        draft.note("baseline-cron", None, f"Cron {cron.expression!r} never fires again.")
+        draft.at = datetime.max.replace(tzinfo=now.tzinfo)
+        return draft
+    draft.at = fire
+    draft.note(
+        "baseline-cron",
+        fire,
+        f"Cron {cron.expression!r} in {cron.timezone} fires next at this time.",
+    )
+    _apply_jitter(endpoint, draft)
+    return draft
+
+
+def _interval_baseline(now: datetime, endpoint: Endpoint, interval: IntervalSchedule) -> _Draft:
+    exponent = min(endpoint.failure_count, MAX_BACKOFF_EXPONENT)
+    step = interval.every * (2**exponent)
+    draft = _Draft(now, PlanSource.BASELINE_INTERVAL, [])
+    if endpoint.last_scheduled_for is None:
+        origin = endpoint.anchor
+        draft.at = origin + step if interval.start_at is None else origin
+        draft.note("baseline-interval", draft.at, _first_slot_note(interval))
+    else:
+        draft.at = endpoint.last_scheduled_for + step
+        draft.note(
+            "baseline-interval",
+            draft.at,
+            f"Last slot plus the interval of {_seconds(step)}.",
+        )
+    if exponent:
+        draft.note(
+            "backoff",
+            draft.at,
+            f"{endpoint.failure_count} consecutive failure(s) stretch the interval "
+            f"×{2**exponent} (at most ×{2**MAX_BACKOFF_EXPONENT}).",
+        )
+    if draft.at < now:
+        _catch_up(now, endpoint, step, draft)
+    _apply_jitter(endpoint, draft)
+    return draft
+
+
+def _first_slot_note(interval: IntervalSchedule) -> str:
+    if interval.start_at is not None:
+        return "No run yet: the first slot is the configured start time."
+    return f"No run yet: creation time plus the interval of {_seconds(interval.every)}."
+
+
+def _catch_up(now: datetime, endpoint: Endpoint, step: timedelta, draft: _Draft) -> None:
+    if endpoint.catch_up is CatchUp.RUN_ONCE:
+        draft.note("catch-up", now, "Missed slot(s) collapse into one run now (catch_up=run_once).")
+        draft.at = now
+        return
+    behind = (now - draft.at) // step + 1
+    draft.at = draft.at + step * behind
+    draft.note(
+        "catch-up", draft.at, f"Skipping {behind} missed slot(s) to the next one (catch_up=skip)."
+    )
+
+
+def _apply_jitter(endpoint: Endpoint, draft: _Draft) -> None:
+    if not endpoint.jitter:
+        return
+    offset = jitter_offset(endpoint.id, draft.at, endpoint.jitter)
+    draft.at += offset
+    draft.note("jitter", draft.at, f"Deterministic jitter of {_seconds(offset)} for this slot.")
+
+
+def jitter_offset(endpoint_id: str, slot: datetime, jitter: timedelta) -> timedelta:
+    """A stable offset in ``[0, jitter)`` from a hash of the endpoint id and the slot."""
+    digest = hashlib.blake2b(f"{endpoint_id}|{slot.isoformat()}".encode(), digest_size=8).digest()
+    micros = int(jitter / timedelta(microseconds=1))
+    return timedelta(microseconds=int.from_bytes(digest, "big") % micros) if micros else jitter
+
+
+def _apply_interval_hint(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
+    hint = endpoint.interval_hint
+    if hint is None:
+        return
+    if not hint.fresh(now):
+        draft.note("hint-expired", None, "An interval hint expired and is ignored.")
+        return
+    base = endpoint.last_run_at or now
+    at = max(base + hint.interval, now)
+    draft.at, draft.source = at, PlanSource.HINT_INTERVAL
+    draft.note(
+        "hint-interval",
+        at,
+        f"Interval hint of {_seconds(hint.interval)} replaces the baseline until "
+        f"{hint.expires_at.isoformat()} ({hint.actor}: {hint.reason or 'no reason given'}).",
+    )
+
+
+def _apply_one_shot(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
+    shot = endpoint.one_shot
+    if shot is None:
+        return
+    if not shot.fresh(now):
+        draft.note("one-shot-expired", None, "A one-shot expired unused and is ignored.")
+        return
+    at = max(shot.run_at, now)
+    if at <= draft.at:
+        draft.at, draft.source = at, PlanSource.HINT_ONE_SHOT
+        draft.note(
+            "hint-one-shot",
+            at,
+            f"One-shot run comes first ({shot.actor}: {shot.reason or 'no reason given'}).",
+        )
+    else:
+        draft.note("hint-one-shot", at, "A one-shot is pending after the cadence's next run.")
+
+
+def _apply_clamps(endpoint: Endpoint, draft: _Draft) -> None:
+    last = endpoint.last_run_at
+    rails = endpoint.guardrails
+    if last is None:
+        return
+    if rails.min_interval is not None and draft.at < last + rails.min_interval:
+        draft.at, draft.source = last + rails.min_interval, PlanSource.CLAMPED_MIN
+        draft.note(
+            "clamped-min",
+            draft.at,
+            f"Raised to the minimum interval of {_seconds(rails.min_interval)}.",
+        )
+    if rails.max_interval is not None and draft.at > last + rails.max_interval:
+        draft.at, draft.source = last + rails.max_interval, PlanSource.CLAMPED_MAX
+        draft.note(
+            "clamped-max",
+            draft.at,
+            f"Lowered to the maximum interval of {_seconds(rails.max_interval)}.",
+        )
+
+
+def _apply_pauses(now: datetime, endpoint: Endpoint, job: Job, draft: _Draft) -> Plan:
+    for owner, pause in (("endpoint", endpoint.pause), ("job", job.pause)):
+        if pause is None or not pause.active(now):
+            continue
+        return _paused_plan(owner, pause, draft)
+    draft.note("chosen", draft.at, f"Next run at this time, source {draft.source.value}.")
+    return Plan(draft.at, draft.source, tuple(draft.steps))
+
+
+def _paused_plan(owner: str, pause: Pause, draft: _Draft) -> Plan:
+    who = f"{pause.actor}: {pause.reason or 'no reason given'}"
+    if pause.until is None:
+        draft.note("paused", None, f"The {owner} is paused indefinitely ({who}).")
+        return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
+    draft.note("paused", pause.until, f"The {owner} is paused until this time ({who}).")
+    return Plan(pause.until, PlanSource.PAUSED, tuple(draft.steps))
+
+
+def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:
+    """The next ``n`` plans assuming each run starts on time, succeeds, and no new hints."""
+    plans: list[Plan] = []
+    current = endpoint
+    at = now
+    for _ in range(n):
+        plan = plan_next_run(at, current, job)
+        plans.append(plan)
+        if plan.next_run_at is None or plan.source is PlanSource.PAUSED:
+            break
+        start = plan.next_run_at
+        shot = current.one_shot
+        current = replace(
+            current,
+            last_run_at=start,
+            last_scheduled_for=start,
+            last_status=RunStatus.SUCCESS,
+            failure_count=0,
+            one_shot=None if shot is not None and start >= shot.run_at else shot,
+        )
+        at = start
+    return plans
+
+
+def missed_slots(endpoint: Endpoint, scheduled_for: datetime) -> int:
+    """Baseline slots in ``(last slot, scheduled_for]`` beyond the one this run stands for.
+
+    A run on its own slot misses nothing; a catch-up run at ``now`` stands for one of
+    the slots it collapses, and the others are missed.
+    """
+    previous = endpoint.last_scheduled_for
+    if previous is None or scheduled_for <= previous:
+        return 0
+    if isinstance(endpoint.baseline, IntervalSchedule):
+        return max(0, (scheduled_for - previous) // endpoint.baseline.every - 1)
+    count = 0
+    fire = endpoint.baseline.next_after(previous)
+    while fire is not None and fire <= scheduled_for and count < _MAX_COUNTED_SLOTS:
+        count += 1
+        fire = endpoint.baseline.next_after(fire)
+    return max(0, count - 1)
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g} s"

@@ -1,0 +1,82 @@
+"""Pure state transitions of an endpoint. Each returns a new endpoint, replanned.
+
+Every transition that changes a governor input ends in ``replan`` so that
+``next_run_at`` moves at once, earlier or later (SCHEDULING.md §2, last paragraph).
+Expired hints are dropped at every write (§2 rule 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from cadenza.domain.governor import plan_next_run
+from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run
+
+
+def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
+    hint = endpoint.interval_hint
+    shot = endpoint.one_shot
+    pause = endpoint.pause
+    keep_hint = hint if hint is not None and hint.fresh(now) else None
+    keep_shot = shot if shot is not None and shot.fresh(now) else None
+    keep_pause = pause if pause is not None and pause.active(now) else None
+    if keep_hint is hint and keep_shot is shot and keep_pause is pause:
+        return endpoint
+    return replace(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
+
+
+def replan(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
+    """Drop expired hints and recompute ``next_run_at`` from the current inputs."""
+    current = without_expired_hints(endpoint, now)
+    plan = plan_next_run(now, current, job)
+    return replace(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
+
+
+def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint:
+    """Fold a finished run into the runtime state, release the lease, and replan.
+
+    A run that started at or after a one-shot's ``run_at`` consumes it. Success
+    resets the failure count (ending backoff); any other status increments it.
+    """
+    shot = endpoint.one_shot
+    if shot is not None and run.started_at >= shot.run_at:
+        shot = None
+    ok = run.status.ok
+    updated = replace(
+        endpoint,
+        one_shot=shot,
+        last_run_at=run.started_at,
+        last_scheduled_for=run.scheduled_for,
+        last_status=run.status,
+        failure_count=0 if ok else endpoint.failure_count + 1,
+        success_streak=endpoint.success_streak + 1 if ok else 0,
+        attempt=1,
+        lease=None,
+    )
+    return replan(updated, job, now)
+
+
+def with_interval_hint(endpoint: Endpoint, job: Job, hint: IntervalHint, now: datetime) -> Endpoint:
+    return replan(replace(endpoint, interval_hint=hint), job, now)
+
+
+def with_one_shot(endpoint: Endpoint, job: Job, shot: OneShot, now: datetime) -> Endpoint:
+    return replan(replace(endpoint, one_shot=shot), job, now)
+
+
+def paused(endpoint: Endpoint, job: Job, pause: Pause, now: datetime) -> Endpoint:
+    return replan(replace(endpoint, pause=pause), job, now)
+
+
+def resumed(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
+    return replan(replace(endpoint, pause=None), job, now)
+
+
+def hints_cleared(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
+    """Back to the baseline: interval hint and one-shot dropped (a pause stays)."""
+    return replan(replace(endpoint, interval_hint=None, one_shot=None), job, now)
+
+
+def failures_reset(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
+    return replan(replace(endpoint, failure_count=0), job, now)

@@ -1,0 +1,442 @@
+"""Cadenza's entities: frozen dataclasses whose constructors enforce invariants.
+
+Conventions: every ``datetime`` is timezone-aware UTC; every duration is a
+``timedelta``; ids are opaque strings. Entities never change in place: a change is a
+``dataclasses.replace`` that the caller persists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from cadenza.domain import errors, limits
+from cadenza.domain.assertions import Comparison
+from cadenza.domain.schedule import Baseline, IntervalSchedule
+
+
+class Method(StrEnum):
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+
+    @classmethod
+    def parse(cls, value: str) -> Method:
+        try:
+            return cls(value.upper())
+        except ValueError:
+            allowed = ", ".join(m.value for m in cls)
+            raise errors.UnsupportedMethod(
+                f"HTTP method {value!r} is not supported; use one of {allowed}.",
+                field="request.method",
+            ) from None
+
+
+class CatchUp(StrEnum):
+    """What happens to slots missed while Cadenza was down."""
+
+    RUN_ONCE = "run_once"
+    SKIP = "skip"
+
+
+class RunStatus(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    LOST = "lost"
+
+    @property
+    def ok(self) -> bool:
+        return self is RunStatus.SUCCESS
+
+
+class PlanSource(StrEnum):
+    BASELINE_CRON = "baseline-cron"
+    BASELINE_INTERVAL = "baseline-interval"
+    HINT_INTERVAL = "hint-interval"
+    HINT_ONE_SHOT = "hint-one-shot"
+    CLAMPED_MIN = "clamped-min"
+    CLAMPED_MAX = "clamped-max"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+class ActorKind(StrEnum):
+    USER = "user"
+    API_KEY = "api_key"
+    AGENT = "agent"
+    PLANNER = "planner"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did something: shown in audit events and on hints."""
+
+    kind: ActorKind
+    id: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.name or self.id}"
+
+
+SYSTEM_ACTOR = Actor(ActorKind.SYSTEM, "system", "cadenza")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    name: str
+    value: str
+    secret: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in " \t\r\n:"):
+            raise errors.ValidationError(
+                f"Header name {self.name!r} is not a valid HTTP header name.", "request.headers"
+            )
+        if any(c in self.value for c in "\r\n"):
+            raise errors.ValidationError(
+                f"Header {self.name!r} contains a line break.", "request.headers"
+            )
+
+
+class BodyKind(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A request body; JSON bodies keep their parsed value."""
+
+    kind: BodyKind
+    json: Any = None
+    text: str = ""
+    content_type: str = ""
+
+
+DEFAULT_EXPECTED_STATUS: frozenset[int] = frozenset(range(200, 300))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempts inside one run; delays double from ``backoff`` up to ``max_backoff``."""
+
+    max_attempts: int = 1
+    backoff: timedelta = timedelta(seconds=1)
+    max_backoff: timedelta = timedelta(seconds=30)
+    retry_on_status: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_attempts <= limits.MAX_ATTEMPTS:
+            raise errors.ValidationError(
+                f"max_attempts must be between 1 and {limits.MAX_ATTEMPTS}.", "retry.max_attempts"
+            )
+        if self.backoff < timedelta(0) or self.max_backoff > limits.MAX_RETRY_BACKOFF:
+            raise errors.ValidationError(
+                "Retry backoff must be non-negative and at most "
+                f"{limits.MAX_RETRY_BACKOFF.total_seconds():.0f} s.",
+                "retry.backoff_seconds",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: Method
+    url: str
+    headers: tuple[Header, ...] = ()
+    body: Body | None = None
+    timeout: timedelta = limits.DEFAULT_TIMEOUT
+    expected_status: frozenset[int] = DEFAULT_EXPECTED_STATUS
+    assertion: Comparison | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        _check_url(self.url)
+        if not timedelta(0) < self.timeout <= limits.MAX_TIMEOUT:
+            raise errors.ValidationError(
+                f"timeout must be above 0 and at most {limits.MAX_TIMEOUT.total_seconds():.0f} s.",
+                "request.timeout_seconds",
+            )
+        if len(self.headers) > limits.MAX_HEADERS:
+            raise errors.ValidationError(
+                f"At most {limits.MAX_HEADERS} headers.", "request.headers"
+            )
+        if not self.expected_status or not all(100 <= s <= 599 for s in self.expected_status):
+            raise errors.ValidationError(
+                "expected_status must list HTTP status codes between 100 and 599.",
+                "request.expected_status",
+            )
+
+    @property
+    def lease_budget(self) -> timedelta:
+        """Worst-case time one run may take: every attempt timing out plus backoffs."""
+        attempts = self.retry.max_attempts
+        return self.timeout * attempts + self.retry.max_backoff * (attempts - 1)
+
+
+def _check_url(url: str) -> None:
+    if len(url) > limits.MAX_URL_LENGTH:
+        raise errors.InvalidUrl(
+            f"URL is longer than {limits.MAX_URL_LENGTH} characters.", "request.url"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on an out-of-range port
+    except ValueError as exc:
+        raise errors.InvalidUrl(f"URL {url!r} is malformed: {exc}.", "request.url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.InvalidUrl(
+            f"URL {url!r} must be an absolute http:// or https:// URL with a host.",
+            "request.url",
+        )
+    if parts.username or parts.password:
+        raise errors.InvalidUrl(
+            "Put credentials in a secret header, not in the URL.", "request.url"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrails:
+    """Bounds on every source of cadence; ``min_interval`` doubles as the cooldown."""
+
+    min_interval: timedelta | None = None
+    max_interval: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_interval", "max_interval"):
+            value = getattr(self, name)
+            if value is not None and value < limits.MIN_INTERVAL:
+                raise errors.InvalidInterval(
+                    f"{name} must be at least {limits.MIN_INTERVAL.total_seconds():.0f} s.",
+                    f"{name}_seconds",
+                )
+        if (
+            self.min_interval is not None
+            and self.max_interval is not None
+            and self.min_interval > self.max_interval
+        ):
+            raise errors.GuardrailsInverted(
+                f"min_interval ({self.min_interval.total_seconds():g} s) is greater than "
+                f"max_interval ({self.max_interval.total_seconds():g} s).",
+                "min_interval_seconds",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalHint:
+    """A cadence that replaces the baseline until ``expires_at``."""
+
+    interval: timedelta
+    expires_at: datetime
+    reason: str = ""
+    actor: Actor = SYSTEM_ACTOR
+
+    def __post_init__(self) -> None:
+        if not limits.MIN_INTERVAL <= self.interval <= limits.MAX_INTERVAL:
+            raise errors.InvalidInterval(
+                f"Hint interval must be between {limits.MIN_INTERVAL.total_seconds():.0f} s "
+                f"and {limits.MAX_INTERVAL.days} days.",
+                "interval_seconds",
+            )
+
+    def fresh(self, now: datetime) -> bool:
+        return self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class OneShot:
+    """A single extra run at ``run_at``; void after ``expires_at``."""
+
+    run_at: datetime
+    expires_at: datetime
+    reason: str = ""
+    actor: Actor = SYSTEM_ACTOR
+
+    def fresh(self, now: datetime) -> bool:
+        return self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """``until=None`` pauses indefinitely."""
+
+    until: datetime | None
+    reason: str = ""
+    actor: Actor = SYSTEM_ACTOR
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or self.until > now
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Ownership of one endpoint's current slot by one worker.
+
+    ``epoch`` grows with every claim, so a worker whose lease expired and was taken
+    over cannot write even if it happens to claim the endpoint again later.
+    """
+
+    owner: str
+    until: datetime
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    tenant_id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    pause: Pause | None = None
+    planner_enabled: bool = True
+    archived_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+
+    def paused(self, now: datetime) -> bool:
+        return self.pause is not None and self.pause.active(now)
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+
+def _check_name(name: str) -> None:
+    if not name.strip() or len(name) > limits.MAX_NAME_LENGTH:
+        raise errors.ValidationError(
+            f"name must be 1 to {limits.MAX_NAME_LENGTH} characters.", "name"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An HTTP request with a schedule, its guardrails, hints and runtime state."""
+
+    id: str
+    job_id: str
+    tenant_id: str
+    name: str
+    request: Request
+    baseline: Baseline
+    created_at: datetime
+    updated_at: datetime
+    guardrails: Guardrails = Guardrails()
+    catch_up: CatchUp = CatchUp.RUN_ONCE
+    jitter: timedelta = timedelta(0)
+    tier: str = ""
+    description: str = ""
+    planner_enabled: bool = True
+    interval_hint: IntervalHint | None = None
+    one_shot: OneShot | None = None
+    pause: Pause | None = None
+    archived_at: datetime | None = None
+    # Runtime state, written by the scheduler and by schedule-changing actions.
+    next_run_at: datetime | None = None
+    next_run_source: PlanSource | None = None
+    last_run_at: datetime | None = None
+    last_scheduled_for: datetime | None = None
+    last_status: RunStatus | None = None
+    failure_count: int = 0
+    success_streak: int = 0
+    attempt: int = 1
+    lease: Lease | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if not timedelta(0) <= self.jitter <= limits.MAX_JITTER:
+            raise errors.ValidationError(
+                f"jitter must be between 0 and {limits.MAX_JITTER.total_seconds():.0f} s.",
+                "jitter_seconds",
+            )
+
+    def paused(self, now: datetime) -> bool:
+        return self.pause is not None and self.pause.active(now)
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def anchor(self) -> datetime:
+        """Where an interval lattice starts when nothing has run yet."""
+        if isinstance(self.baseline, IntervalSchedule) and self.baseline.start_at is not None:
+            return self.baseline.start_at
+        return self.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCapture:
+    """What was kept of a response: the first bytes, their type and the full size."""
+
+    body: bytes
+    content_type: str
+    size: int
+    truncated: bool
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    endpoint_id: str
+    job_id: str
+    tenant_id: str
+    scheduled_for: datetime
+    started_at: datetime
+    finished_at: datetime
+    status: RunStatus
+    source: PlanSource
+    attempt: int = 1
+    missed_slots: int = 0
+    http_status: int | None = None
+    error: str = ""
+    response: ResponseCapture | None = None
+    worker_id: str = ""
+
+    @property
+    def duration(self) -> timedelta:
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One line of a plan's explanation: the rule, what it produced, and why."""
+
+    rule: str
+    candidate: datetime | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """When an endpoint runs next (``None``: not scheduled) and the reasoning."""
+
+    next_run_at: datetime | None
+    source: PlanSource
+    explanation: tuple[PlanStep, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: str
+    tenant_id: str
+    at: datetime
+    actor: Actor
+    action: str
+    target_kind: str
+    target_id: str
+    reason: str = ""
+    changes: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,89 @@
+"""Baseline schedules: cron in an IANA zone, or a fixed interval.
+
+Cron follows cronsim's Debian-cron semantics, computed in the endpoint's zone: a
+time inside a spring-forward gap fires once, right after the gap; a time inside a
+repeated fall-back hour fires once, on its first occurrence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+from cadenza.domain import errors, limits
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone called ``name``; raises ``UnknownTimezone``."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise errors.UnknownTimezone(
+            f"Unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'.",
+            "baseline.timezone",
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class CronSchedule:
+    """A 5-field (or 6-field, seconds last as in cronsim) expression in ``timezone``."""
+
+    expression: str
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        tz = zone(self.timezone)
+        try:
+            next(CronSim(self.expanded, datetime(2000, 1, 1, tzinfo=tz)))
+        except (CronSimError, StopIteration, ValueError) as exc:
+            raise errors.InvalidCron(
+                f"Invalid cron expression {self.expression!r}: {exc}.", "baseline.cron"
+            ) from None
+
+    @property
+    def expanded(self) -> str:
+        text = " ".join(self.expression.split())
+        return MACROS.get(text.lower(), text)
+
+    def next_after(self, now: datetime) -> datetime | None:
+        """The first fire strictly after ``now`` (UTC), or ``None`` if it never fires."""
+        local = now.astimezone(zone(self.timezone))
+        try:
+            fire = next(CronSim(self.expanded, local))
+        except StopIteration:
+            return None
+        return fire.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSchedule:
+    """Every ``every``, on a lattice starting at ``start_at`` (or the creation time)."""
+
+    every: timedelta
+    start_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not limits.MIN_INTERVAL <= self.every <= limits.MAX_INTERVAL:
+            raise errors.InvalidInterval(
+                f"Interval must be between {limits.MIN_INTERVAL.total_seconds():.0f} s and "
+                f"{limits.MAX_INTERVAL.days} days; got {self.every.total_seconds():g} s.",
+                "baseline.interval_seconds",
+            )
+
+
+Baseline = CronSchedule | IntervalSchedule

@@ -1,0 +1,252 @@
+"""The ports the core needs. Each has one fake in ``cadenza.testing`` and every
+implementation passes the same contract suite (``tests/contract``).
+
+Store contract in brief (SCHEDULING.md §3):
+
+* ``transaction()`` gives a unit of work. Writes inside it are atomic; rows read
+  with ``for_update=True`` stay locked until it ends, so read-modify-write by actions
+  never loses a concurrent completion and vice versa.
+* ``claim_due`` leases up to ``limit`` unleased endpoints with
+  ``next_run_at <= now + lookahead``, oldest first, bumping each lease epoch.
+* ``complete`` inserts the runs, then for each endpoint still leased by the caller
+  at the same epoch re-reads its current state, applies the run and replans
+  (``cadenza.domain.lifecycle.after_run``) and releases the lease. Endpoints whose
+  lease was lost are left untouched (fencing); their runs are still recorded.
+* ``release`` frees leases of claims that never started, without recording a run.
+* ``sweep_expired`` frees leases whose ``until`` has passed and records each lost
+  attempt as a run with status ``lost``; the slot is then claimable again.
+* Lists page by keyset: ``cursor`` is opaque, ``None`` starts at the beginning; no
+  list ever counts rows or uses OFFSET.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
+
+from cadenza.domain.identity import ApiKey, User
+from cadenza.domain.model import (
+    AuditEvent,
+    Endpoint,
+    Job,
+    PlanSource,
+    ResponseCapture,
+    Run,
+    RunStatus,
+)
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    """The only source of time outside tests' fakes."""
+
+    def now(self) -> datetime:
+        """Aware UTC wall-clock time."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic clock, for measuring durations."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SecretBox(Protocol):
+    """Encrypts secret header values at rest."""
+
+    def seal(self, plaintext: str) -> str: ...
+
+    def open(self, sealed: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class JobStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    job_id: str | None = None
+    endpoint_id: str | None = None
+    status: RunStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    target_id: str | None = None
+    actor_id: str | None = None
+    since: datetime | None = None
+
+
+class Tx(Protocol):
+    """One unit of work. ``NotFound`` subclasses are raised for missing rows and for
+    rows of another tenant alike."""
+
+    async def get_job(self, tenant_id: str, job_id: str, *, for_update: bool = False) -> Job: ...
+    async def insert_job(self, job: Job) -> None: ...
+    async def update_job(self, job: Job) -> None: ...
+    async def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        status: JobStatus | None,
+        now: datetime,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[Job]: ...
+
+    async def get_endpoint(
+        self, tenant_id: str, endpoint_id: str, *, for_update: bool = False
+    ) -> Endpoint: ...
+    async def insert_endpoint(self, endpoint: Endpoint) -> None: ...
+    async def update_endpoint(self, endpoint: Endpoint) -> None:
+        """Write everything but the lease, which only the scheduler writes."""
+        ...
+
+    async def list_endpoints(
+        self,
+        tenant_id: str,
+        job_id: str,
+        *,
+        include_archived: bool,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[Endpoint]: ...
+
+    async def get_run(self, tenant_id: str, run_id: str) -> Run: ...
+    async def list_runs(
+        self, tenant_id: str, flt: RunFilter, *, cursor: str | None, limit: int
+    ) -> Page[Run]:
+        """Newest first."""
+        ...
+
+    async def insert_audit(self, event: AuditEvent) -> None: ...
+    async def list_audit(
+        self, tenant_id: str, flt: AuditFilter, *, cursor: str | None, limit: int
+    ) -> Page[AuditEvent]:
+        """Newest first."""
+        ...
+
+    async def insert_user(self, user: User) -> None: ...
+    async def get_user(self, user_id: str) -> User: ...
+    async def find_user_by_email(self, email: str) -> User | None: ...
+    async def count_users(self) -> int: ...
+
+    async def insert_api_key(self, key: ApiKey) -> None: ...
+    async def find_api_key_by_prefix(self, prefix: str) -> ApiKey | None: ...
+    async def list_api_keys(
+        self, tenant_id: str, *, cursor: str | None, limit: int
+    ) -> Page[ApiKey]: ...
+    async def update_api_key(self, key: ApiKey) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A leased slot: run ``endpoint`` for ``scheduled_for`` as ``attempt``."""
+
+    endpoint: Endpoint
+    scheduled_for: datetime
+    source: PlanSource
+    attempt: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    claim: Claim
+    run: Run
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+class Store(Protocol):
+    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        now: datetime,
+        *,
+        lookahead: timedelta,
+        limit: int,
+        lease_margin: timedelta,
+    ) -> list[Claim]:
+        """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
+        ...
+
+    async def complete(
+        self, worker_id: str, completions: Sequence[Completion], now: datetime
+    ) -> list[str]:
+        """Record and replan; returns the ids of endpoints whose lease was lost."""
+        ...
+
+    async def release(self, worker_id: str, claims: Sequence[Claim]) -> None: ...
+
+    async def extend_leases(
+        self, worker_id: str, claims: Sequence[Claim], until: datetime
+    ) -> list[str]:
+        """Heartbeat for long runs; returns the ids whose lease is no longer ours."""
+        ...
+
+    async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]: ...
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
+        ...
+
+    async def register_worker(self, info: WorkerInfo) -> None: ...
+    async def heartbeat_worker(self, worker_id: str, now: datetime) -> None: ...
+    async def remove_worker(self, worker_id: str) -> None: ...
+    async def list_workers(self) -> list[WorkerInfo]: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    """The outcome of one run: every attempt made, summarised by the last one."""
+
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime
+    http_status: int | None = None
+    error: str = ""
+    response: ResponseCapture | None = None
+    attempts: int = 1
+    retry_after: timedelta | None = None
+
+
+class Dispatcher(Protocol):
+    async def dispatch(self, endpoint: Endpoint, scheduled_for: datetime) -> DispatchResult:
+        """Perform the endpoint's request (with its retries); never raises for HTTP
+        or network failures, which become the result's status and error."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Waker(Protocol):
+    """Told whenever an action changes a schedule, so the scheduler replans at once."""
+
+    def wake(self) -> None: ...
