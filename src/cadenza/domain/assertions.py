@@ -2,6 +2,12 @@
 
 A ``Comparison`` reads one value from a response, either the whole body text or a
 value inside a JSON body addressed by an RFC 6901 JSON Pointer, and compares it.
+
+Values compare as JSON values, not as Python ones: ``true`` is not ``1`` and is
+neither less nor greater than a number, and ``contains`` on an array looks for an
+equal element by the same rule. A value that is absent satisfies only ``missing``
+(so ``ne`` on an absent value is false: there is nothing to differ). Ordering
+across types (a string against a number) is false rather than an error.
 """
 
 from __future__ import annotations
@@ -48,11 +54,18 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
         token = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and token in node:
             node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        elif isinstance(node, list) and _is_index(token) and int(token) < len(node):
             node = node[int(token)]
         else:
             return _MISSING
     return node
+
+
+def _is_index(segment: str) -> bool:
+    # RFC 6901 array indexes are ASCII digits without leading zeros; str.isdigit
+    # alone would accept "01" and "²" (which int() then rejects).
+    digits = segment.isascii() and segment.isdigit()
+    return digits and (len(segment) == 1 or not segment.startswith("0"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,21 +105,36 @@ class Comparison:
         if subject is _MISSING:
             return False
         if self.op is Op.EQ:
-            return bool(subject == self.value)
+            return _json_equal(subject, self.value)
         if self.op is Op.NE:
-            return bool(subject != self.value)
+            return not _json_equal(subject, self.value)
         if self.op in (Op.CONTAINS, Op.NOT_CONTAINS):
             found = _contains(subject, self.value)
             return found if self.op is Op.CONTAINS else not found
+        if isinstance(subject, bool) or isinstance(self.value, bool):
+            return False
         try:
             return bool(_ORDERED[self.op](subject, self.value))
         except TypeError:
             return False
 
 
+def _json_equal(left: Any, right: Any) -> bool:
+    """Equality of JSON values: Python's ``True == 1`` must not leak through."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_json_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_json_equal(left[k], right[k]) for k in left)
+    return bool(left == right)
+
+
 def _contains(subject: Any, needle: Any) -> bool:
     if isinstance(subject, str):
         return isinstance(needle, str) and needle in subject
-    if isinstance(subject, list | dict):
-        return needle in subject
+    if isinstance(subject, list):
+        return any(_json_equal(item, needle) for item in subject)
+    if isinstance(subject, dict):
+        return isinstance(needle, str) and needle in subject
     return False

@@ -12,7 +12,8 @@ Each class carries a stable ``code`` that appears on every surface.
     │   ├── GuardrailsInverted          min_interval > max_interval
     │   ├── InvalidUrl                  not absolute http(s)
     │   ├── UnsupportedMethod
-    │   └── InvalidHint                 hint expired on arrival, run_at unreachable …
+    │   ├── InvalidHint                 hint expired on arrival, run_at unreachable …
+    │   └── InvalidInput                an input model's checks failed; lists each field
     ├── NotFound                        missing, or another tenant's (indistinguishable)
     │   ├── JobNotFound
     │   ├── EndpointNotFound
@@ -82,6 +83,18 @@ class UnsupportedMethod(ValidationError):
 
 class InvalidHint(ValidationError):
     code = "invalid_hint"
+
+
+class InvalidInput(ValidationError):
+    """The input's shape or limits are wrong; ``problems`` holds (field, message) pairs,
+    one per offending field, fields as dotted paths."""
+
+    code = "invalid_input"
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        first_field, first_message = problems[0] if problems else ("", "Invalid input.")
+        super().__init__(first_message, first_field)
+        self.problems = problems or [(first_field, first_message)]
 
 
 class NotFound(CadenzaError):

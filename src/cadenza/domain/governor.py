@@ -13,14 +13,43 @@ rules, in order:
 6. nothing is planned in the past;
 7. a pause (endpoint or job) wins over everything.
 
-Whatever the rules decide is written into ``Plan.explanation`` step by step.
+Whatever the rules decide is written into ``Plan.explanation`` step by step, each
+step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
+``backoff``, ``catch-up``, ``jitter``, ``hint-expired``, ``hint-interval``,
+``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
+``clamped-min``, ``clamped-max``, ``not-in-past``, ``paused``, and last ``chosen``
+(or ``paused``/``archived`` when those decide).
+
+Where SCHEDULING.md is silent, these choices hold (each is tested):
+
+- A hint only governs while fresh. An interval hint whose next run would fall at or
+  after its ``expires_at`` lapses first, so the plan is the baseline as seen when the
+  hint expires ("hint-lapses"); otherwise a relaxing hint would outlive its TTL. A
+  one-shot whose run time is at or after its ``expires_at`` can never run fresh and
+  is ignored ("one-shot-unreachable").
+- A ``skip`` catch-up lands on the first lattice slot at or after ``now``: a slot
+  exactly at ``now`` is due, not missed.
+- Jitter on an interval baseline is added where a lattice starts (the first slot, a
+  ``run_once`` catch-up); later slots are measured from the last, already jittered,
+  slot and so keep that phase. Re-jittering every slot would make the lattice drift
+  by half the jitter per run on average.
+- Jitter on a cron baseline is per fire. A fire whose jittered time is still ahead
+  stays pending, so a replan between a fire and its jittered time does not drop it.
+- A cron candidate is also strictly after ``last_scheduled_for``: a worker may start
+  a run up to 2 ms early and replan before the slot's instant, and must not get the
+  same slot back.
+- When both the endpoint and its job are paused, the longer pause binds ("paused"):
+  an indefinite pause beats any bounded one, otherwise the later ``until`` wins.
+- A cron expression that never fires again, with nothing else to run, plans ``None``.
+- Catch-up of cron fires missed during downtime happens when the scheduler claims the
+  stale ``next_run_at``; a replan always looks forward from ``now``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cadenza.domain.limits import MAX_BACKOFF_EXPONENT
 from cadenza.domain.model import (
@@ -37,6 +66,9 @@ from cadenza.domain.schedule import CronSchedule, IntervalSchedule
 
 _MAX_COUNTED_SLOTS = 100_000
 """Counting missed cron fires stops here; beyond it the count is a lower bound."""
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+"""The candidate of a cron that never fires again; planned as ``None``."""
 
 
 @dataclass(slots=True)
@@ -72,26 +104,45 @@ def _baseline(now: datetime, endpoint: Endpoint) -> _Draft:
 
 
 def _cron_baseline(now: datetime, endpoint: Endpoint, cron: CronSchedule) -> _Draft:
-    fire = cron.next_after(now)
-    draft = _Draft(now, PlanSource.BASELINE_CRON, [])
-    if fire is None:
+    draft = _Draft(_NEVER, PlanSource.BASELINE_CRON, [])
+    previous = endpoint.last_scheduled_for
+    floor = now if previous is None else max(now, previous)
+    found = _next_cron_slot(endpoint, cron, floor)
+    if found is None:
         draft.note("baseline-cron", None, f"Cron {cron.expression!r} never fires again.")
-        draft.at = datetime.max.replace(tzinfo=now.tzinfo)
         return draft
-    draft.at = fire
+    fire, draft.at = found
     draft.note(
         "baseline-cron",
         fire,
         f"Cron {cron.expression!r} in {cron.timezone} fires next at this time.",
     )
-    _apply_jitter(endpoint, draft)
+    if draft.at != fire:
+        offset = draft.at - fire
+        draft.note("jitter", draft.at, f"Deterministic jitter of {_seconds(offset)} for this fire.")
     return draft
+
+
+def _next_cron_slot(
+    endpoint: Endpoint, cron: CronSchedule, floor: datetime
+) -> tuple[datetime, datetime] | None:
+    """The first fire whose jittered time is after ``floor``, and that time.
+
+    A fire up to one jitter before ``floor`` may still be pending, so the search
+    starts there. Any fire after ``floor`` qualifies, which bounds the loop.
+    """
+    for fire in cron.fires_after(floor - endpoint.jitter):
+        at = fire + jitter_offset(endpoint.id, fire, endpoint.jitter)
+        if at > floor:
+            return fire, at
+    return None
 
 
 def _interval_baseline(now: datetime, endpoint: Endpoint, interval: IntervalSchedule) -> _Draft:
     exponent = min(endpoint.failure_count, MAX_BACKOFF_EXPONENT)
     step = interval.every * (2**exponent)
     draft = _Draft(now, PlanSource.BASELINE_INTERVAL, [])
+    lattice_starts = endpoint.last_scheduled_for is None
     if endpoint.last_scheduled_for is None:
         origin = endpoint.anchor
         draft.at = origin + step if interval.start_at is None else origin
@@ -111,8 +162,9 @@ def _interval_baseline(now: datetime, endpoint: Endpoint, interval: IntervalSche
             f"×{2**exponent} (at most ×{2**MAX_BACKOFF_EXPONENT}).",
         )
     if draft.at < now:
-        _catch_up(now, endpoint, step, draft)
-    _apply_jitter(endpoint, draft)
+        lattice_starts = _catch_up(now, endpoint, step, draft) or lattice_starts
+    if lattice_starts:
+        _apply_jitter(endpoint, draft)
     return draft
 
 
@@ -122,16 +174,19 @@ def _first_slot_note(interval: IntervalSchedule) -> str:
     return f"No run yet: creation time plus the interval of {_seconds(interval.every)}."
 
 
-def _catch_up(now: datetime, endpoint: Endpoint, step: timedelta, draft: _Draft) -> None:
+def _catch_up(now: datetime, endpoint: Endpoint, step: timedelta, draft: _Draft) -> bool:
+    """Move a past slot per ``catch_up``; whether a new lattice starts (run_once)."""
     if endpoint.catch_up is CatchUp.RUN_ONCE:
         draft.note("catch-up", now, "Missed slot(s) collapse into one run now (catch_up=run_once).")
         draft.at = now
-        return
-    behind = (now - draft.at) // step + 1
+        return True
+    # Ceiling division: the first slot at or after now; every slot before it is missed.
+    behind = -((draft.at - now) // step)
     draft.at = draft.at + step * behind
     draft.note(
         "catch-up", draft.at, f"Skipping {behind} missed slot(s) to the next one (catch_up=skip)."
     )
+    return False
 
 
 def _apply_jitter(endpoint: Endpoint, draft: _Draft) -> None:
@@ -143,10 +198,15 @@ def _apply_jitter(endpoint: Endpoint, draft: _Draft) -> None:
 
 
 def jitter_offset(endpoint_id: str, slot: datetime, jitter: timedelta) -> timedelta:
-    """A stable offset in ``[0, jitter)`` from a hash of the endpoint id and the slot."""
-    digest = hashlib.blake2b(f"{endpoint_id}|{slot.isoformat()}".encode(), digest_size=8).digest()
+    """A stable offset in ``[0, jitter)`` from a hash of the endpoint id and the slot.
+
+    A zero (or sub-microsecond) jitter gives a zero offset.
+    """
     micros = int(jitter / timedelta(microseconds=1))
-    return timedelta(microseconds=int.from_bytes(digest, "big") % micros) if micros else jitter
+    if micros <= 0:
+        return timedelta(0)
+    digest = hashlib.blake2b(f"{endpoint_id}|{slot.isoformat()}".encode(), digest_size=8).digest()
+    return timedelta(microseconds=int.from_bytes(digest, "big") % micros)
 
 
 def _apply_interval_hint(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
@@ -158,12 +218,33 @@ def _apply_interval_hint(now: datetime, endpoint: Endpoint, draft: _Draft) -> No
         return
     base = endpoint.last_run_at or now
     at = max(base + hint.interval, now)
+    who = f"{hint.actor}: {hint.reason or 'no reason given'}"
+    if at >= hint.expires_at:
+        _hint_lapses(endpoint, hint.expires_at, at, draft)
+        return
     draft.at, draft.source = at, PlanSource.HINT_INTERVAL
     draft.note(
         "hint-interval",
         at,
         f"Interval hint of {_seconds(hint.interval)} replaces the baseline until "
-        f"{hint.expires_at.isoformat()} ({hint.actor}: {hint.reason or 'no reason given'}).",
+        f"{hint.expires_at.isoformat()} ({who}).",
+    )
+
+
+def _hint_lapses(endpoint: Endpoint, expires_at: datetime, hinted: datetime, draft: _Draft) -> None:
+    # The hint's own next run would come after it expires; from expiry on the
+    # baseline governs, so plan the baseline as seen at that moment.
+    draft.note(
+        "hint-interval",
+        hinted,
+        f"The interval hint would run next only after it expires at {expires_at.isoformat()}.",
+    )
+    resumed = _baseline(expires_at, endpoint)
+    draft.at, draft.source = resumed.at, resumed.source
+    draft.note(
+        "hint-lapses",
+        None if resumed.at == _NEVER else resumed.at,
+        "The hint lapses first; the baseline as seen at its expiry applies.",
     )
 
 
@@ -175,6 +256,9 @@ def _apply_one_shot(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
         draft.note("one-shot-expired", None, "A one-shot expired unused and is ignored.")
         return
     at = max(shot.run_at, now)
+    if at >= shot.expires_at:
+        draft.note("one-shot-unreachable", at, "A one-shot would run after it expires; ignored.")
+        return
     if at <= draft.at:
         draft.at, draft.source = at, PlanSource.HINT_ONE_SHOT
         draft.note(
@@ -208,12 +292,26 @@ def _apply_clamps(endpoint: Endpoint, draft: _Draft) -> None:
 
 
 def _apply_pauses(now: datetime, endpoint: Endpoint, job: Job, draft: _Draft) -> Plan:
-    for owner, pause in (("endpoint", endpoint.pause), ("job", job.pause)):
-        if pause is None or not pause.active(now):
-            continue
-        return _paused_plan(owner, pause, draft)
+    binding = _binding_pause(now, endpoint, job)
+    if binding is not None:
+        return _paused_plan(*binding, draft)
+    if draft.at == _NEVER:
+        draft.note("chosen", None, "Nothing will run: no source gives a next run.")
+        return Plan(None, draft.source, tuple(draft.steps))
     draft.note("chosen", draft.at, f"Next run at this time, source {draft.source.value}.")
     return Plan(draft.at, draft.source, tuple(draft.steps))
+
+
+def _binding_pause(now: datetime, endpoint: Endpoint, job: Job) -> tuple[str, Pause] | None:
+    """The active pause that ends last (indefinite ends never), endpoint first on ties."""
+    active = [
+        (owner, pause)
+        for owner, pause in (("endpoint", endpoint.pause), ("job", job.pause))
+        if pause is not None and pause.active(now)
+    ]
+    if not active:
+        return None
+    return max(active, key=lambda item: _NEVER if item[1].until is None else item[1].until)
 
 
 def _paused_plan(owner: str, pause: Pause, draft: _Draft) -> Plan:
@@ -226,14 +324,18 @@ def _paused_plan(owner: str, pause: Pause, draft: _Draft) -> Plan:
 
 
 def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:
-    """The next ``n`` plans assuming each run starts on time, succeeds, and no new hints."""
+    """The next ``n`` plans assuming each run starts on time, succeeds, and no new hints.
+
+    A pause until T plans a run at T, so the preview carries on past it; it stops
+    at the first plan that schedules nothing.
+    """
     plans: list[Plan] = []
     current = endpoint
     at = now
     for _ in range(n):
         plan = plan_next_run(at, current, job)
         plans.append(plan)
-        if plan.next_run_at is None or plan.source is PlanSource.PAUSED:
+        if plan.next_run_at is None:
             break
         start = plan.next_run_at
         shot = current.one_shot
@@ -261,10 +363,10 @@ def missed_slots(endpoint: Endpoint, scheduled_for: datetime) -> int:
     if isinstance(endpoint.baseline, IntervalSchedule):
         return max(0, (scheduled_for - previous) // endpoint.baseline.every - 1)
     count = 0
-    fire = endpoint.baseline.next_after(previous)
-    while fire is not None and fire <= scheduled_for and count < _MAX_COUNTED_SLOTS:
+    for fire in endpoint.baseline.fires_after(previous):
+        if fire > scheduled_for or count >= _MAX_COUNTED_SLOTS:
+            break
         count += 1
-        fire = endpoint.baseline.next_after(fire)
     return max(0, count - 1)
 
 

@@ -160,6 +160,8 @@ class Request:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
+        # A plain string such as "TRACE" must fail here, typed, not at dispatch time.
+        object.__setattr__(self, "method", Method.parse(self.method))
         _check_url(self.url)
         if not timedelta(0) < self.timeout <= limits.MAX_TIMEOUT:
             raise errors.ValidationError(

@@ -2,11 +2,18 @@
 
 Cron follows cronsim's Debian-cron semantics, computed in the endpoint's zone: a
 time inside a spring-forward gap fires once, right after the gap; a time inside a
-repeated fall-back hour fires once, on its first occurrence.
+repeated fall-back hour fires once, on its first occurrence. Expressions with a
+wildcard minute or hour (``*/15 * * * *``, ``@hourly``) follow real time instead,
+so they fire in both copies of the repeated hour, at distinct UTC instants.
+
+Every fire is returned in UTC and is strictly after the time asked about, even when
+that time lies in the second copy of a repeated hour (where cronsim, working on
+wall-clock time, would hand back the first copy, an instant already past).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -41,7 +48,7 @@ def zone(name: str) -> ZoneInfo:
 
 @dataclass(frozen=True, slots=True)
 class CronSchedule:
-    """A 5-field (or 6-field, seconds last as in cronsim) expression in ``timezone``."""
+    """A 5-field (or 6-field, seconds first as in cronsim) expression in ``timezone``."""
 
     expression: str
     timezone: str = "UTC"
@@ -62,12 +69,20 @@ class CronSchedule:
 
     def next_after(self, now: datetime) -> datetime | None:
         """The first fire strictly after ``now`` (UTC), or ``None`` if it never fires."""
+        return next(self.fires_after(now), None)
+
+    def fires_after(self, now: datetime) -> Iterator[datetime]:
+        """Every fire strictly after ``now``, in UTC and strictly increasing."""
         local = now.astimezone(zone(self.timezone))
-        try:
-            fire = next(CronSim(self.expanded, local))
-        except StopIteration:
-            return None
-        return fire.astimezone(UTC)
+        floor = now
+        for fire in CronSim(self.expanded, local):
+            utc = fire.astimezone(UTC)
+            # cronsim walks wall-clock time and drops ``fold``: from inside the second
+            # copy of a repeated hour it yields the first copy, which is already past.
+            # Tracking the last fire keeps the sequence strictly increasing regardless.
+            if utc > floor:
+                floor = utc
+                yield utc
 
 
 @dataclass(frozen=True, slots=True)
