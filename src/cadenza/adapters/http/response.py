@@ -1,0 +1,149 @@
+"""Reading and judging responses: bounded capture, Retry-After, readable verdicts.
+
+A response body is read only up to the capture limit and the rest is never pulled
+off the socket, so a target streaming gigabytes costs at most the limit in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from aiohttp import ClientResponse
+
+from cadenza.domain.assertions import Comparison
+from cadenza.domain.model import DEFAULT_EXPECTED_STATUS, ResponseCapture
+
+REDACTED = "[redacted]"
+# Shorter values are not redacted: replacing every "ab" in a body would destroy it,
+# and a two-character secret protects nothing anyway.
+MIN_REDACTED_LENGTH = 4
+MAX_CAPTURED_HEADERS = 32
+MAX_HEADER_VALUE = 1024
+# Response headers that can carry the target's credentials; not worth storing.
+_UNCAPTURED_HEADERS = frozenset({"set-cookie", "set-cookie2", "authorization", "www-authenticate"})
+
+
+class Redactor:
+    """Replaces secret header values wherever they could leak: captured bodies and
+    headers (a target may echo its request) and error text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted(
+            {s for s in secrets if len(s) >= MIN_REDACTED_LENGTH}, key=len, reverse=True
+        )
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+
+    def data(self, value: bytes) -> bytes:
+        for secret in self._secrets:
+            value = value.replace(secret.encode(), REDACTED.encode())
+        return value
+
+    def capture(self, capture: ResponseCapture) -> ResponseCapture:
+        if not self._secrets:
+            return capture
+        return ResponseCapture(
+            body=self.data(capture.body),
+            content_type=self.text(capture.content_type),
+            size=capture.size,
+            truncated=capture.truncated,
+            headers=tuple((name, self.text(value)) for name, value in capture.headers),
+        )
+
+
+async def read_capture(response: ClientResponse, limit: int) -> ResponseCapture:
+    """At most ``limit`` bytes of the (decoded) body, plus its size: the
+    Content-Length when declared for an unencoded body, else the bytes read.
+    ``truncated`` means the body did not end within the limit.
+
+    Stops reading at the limit; the caller must then close (not release) the
+    response so the unread rest is dropped with the connection.
+    """
+    chunks: list[bytes] = []
+    received = 0
+    while received < limit:
+        chunk = await response.content.read(limit - received)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+    # A compressed body's Content-Length counts encoded bytes, not the bytes read.
+    encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+    declared = None if encoded else _content_length(response)
+    if received < limit:
+        truncated = False
+    elif declared is not None:
+        truncated = declared > received
+    else:
+        # Whatever has not arrived yet was not read: truncated. Waiting to find
+        # out would turn a capped stream into a timeout.
+        truncated = not response.content.at_eof()
+    size = max(declared, received) if declared is not None else received
+    return ResponseCapture(
+        body=b"".join(chunks),
+        content_type=response.headers.get("Content-Type", ""),
+        size=size,
+        truncated=truncated,
+        headers=_captured_headers(response),
+    )
+
+
+def _content_length(response: ClientResponse) -> int | None:
+    raw = response.headers.get("Content-Length", "")
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def _captured_headers(response: ClientResponse) -> tuple[tuple[str, str], ...]:
+    kept = [
+        (name, value[:MAX_HEADER_VALUE])
+        for name, value in response.headers.items()
+        if name.lower() not in _UNCAPTURED_HEADERS
+    ]
+    return tuple(kept[:MAX_CAPTURED_HEADERS])
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """``Retry-After`` as a delay: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+    Dates in the past mean "now"; anything unparsable is ignored."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return timedelta(seconds=int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(timedelta(0), when - now)
+
+
+def describe_statuses(statuses: frozenset[int]) -> str:
+    """``2xx`` for the default, else compact ranges: ``200-204, 301``."""
+    if statuses == DEFAULT_EXPECTED_STATUS:
+        return "2xx"
+    ordered = sorted(statuses)
+    spans: list[str] = []
+    start = prev = ordered[0]
+    for code in [*ordered[1:], None]:
+        if code is not None and code == prev + 1:
+            prev = code
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if code is not None:
+            start = prev = code
+    return ", ".join(spans)
+
+
+def describe_assertion(assertion: Comparison) -> str:
+    """The assertion as a person would say it: ``/status eq 'ok'``."""
+    subject = "body" if assertion.json_pointer is None else f"JSON {assertion.json_pointer or '/'}"
+    if assertion.value is None and assertion.op.value in ("exists", "missing"):
+        return f"{subject} {assertion.op.value}"
+    return f"{subject} {assertion.op.value} {assertion.value!r}"
