@@ -1,0 +1,112 @@
+"""Fixtures for the MCP tests: a real SQLite store, the real HTTP dispatcher opened to
+127.0.0.1 only, a loopback HTTP target, and tenants with API keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from mcp_kit import LOOPBACK, SECRET, START, CountingWaker, Live, Target, Tenant, make_tenant
+
+from cadenza.actions.base import Services
+from cadenza.adapters.clock import SystemClock
+from cadenza.adapters.http import HttpDispatcher
+from cadenza.adapters.secrets import FernetSecretBox
+from cadenza.adapters.store import migrate, open_store
+from cadenza.adapters.store.planner_sql import SqlPlannerStore
+from cadenza.config import Settings
+from cadenza.container import api_key_secret, secret_box
+from cadenza.testing import FrozenClock
+from cadenza.testing.dispatch import FakeDispatcher
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[Target]:
+    seen = Target()
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.hits[request.path] += 1
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    seen.base = f"http://{LOOPBACK}:{port}"
+    yield seen
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test copies it instead of migrating again."""
+    path = tmp_path_factory.mktemp("mcp-template") / "mcp.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Services]:
+    path = tmp_path / "mcp.db"
+    shutil.copyfile(migrated_template, path)
+    store = await open_store(
+        f"sqlite+aiosqlite:///{path}", FernetSecretBox(FernetSecretBox.generate_key())
+    )
+    clock = FrozenClock(START)
+    dispatcher = HttpDispatcher(clock, allowlist=[LOOPBACK])
+    yield Services(
+        store=store,
+        clock=clock,
+        waker=CountingWaker(),
+        dispatcher=dispatcher,
+        secret_key=SECRET,
+        planner=SqlPlannerStore(store.engine),
+    )
+    await dispatcher.close()
+    await store.close()
+
+
+@pytest.fixture
+async def alice(services: Services) -> Tenant:
+    return await make_tenant(services, "alice@example.com")
+
+
+@pytest.fixture
+async def bob(services: Services) -> Tenant:
+    return await make_tenant(services, "bob@example.com")
+
+
+@pytest.fixture
+async def live(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Live]:
+    path = tmp_path / "live.db"
+    shutil.copyfile(migrated_template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    secret = "live-test-secret-0123456789abcdef"
+    settings = Settings(
+        _env_file=None, database_url=url, secret_key=secret, ssrf_allowlist=[LOOPBACK]
+    )
+    store = await open_store(url, secret_box(settings))
+    clock = SystemClock()
+    services = Services(
+        store=store,
+        clock=clock,
+        waker=CountingWaker(),
+        dispatcher=FakeDispatcher(clock),
+        secret_key=api_key_secret(settings),
+        planner=SqlPlannerStore(store.engine),
+    )
+    env = {
+        "CADENZA_DATABASE_URL": url,
+        "CADENZA_SECRET_KEY": secret,
+        "CADENZA_SSRF_ALLOWLIST": json.dumps([LOOPBACK]),
+        "CADENZA_LOG_LEVEL": "warning",
+    }
+    yield Live(settings, services, env, tmp_path)
+    await store.close()

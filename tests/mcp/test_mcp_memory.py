@@ -1,0 +1,199 @@
+"""Every action as an MCP tool, through the official client connected in memory.
+
+The argument tables in ``mcp_kit`` hold one valid and one invalid set per tool; a test
+checks that they cover the whole registry, so a new action cannot slip past these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from mcp.client.client import Client
+from mcp_kit import (
+    MISSING,
+    Target,
+    Tenant,
+    add_key,
+    bad_arguments,
+    good_arguments,
+    insert_proposal,
+    ok,
+    record_run,
+)
+from mcp_kit import tool_error as error_of
+
+from cadenza.actions import BY_NAME, REGISTRY
+from cadenza.actions.base import Services
+from cadenza.domain.identity import ALL_SCOPES, KeyKind, Scope
+from cadenza.mcp_server import CATALOG_URI, SCHEDULING_URI, build_server, fixed_caller
+
+pytestmark = pytest.mark.anyio
+
+NAMES = [a.name for a in REGISTRY]
+WITH_IDS = [a.name for a in REGISTRY if a.path_params]
+SCOPED = [a.name for a in REGISTRY if a.scopes]
+
+
+@asynccontextmanager
+async def connect(services: Services, tenant: Tenant) -> AsyncIterator[Client]:
+    async with Client(build_server(services, fixed_caller(tenant.caller))) as client:
+        yield client
+
+
+async def build_world(client: Client, services: Services, target: Target) -> dict[str, str]:
+    """A job, an endpoint with one run and one pending planner proposal, and a spare API
+    key; their ids by field name."""
+    job = ok(await client.call_tool("create_job", {"name": "site"}))
+    args = {"job_id": job["id"], "name": "health", "request": {"url": target.url("/health")}}
+    endpoint = ok(
+        await client.call_tool("add_endpoint", {**args, "baseline": {"interval_seconds": 300}})
+    )
+    runs = await record_run(services)
+    key = ok(await client.call_tool("create_api_key", {"name": "spare", "scopes": ["runs:read"]}))
+    tenant_id = ok(await client.call_tool("whoami", {}))["tenant_id"]
+    return {
+        "job_id": job["id"],
+        "endpoint_id": endpoint["id"],
+        "run_id": runs[0].id,
+        "key_id": key["key"]["id"],
+        "proposal_id": await insert_proposal(services, tenant_id, endpoint["id"]),
+    }
+
+
+def with_ids(name: str, ids: dict[str, str], arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` plus the ids the action needs; ids given in ``arguments`` win."""
+    return {**{p: ids[p] for p in BY_NAME[name].path_params}, **arguments}
+
+
+def test_the_argument_tables_cover_every_action_of_the_registry() -> None:
+    assert set(good_arguments("http://127.0.0.1")) == set(NAMES)
+    assert set(bad_arguments("http://127.0.0.1")) == set(NAMES)
+
+
+async def test_the_tool_list_equals_the_registry_with_schemas_and_annotations(
+    services: Services, alice: Tenant
+) -> None:
+    async with connect(services, alice) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert list(tools) == NAMES
+    for action in REGISTRY:
+        tool = tools[action.name]
+        assert tool.input_schema == action.input_model.model_json_schema()
+        assert tool.output_schema is not None
+        assert tool.output_schema["type"] == "object"
+        if not action.streams:
+            expected = action.output_model.model_json_schema(mode="serialization")
+            assert tool.output_schema == expected
+        assert tool.annotations is not None
+        assert tool.annotations.destructive_hint is action.destructive
+        assert tool.annotations.idempotent_hint is action.idempotent
+        assert tool.annotations.read_only_hint is (not action.mutates and action.idempotent)
+        assert tool.description
+        assert action.description.strip() in tool.description
+
+
+async def test_a_tool_that_sends_a_request_is_not_advertised_as_read_only(
+    services: Services, alice: Tenant
+) -> None:
+    async with connect(services, alice) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert tools["test_endpoint"].annotations.read_only_hint is False  # type: ignore[union-attr]
+    assert tools["list_runs"].annotations.read_only_hint is True  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_every_tool_succeeds_with_valid_arguments(
+    services: Services, alice: Tenant, target: Target, name: str
+) -> None:
+    async with connect(services, alice) as client:
+        ids = await build_world(client, services, target)
+        arguments = with_ids(name, ids, good_arguments(target.url("/second"))[name])
+        result = ok(await client.call_tool(name, arguments))
+    action = BY_NAME[name]
+    if action.streams:
+        assert result["media_type"] in action.streams
+        for item in result["items"]:
+            action.output_model.model_validate(item)
+    else:
+        action.output_model.model_validate(result)
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_every_tool_answers_bad_arguments_with_an_error_naming_the_field(
+    services: Services, alice: Tenant, target: Target, name: str
+) -> None:
+    arguments, field = bad_arguments(target.url("/x"))[name]
+    async with connect(services, alice) as client:
+        ids = await build_world(client, services, target)
+        error = error_of(await client.call_tool(name, with_ids(name, ids, arguments)))
+    assert error["code"] == "invalid_input"
+    assert field in [p["field"] for p in error["errors"]], error
+    assert error["retryable"] is False
+
+
+@pytest.mark.parametrize("name", SCOPED)
+async def test_every_tool_refuses_a_key_without_its_scope(
+    services: Services, alice: Tenant, target: Target, name: str
+) -> None:
+    action = BY_NAME[name]
+    async with connect(services, alice) as client:
+        ids = await build_world(client, services, target)
+    others = frozenset(ALL_SCOPES - action.scopes - {Scope.ADMIN})
+    limited = await add_key(services, alice.tenant_id, others)
+    arguments = with_ids(name, ids, good_arguments(target.url("/x"))[name])
+    async with connect(services, limited) as client:
+        error = error_of(await client.call_tool(name, arguments))
+    assert error["code"] == "permission_denied"
+    assert "whoami" in error["hint"]
+
+
+@pytest.mark.parametrize("name", WITH_IDS)
+async def test_every_tool_answers_another_tenants_id_as_not_found(
+    services: Services, alice: Tenant, bob: Tenant, target: Target, name: str
+) -> None:
+    async with connect(services, alice) as client:
+        ids = await build_world(client, services, target)
+    arguments = with_ids(name, ids, good_arguments(target.url("/x"))[name])
+    async with connect(services, bob) as client:
+        stolen = error_of(await client.call_tool(name, arguments))
+        unknown = error_of(await client.call_tool(name, with_ids(name, MISSING, arguments)))
+    assert stolen["code"].endswith("not_found")
+    assert stolen["code"] == unknown["code"]
+
+
+async def test_an_unknown_tool_is_a_tool_error(services: Services, alice: Tenant) -> None:
+    async with connect(services, alice) as client:
+        error = error_of(await client.call_tool("drop_database", {}))
+    assert error["code"] == "unknown_tool"
+
+
+async def test_an_agent_key_is_the_actor_of_the_audit_events_it_causes(
+    services: Services, alice: Tenant
+) -> None:
+    agent = await add_key(services, alice.tenant_id, frozenset({Scope.ADMIN}), KeyKind.AGENT)
+    async with connect(services, agent) as client:
+        job = ok(await client.call_tool("create_job", {"name": "by-agent", "reason": "setup"}))
+        events = ok(await client.call_tool("list_audit_events", {"limit": 5}))["items"]
+        me = ok(await client.call_tool("whoami", {}))
+    created = next(e for e in events if e["target_id"] == job["id"])
+    assert created["actor"]["kind"] == "agent"
+    assert created["actor"]["id"] == agent.caller.actor.id
+    assert me["actor"]["kind"] == "agent"
+
+
+async def test_the_resources_hold_the_scheduling_rules_and_the_catalog(
+    services: Services, alice: Tenant
+) -> None:
+    async with connect(services, alice) as client:
+        uris = {str(r.uri) for r in (await client.list_resources()).resources}
+        guide = (await client.read_resource(SCHEDULING_URI)).contents[0]
+        catalog = (await client.read_resource(CATALOG_URI)).contents[0]
+    assert uris == {SCHEDULING_URI, CATALOG_URI}
+    assert "Pause wins" in guide.text  # type: ignore[union-attr]
+    actions = json.loads(catalog.text)["actions"]  # type: ignore[union-attr]
+    assert [a["name"] for a in actions] == NAMES
+    assert all(a["input_schema"] and a["output_schema"] for a in actions)
