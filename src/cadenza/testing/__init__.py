@@ -2,5 +2,14 @@
 real adapter. Import from here: ``from cadenza.testing import FrozenClock``."""
 
 from cadenza.testing.clock import FrozenClock
+from cadenza.testing.dispatch import EgressGuard, FakeDispatcher, Outcome, StaticResolver
+from cadenza.testing.store import MemoryStore
 
-__all__ = ["FrozenClock"]
+__all__ = [
+    "EgressGuard",
+    "FakeDispatcher",
+    "FrozenClock",
+    "MemoryStore",
+    "Outcome",
+    "StaticResolver",
+]

@@ -1,1 +1,13 @@
-"""Stores: SQLAlchemy Core over SQLite and PostgreSQL, with Alembic migrations."""
+"""Stores: SQLAlchemy Core over SQLite and PostgreSQL, with Alembic migrations.
+
+``migrate(url)`` creates or upgrades the schema; ``open_store(url, secret_box)``
+connects to it. Both take ``sqlite+aiosqlite:///path`` or
+``postgresql+psycopg://user@host/db`` URLs.
+"""
+
+# Importing the planner's tables registers them on the shared metadata (migration 0002).
+from cadenza.adapters.store import planner_tables as planner_tables
+from cadenza.adapters.store.migrate import migrate
+from cadenza.adapters.store.sql import CHANNEL, SqlStore, open_store
+
+__all__ = ["CHANNEL", "SqlStore", "migrate", "open_store"]

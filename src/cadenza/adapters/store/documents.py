@@ -1,0 +1,271 @@
+"""The JSON documents inside rows: an endpoint's nested configuration and hints.
+
+Everything is compact JSON: durations in seconds, times in ISO 8601,
+secret header values sealed by the ``SecretBox``. Decoding runs the entities'
+constructors (so a row that violates an invariant fails loudly), but caches decoded
+configuration by its raw text: the scheduler decodes the same request and baseline
+on every claim and completion, and re-validating URLs and cron expressions there
+would dominate the hot path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache, lru_cache
+from typing import Any, TypeVar, cast
+
+from cadenza.domain.assertions import Comparison, Op
+from cadenza.domain.model import (
+    Actor,
+    ActorKind,
+    Body,
+    BodyKind,
+    Endpoint,
+    Guardrails,
+    Header,
+    IntervalHint,
+    Method,
+    OneShot,
+    Pause,
+    Request,
+    RetryPolicy,
+)
+from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
+from cadenza.ports import SecretBox
+
+_CACHE_SIZE = 4096
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _secs(value: timedelta) -> float:
+    return value.total_seconds()
+
+
+def _td(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _dt_req(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def actor_doc(actor: Actor) -> list[str]:
+    return [actor.kind.value, actor.id, actor.name]
+
+
+def actor_from(doc: list[str]) -> Actor:
+    return Actor(ActorKind(doc[0]), doc[1], doc[2])
+
+
+def status_ranges(codes: frozenset[int]) -> list[list[int]]:
+    """``{200, …, 299}`` as ``[[200, 299]]``: status sets are mostly ranges."""
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return ranges
+
+
+def status_set(ranges: list[list[int]]) -> frozenset[int]:
+    """The inverse of ``status_ranges``; sets are shared between requests (interned)."""
+    return _status_set(_ranges_key(ranges))
+
+
+class ConfigCodec:
+    """Encodes and decodes an endpoint's nested configuration (JSON text)."""
+
+    def __init__(self, secret_box: SecretBox) -> None:
+        self._box = secret_box
+        # Bounded caches keyed by the stored text; entities are immutable, so sharing
+        # one decoded value between endpoints is safe.
+        self.request: Callable[[str], Request] = lru_cache(_CACHE_SIZE)(self._request)
+        self.baseline: Callable[[str], Baseline] = lru_cache(_CACHE_SIZE)(_baseline)
+        self.guardrails: Callable[[str], Guardrails] = lru_cache(_CACHE_SIZE)(_guardrails)
+
+    def request_text(self, request: Request) -> str:
+        retry = request.retry
+        body = request.body
+        assertion = request.assertion
+        return dumps(
+            {
+                "method": request.method.value,
+                "url": request.url,
+                "headers": [
+                    [h.name, self._box.seal(h.value) if h.secret else h.value, h.secret]
+                    for h in request.headers
+                ],
+                "body": None
+                if body is None
+                else [body.kind.value, body.json, body.text, body.content_type],
+                "timeout": _secs(request.timeout),
+                "expected_status": status_ranges(request.expected_status),
+                "assertion": None
+                if assertion is None
+                else [assertion.op.value, assertion.value, assertion.json_pointer],
+                "retry": [
+                    retry.max_attempts,
+                    _secs(retry.backoff),
+                    _secs(retry.max_backoff),
+                    status_ranges(retry.retry_on_status),
+                ],
+            }
+        )
+
+    def _request(self, text: str) -> Request:
+        doc = json.loads(text)
+        body = doc["body"]
+        assertion = doc["assertion"]
+        attempts, backoff, max_backoff, retry_on = doc["retry"]
+        # The request was validated when it was created and rows hold only what the
+        # store wrote, so decoding skips Request's checks (URL parsing dominated).
+        return trusted(
+            Request,
+            _METHODS[doc["method"]],
+            doc["url"],
+            tuple(
+                Header(name, self._box.open(value) if secret else value, secret)
+                for name, value, secret in doc["headers"]
+            ),
+            None if body is None else Body(BodyKind(body[0]), body[1], body[2], body[3]),
+            _td(doc["timeout"]),
+            status_set(doc["expected_status"]),
+            None if assertion is None else Comparison(Op(assertion[0]), assertion[1], assertion[2]),
+            _retry(attempts, backoff, max_backoff, _ranges_key(retry_on)),
+        )
+
+
+T = TypeVar("T")
+
+
+def trusted(cls: type[T], *values: object) -> T:
+    """An instance of the frozen dataclass ``cls`` built without ``__post_init__``.
+
+    Only for values read back from the store, which were validated on the way in.
+    ``values`` are all the fields, in declaration order.
+    """
+    obj = object.__new__(cls)
+    for name, value in zip(_field_names(cast(Any, cls)), values, strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+@cache
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+_METHODS = {m.value: m for m in Method}
+RangesKey = tuple[tuple[int, int], ...]
+
+
+def _ranges_key(ranges: list[list[int]]) -> RangesKey:
+    return tuple((low, high) for low, high in ranges)
+
+
+@lru_cache(maxsize=256)
+def _status_set(key: RangesKey) -> frozenset[int]:
+    return frozenset(code for low, high in key for code in range(low, high + 1))
+
+
+@lru_cache(maxsize=256)
+def _retry(attempts: int, backoff: float, max_backoff: float, on: RangesKey) -> RetryPolicy:
+    return RetryPolicy(attempts, _td(backoff), _td(max_backoff), _status_set(on))
+
+
+def baseline_text(baseline: Baseline) -> str:
+    if isinstance(baseline, CronSchedule):
+        return dumps({"cron": baseline.expression, "timezone": baseline.timezone})
+    return dumps({"every": _secs(baseline.every), "start_at": _iso(baseline.start_at)})
+
+
+def _baseline(text: str) -> Baseline:
+    doc = json.loads(text)
+    if "cron" in doc:
+        return CronSchedule(doc["cron"], doc["timezone"])
+    return IntervalSchedule(_td(doc["every"]), _dt(doc["start_at"]))
+
+
+def guardrails_text(g: Guardrails) -> str:
+    low, high = g.min_interval, g.max_interval
+    return dumps([None if low is None else _secs(low), None if high is None else _secs(high)])
+
+
+def _guardrails(text: str) -> Guardrails:
+    low, high = json.loads(text)
+    return Guardrails(None if low is None else _td(low), None if high is None else _td(high))
+
+
+def hint_text(hint: IntervalHint | None) -> str | None:
+    if hint is None:
+        return None
+    return dumps([_secs(hint.interval), _iso(hint.expires_at), hint.reason, actor_doc(hint.actor)])
+
+
+def hint_from(text: str | None) -> IntervalHint | None:
+    if text is None:
+        return None
+    interval, expires, reason, actor = json.loads(text)
+    return IntervalHint(_td(interval), _dt_req(expires), reason, actor_from(actor))
+
+
+def one_shot_text(shot: OneShot | None) -> str | None:
+    if shot is None:
+        return None
+    return dumps([_iso(shot.run_at), _iso(shot.expires_at), shot.reason, actor_doc(shot.actor)])
+
+
+def one_shot_from(text: str | None) -> OneShot | None:
+    if text is None:
+        return None
+    run_at, expires, reason, actor = json.loads(text)
+    return OneShot(_dt_req(run_at), _dt_req(expires), reason, actor_from(actor))
+
+
+def pause_text(pause: Pause | None) -> str | None:
+    if pause is None:
+        return None
+    return dumps([_iso(pause.until), pause.reason, actor_doc(pause.actor)])
+
+
+def pause_from(text: str | None) -> Pause | None:
+    if text is None:
+        return None
+    until, reason, actor = json.loads(text)
+    return Pause(_dt(until), reason, actor_from(actor))
+
+
+def micros(value: timedelta) -> int:
+    return value // timedelta(microseconds=1)
+
+
+def endpoint_state(ep: Endpoint) -> dict[str, Any]:
+    """The columns that runs and schedule-changing actions move (no lease)."""
+    return {
+        "interval_hint": hint_text(ep.interval_hint),
+        "one_shot": one_shot_text(ep.one_shot),
+        "pause": pause_text(ep.pause),
+        "next_run_at": ep.next_run_at,
+        "next_run_source": None if ep.next_run_source is None else ep.next_run_source.value,
+        "last_run_at": ep.last_run_at,
+        "last_scheduled_for": ep.last_scheduled_for,
+        "last_status": None if ep.last_status is None else ep.last_status.value,
+        "failure_count": ep.failure_count,
+        "success_streak": ep.success_streak,
+        "attempt": ep.attempt,
+    }

@@ -1,0 +1,255 @@
+"""``SqlStore``: ``cadenza.ports.Store`` over SQLite (aiosqlite) or PostgreSQL (psycopg 3).
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``; every writing transaction
+starts with ``BEGIN IMMEDIATE`` so that two writers never deadlock upgrading a read
+lock, and the claim is one ``UPDATE … RETURNING``. It serves one worker process.
+
+PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` in one statement, so any number
+of workers drain the same table without blocking each other; after a transaction
+that wrote an endpoint it sends ``NOTIFY cadenza_wakeup`` (``CHANNEL``) so other
+processes replan at once.
+
+Claims and completions take the fast path in ``hot`` (raw driver SQL, batched
+writes); everything else is SQLAlchemy Core (``tx``, ``statements``).
+
+The schema is created by ``migrate`` (Alembic), never by ``open_store``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from cadenza.adapters.store import scheduling
+from cadenza.adapters.store.codec import Codec
+from cadenza.adapters.store.hot import HotSql, pg_staging_ddl
+from cadenza.adapters.store.migrate import async_url
+from cadenza.adapters.store.statements import Statements
+from cadenza.adapters.store.tables import endpoints, workers
+from cadenza.adapters.store.tx import SqlTx
+from cadenza.domain.model import Endpoint, Run
+from cadenza.ports import Claim, Completion, SecretBox, Tx, WorkerInfo
+
+CHANNEL = "cadenza_wakeup"
+"""The PostgreSQL LISTEN/NOTIFY channel told whenever endpoints may be due sooner."""
+
+_NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
+_READONLY = "cadenza_readonly"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""Writers queue on SQLite's single write lock; a batch commit takes milliseconds."""
+
+
+class SqlStore:
+    """The SQL store; build it with ``open_store``. See the module docstring."""
+
+    def __init__(self, engine: AsyncEngine, secret_box: SecretBox) -> None:
+        self._engine = engine
+        self.pg = engine.dialect.name == "postgresql"
+        self._codec = Codec(secret_box)
+        self._sql = Statements(pg=self.pg)
+        self._hot = HotSql(pg=self.pg)
+        self._in_flight = scheduling.InFlight()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @asynccontextmanager
+    async def _connect(self, *, readonly: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction, committed on success."""
+        async with self._engine.connect() as conn:
+            if readonly:
+                await conn.execution_options(**{_READONLY: True})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
+        """A unit of work: committed when the block ends, rolled back if it raises.
+
+        On SQLite a writing transaction holds the database's write lock throughout;
+        ``readonly=True`` starts a deferred one that readers can share.
+        """
+        async with self._connect(readonly=readonly) as conn:
+            tx = SqlTx(conn, self._codec, lock_rows=self.pg)
+            yield tx
+            if tx.endpoints_changed:
+                await self._notify(conn)
+
+    async def _notify(self, conn: AsyncConnection) -> None:
+        if self.pg:
+            await conn.execute(_NOTIFY)
+
+    # Scheduling -------------------------------------------------------------------
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        now: datetime,
+        *,
+        lookahead: timedelta,
+        limit: int,
+        lease_margin: timedelta,
+    ) -> list[Claim]:
+        """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
+        if limit < 1:
+            return []
+        async with self._connect() as conn:
+            return await scheduling.claim(
+                conn,
+                self._hot,
+                self._codec,
+                self._in_flight,
+                worker_id,
+                now,
+                now + lookahead,
+                limit,
+                lease_margin,
+            )
+
+    async def complete(
+        self, worker_id: str, completions: Sequence[Completion], now: datetime
+    ) -> list[str]:
+        """Record and replan; returns the ids of endpoints whose lease was lost."""
+        if not completions:
+            return []
+        async with self._connect() as conn:
+            return await scheduling.complete(
+                conn, self._hot, self._codec, self._in_flight, worker_id, completions, now
+            )
+
+    async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
+        if not claims:
+            return
+        params = [scheduling.fence(worker_id, c) for c in claims]
+        for c in claims:
+            self._in_flight.forget(c.endpoint.id, c.epoch)
+        async with self._connect() as conn:
+            await conn.execute(self._sql.release, params)
+            await self._notify(conn)
+
+    async def extend_leases(
+        self, worker_id: str, claims: Sequence[Claim], until: datetime
+    ) -> list[str]:
+        """Heartbeat for long runs; returns the ids whose lease is no longer ours."""
+        if not claims:
+            return []
+        async with self._connect() as conn:
+            return await scheduling.extend(conn, self._sql, worker_id, claims, until)
+
+    async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
+        async with self._connect() as conn:
+            lost = await scheduling.sweep(conn, self._sql, now, limit)
+            if lost:
+                await self._notify(conn)
+        return lost
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
+        async with self._connect(readonly=True) as conn:
+            value: datetime | None = (await conn.execute(self._sql.next_due)).scalar()
+        return value
+
+    async def import_endpoints(self, rows: Sequence[Endpoint]) -> None:
+        """Bulk insert in one statement batch, for seeding, imports and benchmarks.
+
+        Skips the per-row job check of ``Tx.insert_endpoint`` (the foreign key on the
+        job still applies), so the caller vouches for the tenants. On PostgreSQL it
+        refreshes the planner's statistics: until autovacuum does, a stale estimate
+        can make the claim sort every due row instead of walking the due index.
+        """
+        if not rows:
+            return
+        values = [self._codec.endpoint_row(ep) for ep in rows]
+        async with self._connect() as conn:
+            await conn.execute(endpoints.insert(), values)
+            await self._notify(conn)
+        if self.pg:
+            async with self._engine.connect() as conn:
+                await conn.execute(sa.text("ANALYZE endpoints"))
+                await conn.commit()
+
+    # Workers ----------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        row = self._codec.worker_row(info)
+        async with self._connect() as conn:
+            await conn.execute(workers.delete().where(workers.c.id == info.id))
+            await conn.execute(workers.insert(), row)
+
+    async def heartbeat_worker(self, worker_id: str, now: datetime) -> None:
+        stmt = workers.update().where(workers.c.id == worker_id).values(heartbeat_at=now)
+        async with self._connect() as conn:
+            await conn.execute(stmt)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        async with self._connect() as conn:
+            await conn.execute(workers.delete().where(workers.c.id == worker_id))
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        stmt = sa.select(workers).order_by(workers.c.id)
+        async with self._connect(readonly=True) as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [self._codec.worker(r) for r in rows]
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def _sqlite_setup(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver: we issue BEGIN ourselves below.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "foreign_keys=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # A deferred BEGIN that later writes can fail with SQLITE_BUSY without waiting
+        # (lock upgrade); IMMEDIATE takes the write lock up front and honours the timeout.
+        readonly = conn.get_execution_options().get(_READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _pg_setup(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # The staging tables of the batched writes (``hot``) live as long as the
+        # session; created here, outside any unit of work that could roll them back.
+        cursor = dbapi_conn.cursor()
+        for ddl in pg_staging_ddl():
+            cursor.execute(ddl)
+        cursor.close()
+        dbapi_conn.commit()
+
+
+async def open_store(url: str, secret_box: SecretBox) -> SqlStore:
+    """Connect to a migrated database (``sqlite+aiosqlite:///…`` or ``postgresql+psycopg://…``)."""
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, pool_size=8, max_overflow=8)
+        _sqlite_setup(engine)
+    else:
+        engine = create_async_engine(
+            target,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            connect_args={"options": "-c TimeZone=UTC"},
+        )
+        _pg_setup(engine)
+    return SqlStore(engine, secret_box)

@@ -1,0 +1,267 @@
+"""The schema, once, for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Timestamps: ``UtcDateTime`` is ``timestamptz`` on PostgreSQL and an integer count of
+microseconds since the Unix epoch on SQLite. SQLite has no date type; integers sort
+and compare exactly, index compactly and let the claim compute ``lease_until`` with
+plain arithmetic. Durations the scheduler computes with (``jitter_us``,
+``lease_budget_us``) are integer microseconds on both backends.
+
+Nested configuration (request, baseline, guardrails, hints, pause, tags, audit
+changes) is JSON text: the store only ever reads and writes it whole, and keeping
+the raw text lets the codec cache decoded values. Everything the scheduler filters,
+sorts or updates is a real column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch; refuses naive datetimes (they would be guesses)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Cadenza stores aware UTC times only")
+    return (value - EPOCH) // _MICRO
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def _check_aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Cadenza stores aware UTC times only")
+    return value
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, epoch microseconds on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    # The processors are specialised per dialect once, instead of branching on the
+    # dialect for every value: this sits on the claim/complete hot path.
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return lambda v: None if v is None else to_micros(v)
+        return _check_aware
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return lambda v: None if v is None else from_micros(v)
+        return None
+
+
+def _id(name: str = "id", **kw: Any) -> sa.Column[str]:
+    return sa.Column(name, sa.String(40), **kw)
+
+
+def _ts(name: str, nullable: bool = True) -> sa.Column[datetime]:
+    return sa.Column(name, UtcDateTime(), nullable=nullable)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(primary_key=True),
+    _id("tenant_id", nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(64), nullable=False, unique=True),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("expires_at"),
+    _ts("last_used_at"),
+    _ts("revoked_at"),
+    sa.Index(None, "tenant_id", "id"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    _id(primary_key=True),
+    _id("tenant_id", nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("pause", sa.Text),
+    # Derived from ``pause`` so that list_jobs can filter on status in SQL.
+    sa.Column("paused", sa.Boolean, nullable=False),
+    _ts("paused_until"),
+    sa.Column("planner_enabled", sa.Boolean, nullable=False),
+    _ts("archived_at"),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    sa.Index(None, "tenant_id", "id"),
+)
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    _id(primary_key=True),
+    _id("job_id", nullable=False),
+    _id("tenant_id", nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("tier", sa.String(64), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("baseline", sa.Text, nullable=False),
+    sa.Column("guardrails", sa.Text, nullable=False),
+    sa.Column("catch_up", sa.String(16), nullable=False),
+    sa.Column("jitter_us", sa.BigInteger, nullable=False),
+    sa.Column("planner_enabled", sa.Boolean, nullable=False),
+    sa.Column("interval_hint", sa.Text),
+    sa.Column("one_shot", sa.Text),
+    sa.Column("pause", sa.Text),
+    _ts("archived_at"),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    _ts("next_run_at"),
+    sa.Column("next_run_source", sa.String(32)),
+    _ts("last_run_at"),
+    _ts("last_scheduled_for"),
+    sa.Column("last_status", sa.String(16)),
+    sa.Column("failure_count", sa.Integer, nullable=False),
+    sa.Column("success_streak", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    # request.lease_budget, kept as a column so the claim computes lease_until in SQL.
+    sa.Column("lease_budget_us", sa.BigInteger, nullable=False),
+    sa.Column("lease_owner", sa.String(200)),
+    _ts("lease_until"),
+    sa.Column("lease_epoch", sa.BigInteger, nullable=False),
+    # The slot and time of the current claim, for the run the sweeper records as lost.
+    _ts("lease_slot"),
+    _ts("lease_claimed_at"),
+    sa.ForeignKeyConstraint(["job_id"], ["jobs.id"]),
+    # Lists are per job; no (tenant_id, id) index: on PostgreSQL every claim and every
+    # completion rewrites the row and so inserts into every index of the table.
+    sa.Index(None, "job_id", "id"),
+    # The claim scans only unleased, scheduled rows: its cost follows the due rows,
+    # not the backlog of leased ones or the unscheduled ones.
+    sa.Index(
+        "ix_endpoints_due",
+        "next_run_at",
+        sqlite_where=sa.text("lease_owner IS NULL AND next_run_at IS NOT NULL"),
+        postgresql_where=sa.text("lease_owner IS NULL AND next_run_at IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_endpoints_leased",
+        "lease_until",
+        sqlite_where=sa.text("lease_owner IS NOT NULL"),
+        postgresql_where=sa.text("lease_owner IS NOT NULL"),
+    ),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    _id(primary_key=True),
+    _id("endpoint_id", nullable=False),
+    _id("job_id", nullable=False),
+    _id("tenant_id", nullable=False),
+    _ts("scheduled_for", nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("finished_at", nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("missed_slots", sa.Integer, nullable=False),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("response_body", sa.LargeBinary),
+    sa.Column("response_meta", sa.Text),
+    sa.Column("worker_id", sa.String(200), nullable=False),
+    sa.ForeignKeyConstraint(["endpoint_id"], ["endpoints.id"]),
+    sa.UniqueConstraint("endpoint_id", "scheduled_for", "attempt"),
+    sa.Index(None, "tenant_id", "id"),
+    sa.Index(None, "endpoint_id", "id"),
+    sa.Index(None, "job_id", "id"),
+    sa.Index(None, "tenant_id", "status", "id"),
+    sa.Index(None, "tenant_id", "started_at"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    _id(primary_key=True),
+    _id("tenant_id", nullable=False),
+    _ts("at", nullable=False),
+    sa.Column("actor_kind", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("actor_name", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_kind", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("changes", sa.Text, nullable=False),
+    sa.Index(None, "tenant_id", "id"),
+    sa.Index(None, "tenant_id", "target_id", "id"),
+    sa.Index(None, "tenant_id", "actor_id", "id"),
+)
+
+# The planner's sessions: what triggered it, the model, token use (for the tenant's
+# budget) and the outcome. Written by the planner; no Store method reads it yet.
+planner_sessions = sa.Table(
+    "planner_sessions",
+    metadata,
+    _id(primary_key=True),
+    _id("tenant_id", nullable=False),
+    _id("job_id"),
+    _id("endpoint_id"),
+    sa.Column("trigger", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("transcript", sa.Text, nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("finished_at"),
+    sa.Index(None, "tenant_id", "started_at"),
+    sa.Index(None, "endpoint_id", "id"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("heartbeat_at", nullable=False),
+)

@@ -1,0 +1,208 @@
+"""``MemoryStore``: the fake of ``ports.Store``, with the SQL store's semantics.
+
+One ``asyncio.Lock`` serialises every transaction and scheduler call, so it behaves
+like a database with one writer. A transaction that raises is rolled back by
+restoring a snapshot taken when it began. Do not call the store from inside one of
+its own transactions: the lock is not re-entrant (a deadlock, as on SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from cadenza.domain import errors, lifecycle
+from cadenza.domain.model import Endpoint, Lease, PlanSource, Run, RunStatus
+from cadenza.domain.schedule import IntervalSchedule
+from cadenza.ids import new_id
+from cadenza.ports import Claim, Completion, Tx, WorkerInfo
+from cadenza.testing.memory_tx import MemoryTx, Tables
+
+
+class MemoryStore:
+    """An in-memory ``Store``; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._t = Tables()
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[Tables]:
+        async with self._lock:
+            snapshot = self._t.copy()
+            try:
+                yield self._t
+            except BaseException:
+                self._t = snapshot
+                raise
+
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
+        async with self._locked() as tables:
+            yield MemoryTx(tables)
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        now: datetime,
+        *,
+        lookahead: timedelta,
+        limit: int,
+        lease_margin: timedelta,
+    ) -> list[Claim]:
+        """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
+        horizon = now + lookahead
+        async with self._locked() as t:
+            due = [
+                e
+                for e in t.endpoints.values()
+                if e.lease is None and e.next_run_at is not None and e.next_run_at <= horizon
+            ]
+            due.sort(key=lambda e: (e.next_run_at, e.id))
+            return [self._claim(t, e, worker_id, now, lease_margin) for e in due[:limit]]
+
+    @staticmethod
+    def _claim(t: Tables, ep: Endpoint, worker_id: str, now: datetime, margin: timedelta) -> Claim:
+        epoch = t.epochs.get(ep.id, 0) + 1
+        t.epochs[ep.id] = epoch
+        until = now + ep.request.lease_budget + margin
+        leased = replace(ep, lease=Lease(worker_id, until, epoch))
+        t.endpoints[ep.id] = leased
+        t.claimed[ep.id] = (ep.next_run_at, now)
+        assert ep.next_run_at is not None
+        source = ep.next_run_source or (
+            PlanSource.BASELINE_INTERVAL
+            if isinstance(ep.baseline, IntervalSchedule)
+            else PlanSource.BASELINE_CRON
+        )
+        return Claim(leased, ep.next_run_at, source, ep.attempt, epoch)
+
+    async def complete(
+        self, worker_id: str, completions: Sequence[Completion], now: datetime
+    ) -> list[str]:
+        """Record and replan; returns the ids of endpoints whose lease was lost."""
+        lost: list[str] = []
+        async with self._locked() as t:
+            for done in completions:
+                _record(t, done.run)
+            for done in completions:
+                ep = t.endpoints.get(done.claim.endpoint.id)
+                if ep is None or not _ours(ep, worker_id, done.claim.epoch):
+                    lost.append(done.claim.endpoint.id)
+                    continue
+                job = t.jobs[ep.job_id]
+                t.endpoints[ep.id] = lifecycle.after_run(ep, job, done.run, now)
+                t.claimed.pop(ep.id, None)
+        return lost
+
+    async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
+        async with self._locked() as t:
+            for claim in claims:
+                ep = t.endpoints.get(claim.endpoint.id)
+                if ep is not None and _ours(ep, worker_id, claim.epoch):
+                    t.endpoints[ep.id] = replace(ep, lease=None)
+                    t.claimed.pop(ep.id, None)
+
+    async def extend_leases(
+        self, worker_id: str, claims: Sequence[Claim], until: datetime
+    ) -> list[str]:
+        """Heartbeat for long runs; returns the ids whose lease is no longer ours."""
+        lost: list[str] = []
+        async with self._locked() as t:
+            for claim in claims:
+                ep = t.endpoints.get(claim.endpoint.id)
+                if ep is None or ep.lease is None or not _ours(ep, worker_id, claim.epoch):
+                    lost.append(claim.endpoint.id)
+                    continue
+                t.endpoints[ep.id] = replace(ep, lease=replace(ep.lease, until=until))
+        return lost
+
+    async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
+        async with self._locked() as t:
+            expired = [e for e in t.endpoints.values() if e.lease and e.lease.until < now]
+            expired.sort(key=lambda e: (e.lease.until if e.lease else now, e.id))
+            swept = []
+            for ep in expired[:limit]:
+                run = _lost_run(t, ep, now)
+                if (run.endpoint_id, run.scheduled_for, run.attempt) not in t.run_slots:
+                    t.add_run(run)
+                    swept.append(run)
+                t.endpoints[ep.id] = replace(ep, attempt=ep.attempt + 1, lease=None)
+                t.claimed.pop(ep.id, None)
+            return swept
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
+        async with self._locked() as t:
+            due = [
+                e.next_run_at
+                for e in t.endpoints.values()
+                if e.lease is None and e.next_run_at is not None
+            ]
+            return min(due, default=None)
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        async with self._locked() as t:
+            t.workers[info.id] = info
+
+    async def heartbeat_worker(self, worker_id: str, now: datetime) -> None:
+        async with self._locked() as t:
+            info = t.workers.get(worker_id)
+            if info is not None:
+                t.workers[worker_id] = replace(info, heartbeat_at=now)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        async with self._locked() as t:
+            t.workers.pop(worker_id, None)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        async with self._locked() as t:
+            return sorted(t.workers.values(), key=lambda w: w.id)
+
+    async def close(self) -> None:
+        return None
+
+
+def _ours(ep: Endpoint, worker_id: str, epoch: int) -> bool:
+    return ep.lease is not None and ep.lease.owner == worker_id and ep.lease.epoch == epoch
+
+
+def _record(t: Tables, run: Run) -> None:
+    """Insert a run; a real result may replace a 'lost' record of the same slot."""
+    slot = (run.endpoint_id, run.scheduled_for, run.attempt)
+    existing = t.run_slots.get(slot)
+    if existing is not None:
+        if t.runs[existing].status is not RunStatus.LOST:
+            raise errors.Conflict(
+                f"Run of endpoint {run.endpoint_id!r} for {run.scheduled_for.isoformat()} "
+                f"attempt {run.attempt} is already recorded."
+            )
+        del t.runs[existing]
+    if run.id in t.runs:
+        raise errors.Conflict(f"A run with id {run.id!r} exists.")
+    t.add_run(run)
+
+
+def _lost_run(t: Tables, ep: Endpoint, now: datetime) -> Run:
+    assert ep.lease is not None
+    slot, claimed_at = t.claimed.get(ep.id, (None, None))
+    return Run(
+        id=new_id("run", now),
+        endpoint_id=ep.id,
+        job_id=ep.job_id,
+        tenant_id=ep.tenant_id,
+        scheduled_for=slot or ep.next_run_at or now,
+        started_at=claimed_at or now,
+        finished_at=now,
+        status=RunStatus.LOST,
+        source=ep.next_run_source or PlanSource.BASELINE_INTERVAL,
+        attempt=ep.attempt,
+        error=(
+            f"Worker {ep.lease.owner!r} held the lease until {ep.lease.until.isoformat()} "
+            "and did not report back; the attempt is presumed lost and the slot is retried."
+        ),
+        worker_id=ep.lease.owner,
+    )
