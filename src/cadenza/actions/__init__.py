@@ -1,1 +1,49 @@
-"""The catalogue of what a user or an agent can do (ACTIONS.md)."""
+"""The catalogue of what a user or an agent can do (ACTIONS.md).
+
+``REGISTRY`` holds every action once; REST, MCP, the CLI, the planner's tools and
+the dashboard iterate it. ``BY_NAME`` finds one by its (MCP tool) name.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from cadenza.actions import audit, endpoints, events, health, hints, jobs, keys, meta, runs
+from cadenza.actions import planner as planner_actions
+from cadenza.actions.base import (
+    Action,
+    AnyAction,
+    Context,
+    LineStream,
+    Services,
+    invoke,
+)
+
+REGISTRY: tuple[AnyAction, ...] = (
+    *jobs.ACTIONS,
+    *endpoints.ACTIONS,
+    *hints.ACTIONS,
+    *runs.ACTIONS,
+    *health.ACTIONS,
+    *audit.ACTIONS,
+    *events.ACTIONS,
+    *keys.ACTIONS,
+    *meta.ACTIONS,
+    *planner_actions.ACTIONS,
+)
+
+BY_NAME = MappingProxyType({action.name: action for action in REGISTRY})
+
+PLANNER_TOOLS: tuple[AnyAction, ...] = tuple(a for a in REGISTRY if a.planner_tool)
+
+__all__ = [
+    "BY_NAME",
+    "PLANNER_TOOLS",
+    "REGISTRY",
+    "Action",
+    "AnyAction",
+    "Context",
+    "LineStream",
+    "Services",
+    "invoke",
+]

@@ -1,0 +1,186 @@
+"""The machinery every action shares: ``Action``, ``Context``, ``Services``, ``invoke``.
+
+An action is defined once (name, descriptions, input and output models, handler,
+scopes, REST route, flags) and every surface iterates the registry. ``invoke`` is
+the one way to run an action from untrusted input: it checks scopes first (so a
+caller without the scope learns nothing about the input's shape), validates the
+payload with the input model, and runs the handler.
+
+Handlers receive a ``Context``: who is calling (tenant, actor, scopes) and the ports
+they may use. They never read the wall clock, settings or globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import pydantic
+from pydantic import BaseModel
+
+from cadenza.domain import errors
+from cadenza.domain.identity import Scope, grants
+from cadenza.domain.model import Actor, AuditEvent
+from cadenza.ids import new_id
+from cadenza.ports import Clock, Dispatcher, PlannerStore, Store, Tx, Waker
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The ports an action may use, built once by the composition root.
+
+    ``secret_key`` is the server secret: it keys API-key digests and signs session
+    cookies, so rotating it invalidates both.
+    """
+
+    store: Store
+    clock: Clock
+    waker: Waker
+    dispatcher: Dispatcher
+    secret_key: bytes
+    planner: PlannerStore | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.secret_key) < 16:
+            raise ValueError("secret_key must be at least 16 bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One caller in one tenant, with the services its actions may use."""
+
+    tenant_id: str
+    actor: Actor
+    scopes: frozenset[Scope]
+    store: Store
+    clock: Clock
+    waker: Waker
+    dispatcher: Dispatcher
+    secret_key: bytes = field(repr=False, default=b"")
+    planner: PlannerStore | None = None
+
+    @classmethod
+    def for_caller(
+        cls, services: Services, tenant_id: str, actor: Actor, scopes: frozenset[Scope]
+    ) -> Context:
+        return cls(
+            tenant_id=tenant_id,
+            actor=actor,
+            scopes=scopes,
+            store=services.store,
+            clock=services.clock,
+            waker=services.waker,
+            dispatcher=services.dispatcher,
+            secret_key=services.secret_key,
+            planner=services.planner,
+        )
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+@dataclass(frozen=True, slots=True)
+class LineStream:
+    """A streamed output: lines produced lazily (CSV, JSON Lines, Server-Sent Events).
+
+    Surfaces that can stream (REST) send each line as it comes; the iterator ends
+    on its own bound (row cap, time cap) or when the consumer stops reading.
+    """
+
+    media_type: str
+    lines: AsyncIterator[str]
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Action(Generic[In, Out]):
+    """One public operation. ``output_model`` is the schema of the result; for a
+    streaming action (``streams`` set) it describes one streamed item and the
+    handler returns a ``LineStream`` of that media type."""
+
+    name: str
+    summary: str
+    description: str
+    input_model: type[In]
+    output_model: type[BaseModel]
+    handler: Callable[[Context, In], Awaitable[Out]]
+    scopes: frozenset[Scope]
+    method: str
+    path: str
+    mutates: bool
+    idempotent: bool
+    destructive: bool = False
+    planner_tool: bool = False
+    streams: tuple[str, ...] = ()
+    tags: tuple[str, ...] = field(default=())
+    success_status: int = 200
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The ``{names}`` in ``path``; each is a field of the input model."""
+        return tuple(part[1:-1] for part in self.path.split("/") if part.startswith("{"))
+
+
+AnyAction = Action[Any, Any]
+
+
+def check_scopes(action: AnyAction, ctx: Context) -> None:
+    """Raise ``PermissionDenied`` unless the caller holds every scope the action needs."""
+    if not grants(ctx.scopes, action.scopes):
+        needed = ", ".join(sorted(s.value for s in action.scopes - ctx.scopes))
+        raise errors.PermissionDenied(f"{action.name} needs the scope(s): {needed}.")
+
+
+def validate_input(action: Action[In, Any], payload: Mapping[str, Any]) -> In:
+    """Parse ``payload`` with the action's input model; failures become ``InvalidInput``."""
+    try:
+        return action.input_model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        raise invalid_input(exc) from None
+
+
+def invalid_input(exc: pydantic.ValidationError) -> errors.InvalidInput:
+    problems = [(field_path(err["loc"]), err["msg"]) for err in exc.errors()]
+    return errors.InvalidInput(problems)
+
+
+def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A dotted path from a Pydantic error location, list indexes kept as numbers."""
+    return ".".join(str(part) for part in loc)
+
+
+async def invoke(action: Action[In, Out], ctx: Context, payload: Mapping[str, Any]) -> Out:
+    """Check scopes, validate ``payload``, run the handler; errors are domain types."""
+    check_scopes(action, ctx)
+    data = validate_input(action, payload)
+    return await action.handler(ctx, data)
+
+
+async def record(
+    ctx: Context,
+    tx: Tx,
+    action: str,
+    target: tuple[str, str],
+    reason: str,
+    changes: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Write the audit event of a change inside the change's own transaction."""
+    now = ctx.now()
+    event = AuditEvent(
+        id=new_id("aud", now),
+        tenant_id=ctx.tenant_id,
+        at=now,
+        actor=ctx.actor,
+        action=action,
+        target_kind=target[0],
+        target_id=target[1],
+        reason=reason,
+        changes=dict(changes or {}),
+    )
+    await tx.insert_audit(event)
+    return event

@@ -1,0 +1,362 @@
+"""Wire models of an endpoint's configuration and state, and their domain mapping.
+
+The ``…Spec`` models serve both directions: they are what ``add_endpoint`` and
+``update_endpoint`` accept and what every endpoint output shows. Secret header
+values are write-only: outputs show ``********`` in their place, and sending that
+mask back in an update keeps the stored value.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from cadenza.actions.wire import (
+    ActorOut,
+    Input,
+    Output,
+    UtcTime,
+    seconds,
+)
+from cadenza.domain import errors, limits
+from cadenza.domain.assertions import Comparison, Op
+from cadenza.domain.model import (
+    DEFAULT_EXPECTED_STATUS,
+    Body,
+    BodyKind,
+    CatchUp,
+    Endpoint,
+    Header,
+    Method,
+    PlanSource,
+    Request,
+    RetryPolicy,
+    RunStatus,
+)
+from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
+
+SECRET_MASK = "********"  # noqa: S105 - the mask shown instead of a secret
+_MAX_INTERVAL_S = limits.MAX_INTERVAL.total_seconds()
+_MIN_INTERVAL_S = limits.MIN_INTERVAL.total_seconds()
+
+IntervalSeconds = Annotated[
+    float,
+    Field(
+        ge=_MIN_INTERVAL_S,
+        le=_MAX_INTERVAL_S,
+        description=f"Seconds, from {_MIN_INTERVAL_S:g} to {_MAX_INTERVAL_S:g} (400 days).",
+        examples=[300],
+    ),
+]
+StatusCode = Annotated[int, Field(ge=100, le=599)]
+
+
+class HeaderSpec(Input):
+    name: str = Field(min_length=1, max_length=256, examples=["Authorization"])
+    value: str = Field(max_length=8192, description="Shown as ******** when secret.")
+    secret: bool = Field(False, description="Encrypted at rest and never returned.")
+
+
+class BodySpec(Input):
+    """Exactly one of ``json`` (any JSON value) or ``text``."""
+
+    json_: Any = Field(None, alias="json", description="A JSON body, sent as application/json.")
+    text: str | None = Field(None, max_length=limits.MAX_BODY_BYTES, description="A text body.")
+    content_type: str = Field("", max_length=200, description="Overrides the Content-Type.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BodySpec:
+        has_json = "json_" in self.model_fields_set and self.json_ is not None
+        if has_json == (self.text is not None):
+            raise ValueError("give exactly one of json or text")
+        if has_json and len(json.dumps(self.json_)) > limits.MAX_BODY_BYTES:
+            raise ValueError(f"the JSON body is larger than {limits.MAX_BODY_BYTES} bytes")
+        return self
+
+
+class AssertionSpec(Input):
+    """Success also needs this to hold: ``op`` applied to the value at ``json_pointer``
+    (RFC 6901) in a JSON response, or to the whole body text when the pointer is null."""
+
+    op: Op = Field(examples=["eq"])
+    value: Any = Field(None, examples=["ok"])
+    json_pointer: str | None = Field(None, max_length=500, examples=["/status"])
+
+
+class RetrySpec(Input):
+    max_attempts: int = Field(1, ge=1, le=limits.MAX_ATTEMPTS, description="Attempts per run.")
+    backoff_seconds: float = Field(
+        1.0, ge=0, le=limits.MAX_RETRY_BACKOFF.total_seconds(), description="First delay."
+    )
+    max_backoff_seconds: float = Field(
+        30.0, ge=0, le=limits.MAX_RETRY_BACKOFF.total_seconds(), description="Delay cap."
+    )
+
+
+class RequestSpec(Input):
+    method: Method = Field(Method.GET, description="HTTP method.")
+    url: str = Field(
+        min_length=1,
+        max_length=limits.MAX_URL_LENGTH,
+        description="Absolute http:// or https:// URL.",
+        examples=["https://example.com/health"],
+    )
+    headers: list[HeaderSpec] = Field(default_factory=list, max_length=limits.MAX_HEADERS)
+    body: BodySpec | None = None
+    timeout_seconds: float = Field(
+        limits.DEFAULT_TIMEOUT.total_seconds(),
+        gt=0,
+        le=limits.MAX_TIMEOUT.total_seconds(),
+        description="Per attempt.",
+    )
+    expected_status: list[StatusCode] | None = Field(
+        None, min_length=1, max_length=500, description="Success codes; null means any 2xx."
+    )
+    assertion: AssertionSpec | None = None
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+
+
+class BaselineSpec(Input):
+    """Exactly one of ``cron`` (with ``timezone``) or ``interval_seconds`` (with an
+    optional ``start_at`` that anchors the lattice)."""
+
+    cron: str | None = Field(
+        None,
+        max_length=200,
+        description="5 fields, 6 with seconds last, or @hourly/@daily/@weekly/@monthly/@yearly.",
+        examples=["*/5 * * * *"],
+    )
+    timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
+    interval_seconds: IntervalSeconds | None = None
+    start_at: UtcTime | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BaselineSpec:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of cron or interval_seconds")
+        if self.cron is not None and self.start_at is not None:
+            raise ValueError("start_at applies to interval baselines only")
+        return self
+
+
+class IntervalHintOut(Output):
+    interval_seconds: float
+    expires_at: datetime
+    reason: str
+    actor: ActorOut
+
+
+class OneShotOut(Output):
+    run_at: datetime
+    expires_at: datetime
+    reason: str
+    actor: ActorOut
+
+
+class PauseOut(Output):
+    until: datetime | None = Field(description="null: paused until resumed.")
+    reason: str
+    actor: ActorOut
+
+
+class ActiveHints(Output):
+    """Hints in force now; expired ones are not shown."""
+
+    interval: IntervalHintOut | None = None
+    one_shot: OneShotOut | None = None
+    pause: PauseOut | None = None
+
+
+class EndpointState(Output):
+    next_run_at: datetime | None = Field(description="null: not scheduled.")
+    next_run_source: PlanSource | None = Field(description="The rule that chose next_run_at.")
+    last_run_at: datetime | None
+    last_scheduled_for: datetime | None
+    last_status: RunStatus | None
+    failure_count: int = Field(description="Consecutive failures; drives interval backoff.")
+    success_streak: int
+    running: bool = Field(description="A worker holds the endpoint's current slot.")
+
+
+class EndpointOut(Output):
+    id: str
+    job_id: str
+    name: str
+    description: str
+    tier: str
+    request: RequestSpec
+    baseline: BaselineSpec
+    min_interval_seconds: float | None
+    max_interval_seconds: float | None
+    catch_up: CatchUp
+    jitter_seconds: float
+    planner_enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    state: EndpointState
+    hints: ActiveHints
+
+
+def build_request(spec: RequestSpec, previous: Request | None = None) -> Request:
+    """The domain request; a masked secret header keeps the previous value of that name."""
+    kept = {h.name.lower(): h.value for h in previous.headers if h.secret} if previous else {}
+    headers = tuple(
+        Header(
+            h.name,
+            kept.get(h.name.lower(), h.value) if h.secret and h.value == SECRET_MASK else h.value,
+            h.secret,
+        )
+        for h in spec.headers
+    )
+    return Request(
+        method=spec.method,
+        url=spec.url,
+        headers=headers,
+        body=_build_body(spec.body),
+        timeout=timedelta(seconds=spec.timeout_seconds),
+        expected_status=(
+            frozenset(spec.expected_status) if spec.expected_status else DEFAULT_EXPECTED_STATUS
+        ),
+        assertion=_build_assertion(spec.assertion),
+        retry=RetryPolicy(
+            max_attempts=spec.retry.max_attempts,
+            backoff=timedelta(seconds=spec.retry.backoff_seconds),
+            max_backoff=timedelta(seconds=spec.retry.max_backoff_seconds),
+        ),
+    )
+
+
+def _build_body(spec: BodySpec | None) -> Body | None:
+    if spec is None:
+        return None
+    if spec.text is not None:
+        return Body(BodyKind.TEXT, text=spec.text, content_type=spec.content_type)
+    return Body(BodyKind.JSON, json=spec.json_, content_type=spec.content_type)
+
+
+def _build_assertion(spec: AssertionSpec | None) -> Comparison | None:
+    if spec is None:
+        return None
+    try:
+        return Comparison(spec.op, spec.value, spec.json_pointer)
+    except errors.ValidationError as exc:
+        raise errors.ValidationError(exc.message, "request.assertion.json_pointer") from None
+
+
+def build_baseline(spec: BaselineSpec) -> Baseline:
+    if spec.cron is not None:
+        return CronSchedule(spec.cron, spec.timezone)
+    assert spec.interval_seconds is not None  # guaranteed by BaselineSpec's validator
+    return IntervalSchedule(timedelta(seconds=spec.interval_seconds), spec.start_at)
+
+
+def request_spec(request: Request) -> RequestSpec:
+    return RequestSpec(
+        method=request.method,
+        url=request.url,
+        headers=[
+            HeaderSpec(name=h.name, value=SECRET_MASK if h.secret else h.value, secret=h.secret)
+            for h in request.headers
+        ],
+        body=_body_spec(request.body),
+        timeout_seconds=request.timeout.total_seconds(),
+        expected_status=(
+            None
+            if request.expected_status == DEFAULT_EXPECTED_STATUS
+            else sorted(request.expected_status)
+        ),
+        assertion=(
+            None
+            if request.assertion is None
+            else AssertionSpec(
+                op=request.assertion.op,
+                value=request.assertion.value,
+                json_pointer=request.assertion.json_pointer,
+            )
+        ),
+        retry=RetrySpec(
+            max_attempts=request.retry.max_attempts,
+            backoff_seconds=request.retry.backoff.total_seconds(),
+            max_backoff_seconds=request.retry.max_backoff.total_seconds(),
+        ),
+    )
+
+
+def _body_spec(body: Body | None) -> BodySpec | None:
+    if body is None:
+        return None
+    if body.kind is BodyKind.TEXT:
+        return BodySpec(text=body.text, content_type=body.content_type)
+    return BodySpec(json_=body.json, content_type=body.content_type)
+
+
+def baseline_spec(baseline: Baseline) -> BaselineSpec:
+    if isinstance(baseline, CronSchedule):
+        return BaselineSpec(cron=baseline.expression, timezone=baseline.timezone)
+    return BaselineSpec(interval_seconds=baseline.every.total_seconds(), start_at=baseline.start_at)
+
+
+def endpoint_out(endpoint: Endpoint, now: datetime) -> EndpointOut:
+    return EndpointOut(
+        id=endpoint.id,
+        job_id=endpoint.job_id,
+        name=endpoint.name,
+        description=endpoint.description,
+        tier=endpoint.tier,
+        request=request_spec(endpoint.request),
+        baseline=baseline_spec(endpoint.baseline),
+        min_interval_seconds=seconds(endpoint.guardrails.min_interval),
+        max_interval_seconds=seconds(endpoint.guardrails.max_interval),
+        catch_up=endpoint.catch_up,
+        jitter_seconds=endpoint.jitter.total_seconds(),
+        planner_enabled=endpoint.planner_enabled,
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+        archived_at=endpoint.archived_at,
+        state=EndpointState(
+            next_run_at=endpoint.next_run_at,
+            next_run_source=endpoint.next_run_source,
+            last_run_at=endpoint.last_run_at,
+            last_scheduled_for=endpoint.last_scheduled_for,
+            last_status=endpoint.last_status,
+            failure_count=endpoint.failure_count,
+            success_streak=endpoint.success_streak,
+            running=endpoint.lease is not None and endpoint.lease.until > now,
+        ),
+        hints=active_hints(endpoint, now),
+    )
+
+
+def active_hints(endpoint: Endpoint, now: datetime) -> ActiveHints:
+    hint, shot, pause = endpoint.interval_hint, endpoint.one_shot, endpoint.pause
+    return ActiveHints(
+        interval=(
+            IntervalHintOut(
+                interval_seconds=hint.interval.total_seconds(),
+                expires_at=hint.expires_at,
+                reason=hint.reason,
+                actor=ActorOut.of(hint.actor),
+            )
+            if hint is not None and hint.fresh(now)
+            else None
+        ),
+        one_shot=(
+            OneShotOut(
+                run_at=shot.run_at,
+                expires_at=shot.expires_at,
+                reason=shot.reason,
+                actor=ActorOut.of(shot.actor),
+            )
+            if shot is not None and shot.fresh(now)
+            else None
+        ),
+        pause=(
+            PauseOut(until=pause.until, reason=pause.reason, actor=ActorOut.of(pause.actor))
+            if pause is not None and pause.active(now)
+            else None
+        ),
+    )

@@ -1,0 +1,369 @@
+"""Endpoints: add, read, list, update, delete (soft) and test.
+
+Adding or updating an endpoint replans it at once inside the write's transaction.
+Input models check shape and limits; the domain constructors (``Request``,
+``CronSchedule``, ``Guardrails`` …) check the invariants and raise typed errors
+that name the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+
+from cadenza.actions.base import Action, Context, record
+from cadenza.actions.endpoint_models import (
+    BaselineSpec,
+    EndpointOut,
+    IntervalSeconds,
+    RequestSpec,
+    build_baseline,
+    build_request,
+    endpoint_out,
+)
+from cadenza.actions.runs import ResponseOut, response_out
+from cadenza.actions.scheduling import refuse_archived
+from cadenza.actions.wire import (
+    Cursor,
+    Description,
+    Input,
+    Name,
+    Output,
+    PageLimit,
+    Reason,
+    duration,
+    id_field,
+)
+from cadenza.domain import errors, limits
+from cadenza.domain.identity import Scope
+from cadenza.domain.lifecycle import replan
+from cadenza.domain.model import CatchUp, Endpoint, Guardrails, RunStatus
+from cadenza.ids import new_id
+
+ENDPOINT_ID = id_field("endpoint", "ep_01hx0000000000000000000000")
+_JOB_ID = id_field("job", "job_01hx0000000000000000000000")
+_MAX_JITTER_S = limits.MAX_JITTER.total_seconds()
+
+
+class AddEndpointInput(Input):
+    job_id: str = _JOB_ID
+    name: Name
+    description: Description = ""
+    tier: str = Field("", max_length=64, description="A label such as critical or batch.")
+    request: RequestSpec
+    baseline: BaselineSpec
+    min_interval_seconds: IntervalSeconds | None = Field(
+        None, description="Never run more often than this; also the cooldown."
+    )
+    max_interval_seconds: IntervalSeconds | None = Field(
+        None, description="Never leave a longer gap than this."
+    )
+    catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
+    jitter_seconds: float = Field(
+        0, ge=0, le=_MAX_JITTER_S, description="Deterministic spread added to baseline slots."
+    )
+    planner_enabled: bool = Field(True, description="Let the planner write hints here.")
+    reason: Reason = ""
+
+
+class UpdateEndpointInput(Input):
+    """Every field is optional; omitted fields keep their value, and a null
+    min/max interval removes that guardrail."""
+
+    endpoint_id: str = ENDPOINT_ID
+    name: Name | None = None
+    description: Description | None = None
+    tier: str | None = Field(None, max_length=64)
+    request: RequestSpec | None = None
+    baseline: BaselineSpec | None = None
+    min_interval_seconds: IntervalSeconds | None = None
+    max_interval_seconds: IntervalSeconds | None = None
+    catch_up: CatchUp | None = None
+    jitter_seconds: float | None = Field(None, ge=0, le=_MAX_JITTER_S)
+    planner_enabled: bool | None = None
+    reason: Reason = ""
+
+
+async def add_endpoint(ctx: Context, data: AddEndpointInput) -> EndpointOut:
+    now = ctx.now()
+    endpoint = Endpoint(
+        id=new_id("ep", now),
+        job_id=data.job_id,
+        tenant_id=ctx.tenant_id,
+        name=data.name,
+        request=build_request(data.request),
+        baseline=build_baseline(data.baseline),
+        created_at=now,
+        updated_at=now,
+        guardrails=Guardrails(
+            duration(data.min_interval_seconds), duration(data.max_interval_seconds)
+        ),
+        catch_up=data.catch_up,
+        jitter=timedelta(seconds=data.jitter_seconds),
+        tier=data.tier,
+        description=data.description,
+        planner_enabled=data.planner_enabled,
+    )
+    async with ctx.store.transaction() as tx:
+        job = await tx.get_job(ctx.tenant_id, data.job_id)
+        if job.archived:
+            raise errors.Archived(f"Job {job.id!r} is archived; add endpoints to a live job.")
+        endpoint = replan(endpoint, job, now)
+        await tx.insert_endpoint(endpoint)
+        changes = {"name": endpoint.name, "job_id": job.id}
+        await record(ctx, tx, "add_endpoint", ("endpoint", endpoint.id), data.reason, changes)
+    ctx.waker.wake()
+    return endpoint_out(endpoint, now)
+
+
+def _reconfigured(endpoint: Endpoint, data: UpdateEndpointInput, now: datetime) -> Endpoint:
+    given = data.model_fields_set
+    rails = endpoint.guardrails
+    return replace(
+        endpoint,
+        name=data.name if data.name is not None else endpoint.name,
+        description=data.description if data.description is not None else endpoint.description,
+        tier=data.tier if data.tier is not None else endpoint.tier,
+        request=(
+            build_request(data.request, endpoint.request) if data.request else endpoint.request
+        ),
+        baseline=build_baseline(data.baseline) if data.baseline else endpoint.baseline,
+        guardrails=Guardrails(
+            duration(data.min_interval_seconds)
+            if "min_interval_seconds" in given
+            else rails.min_interval,
+            duration(data.max_interval_seconds)
+            if "max_interval_seconds" in given
+            else rails.max_interval,
+        ),
+        catch_up=data.catch_up or endpoint.catch_up,
+        jitter=(
+            timedelta(seconds=data.jitter_seconds)
+            if data.jitter_seconds is not None
+            else endpoint.jitter
+        ),
+        planner_enabled=(
+            data.planner_enabled if data.planner_enabled is not None else endpoint.planner_enabled
+        ),
+        updated_at=now,
+    )
+
+
+async def update_endpoint(ctx: Context, data: UpdateEndpointInput) -> EndpointOut:
+    now = ctx.now()
+    async with ctx.store.transaction() as tx:
+        endpoint = await tx.get_endpoint(ctx.tenant_id, data.endpoint_id, for_update=True)
+        job = await tx.get_job(ctx.tenant_id, endpoint.job_id)
+        refuse_archived(endpoint, job)
+        updated = replan(_reconfigured(endpoint, data, now), job, now)
+        await tx.update_endpoint(updated)
+        changed = sorted(data.model_fields_set - {"endpoint_id", "reason"})
+        await record(
+            ctx, tx, "update_endpoint", ("endpoint", endpoint.id), data.reason, {"fields": changed}
+        )
+    ctx.waker.wake()
+    return endpoint_out(updated, now)
+
+
+class EndpointRef(Input):
+    endpoint_id: str = ENDPOINT_ID
+
+
+class EndpointChangeInput(EndpointRef):
+    reason: Reason = ""
+
+
+async def get_endpoint(ctx: Context, data: EndpointRef) -> EndpointOut:
+    async with ctx.store.transaction(readonly=True) as tx:
+        endpoint = await tx.get_endpoint(ctx.tenant_id, data.endpoint_id)
+    return endpoint_out(endpoint, ctx.now())
+
+
+async def delete_endpoint(ctx: Context, data: EndpointChangeInput) -> EndpointOut:
+    now = ctx.now()
+    async with ctx.store.transaction() as tx:
+        endpoint = await tx.get_endpoint(ctx.tenant_id, data.endpoint_id, for_update=True)
+        if endpoint.archived:
+            raise errors.Archived(f"Endpoint {endpoint.id!r} is already deleted.")
+        job = await tx.get_job(ctx.tenant_id, endpoint.job_id)
+        updated = replan(replace(endpoint, archived_at=now, updated_at=now), job, now)
+        await tx.update_endpoint(updated)
+        await record(ctx, tx, "delete_endpoint", ("endpoint", endpoint.id), data.reason)
+    ctx.waker.wake()
+    return endpoint_out(updated, now)
+
+
+class ListEndpointsInput(Input):
+    job_id: str = _JOB_ID
+    include_archived: bool = Field(False, description="Also list deleted endpoints.")
+    cursor: Cursor = None
+    limit: PageLimit = limits.DEFAULT_PAGE_SIZE
+
+
+class EndpointPage(Output):
+    items: list[EndpointOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: end.")
+
+
+async def list_endpoints(ctx: Context, data: ListEndpointsInput) -> EndpointPage:
+    now = ctx.now()
+    async with ctx.store.transaction(readonly=True) as tx:
+        await tx.get_job(ctx.tenant_id, data.job_id)  # another tenant's job: JobNotFound
+        page = await tx.list_endpoints(
+            ctx.tenant_id,
+            data.job_id,
+            include_archived=data.include_archived,
+            cursor=data.cursor,
+            limit=data.limit,
+        )
+    return EndpointPage(
+        items=[endpoint_out(e, now) for e in page.items], next_cursor=page.next_cursor
+    )
+
+
+class TestResultOut(Output):
+    success: bool = Field(description="The endpoint's success rule held.")
+    status: RunStatus
+    http_status: int | None
+    error: str
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    attempts: int
+    response: ResponseOut | None
+
+
+async def test_endpoint(ctx: Context, data: EndpointChangeInput) -> TestResultOut:
+    async with ctx.store.transaction(readonly=True) as tx:
+        endpoint = await tx.get_endpoint(ctx.tenant_id, data.endpoint_id)
+    result = await ctx.dispatcher.dispatch(endpoint, ctx.now())
+    async with ctx.store.transaction() as tx:
+        changes: dict[str, Any] = {"status": result.status.value, "http_status": result.http_status}
+        await record(ctx, tx, "test_endpoint", ("endpoint", endpoint.id), data.reason, changes)
+    return TestResultOut(
+        success=result.status.ok,
+        status=result.status,
+        http_status=result.http_status,
+        error=result.error,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        duration_seconds=(result.finished_at - result.started_at).total_seconds(),
+        attempts=result.attempts,
+        response=response_out(result.response),
+    )
+
+
+_READ = frozenset({Scope.JOBS_READ})
+_WRITE = frozenset({Scope.JOBS_WRITE})
+
+ACTIONS = (
+    Action(
+        name="add_endpoint",
+        summary="Add an HTTP endpoint to a job",
+        description=(
+            "Adds an HTTP request with a baseline schedule to a job and schedules it at once. "
+            "Baseline: cron (5 fields, optional 6th for seconds, or @daily-style macros) with "
+            "an IANA timezone, or interval_seconds (>= 1) with an optional start_at. "
+            "Guardrails min_interval_seconds/max_interval_seconds bound every cadence, hints "
+            "included. Secret header values are stored encrypted and never shown again. "
+            'Example: {"name": "health", "request": {"url": "https://example.com/health"}, '
+            '"baseline": {"interval_seconds": 300}, "min_interval_seconds": 30}.'
+        ),
+        input_model=AddEndpointInput,
+        output_model=EndpointOut,
+        handler=add_endpoint,
+        scopes=_WRITE,
+        method="POST",
+        path="/jobs/{job_id}/endpoints",
+        mutates=True,
+        idempotent=False,
+        success_status=201,
+    ),
+    Action(
+        name="get_endpoint",
+        summary="One endpoint with state, hints and next run",
+        description=(
+            "Returns an endpoint's configuration (secret header values masked), its runtime "
+            "state (next_run_at and the rule that chose it, last run, failure count), and "
+            "the hints in force. Use explain_schedule for the full reasoning."
+        ),
+        input_model=EndpointRef,
+        output_model=EndpointOut,
+        handler=get_endpoint,
+        scopes=_READ,
+        method="GET",
+        path="/endpoints/{endpoint_id}",
+        mutates=False,
+        idempotent=True,
+    ),
+    Action(
+        name="list_endpoints",
+        summary="List a job's endpoints",
+        description=(
+            "Lists the endpoints of one job, oldest first, deleted ones only when asked. "
+            "Pages by keyset: pass next_cursor back as cursor; no totals."
+        ),
+        input_model=ListEndpointsInput,
+        output_model=EndpointPage,
+        handler=list_endpoints,
+        scopes=_READ,
+        method="GET",
+        path="/jobs/{job_id}/endpoints",
+        mutates=False,
+        idempotent=True,
+    ),
+    Action(
+        name="update_endpoint",
+        summary="Change an endpoint's configuration",
+        description=(
+            "Changes any part of an endpoint's configuration; omitted fields stay, a given "
+            "request or baseline replaces the old one whole. Send a secret header's value as "
+            "******** to keep the stored one. The schedule is replanned immediately."
+        ),
+        input_model=UpdateEndpointInput,
+        output_model=EndpointOut,
+        handler=update_endpoint,
+        scopes=_WRITE,
+        method="PATCH",
+        path="/endpoints/{endpoint_id}",
+        mutates=True,
+        idempotent=True,
+    ),
+    Action(
+        name="delete_endpoint",
+        summary="Delete an endpoint (soft)",
+        description=(
+            "Stops scheduling the endpoint for good; its runs and audit history are kept. "
+            "Deleted endpoints are listed only with include_archived."
+        ),
+        input_model=EndpointChangeInput,
+        output_model=EndpointOut,
+        handler=delete_endpoint,
+        scopes=_WRITE,
+        method="DELETE",
+        path="/endpoints/{endpoint_id}",
+        mutates=True,
+        idempotent=False,
+        destructive=True,
+    ),
+    Action(
+        name="test_endpoint",
+        summary="Send the endpoint's request once, now",
+        description=(
+            "Performs the endpoint's request immediately (with its retries and success rule) "
+            "and returns the result. Nothing is scheduled or recorded as a run; the schedule "
+            "is untouched. Use it to check a new endpoint or a fix."
+        ),
+        input_model=EndpointChangeInput,
+        output_model=TestResultOut,
+        handler=test_endpoint,
+        scopes=frozenset({Scope.SCHEDULE_CONTROL}),
+        method="POST",
+        path="/endpoints/{endpoint_id}/test",
+        mutates=False,
+        idempotent=False,
+    ),
+)

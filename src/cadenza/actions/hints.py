@@ -1,0 +1,301 @@
+"""Schedule control: hints, pauses, resets, and the governor's explanation.
+
+Hints are short-lived by design: each has a ttl and expires by itself, after which
+the baseline rules again. Guardrails bound every hint. The planner may use the
+actions flagged ``planner_tool``; pauses it writes are always time-bounded
+(``limits.MAX_PLANNER_PAUSE``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from cadenza.actions.base import Action, Context
+from cadenza.actions.endpoint_models import IntervalSeconds
+from cadenza.actions.endpoints import ENDPOINT_ID, EndpointChangeInput, EndpointRef
+from cadenza.actions.scheduling import Change, ScheduleChangeOut, change_endpoint
+from cadenza.actions.wire import Output, PlanOut, UtcTime, rfc3339
+from cadenza.domain import errors, lifecycle, limits
+from cadenza.domain.governor import plan_next_run, preview
+from cadenza.domain.identity import Scope
+from cadenza.domain.model import ActorKind, IntervalHint, OneShot, Pause, PlanSource
+
+_MAX_TTL_S = limits.MAX_HINT_TTL.total_seconds()
+_DEFAULT_TTL_S = limits.DEFAULT_HINT_TTL.total_seconds()
+_CONTROL = frozenset({Scope.SCHEDULE_CONTROL})
+
+
+def _ttl_field() -> Any:
+    return Field(
+        _DEFAULT_TTL_S,
+        gt=0,
+        le=_MAX_TTL_S,
+        description=f"Seconds the hint stays in force, at most {_MAX_TTL_S:g} (30 days).",
+        examples=[3600],
+    )
+
+
+class IntervalHintInput(EndpointChangeInput):
+    endpoint_id: str = ENDPOINT_ID
+    interval_seconds: IntervalSeconds
+    ttl_seconds: float = _ttl_field()
+
+
+async def apply_interval_hint(ctx: Context, data: IntervalHintInput) -> ScheduleChangeOut:
+    now = ctx.now()
+    hint = IntervalHint(
+        interval=timedelta(seconds=data.interval_seconds),
+        expires_at=now + timedelta(seconds=data.ttl_seconds),
+        reason=data.reason,
+        actor=ctx.actor,
+    )
+    change = Change(
+        "apply_interval_hint",
+        lambda e, j, at: lifecycle.with_interval_hint(e, j, hint, at),
+        data.reason,
+        {"interval_seconds": data.interval_seconds, "expires_at": rfc3339(hint.expires_at)},
+    )
+    return await change_endpoint(ctx, data.endpoint_id, change)
+
+
+class OneShotInput(EndpointChangeInput):
+    """Give run_at or delay_seconds (or neither: as soon as possible)."""
+
+    run_at: UtcTime | None = Field(None, description="When to run once.")
+    delay_seconds: float | None = Field(
+        None, ge=0, le=_MAX_TTL_S, description="Run once this many seconds from now."
+    )
+    ttl_seconds: float = _ttl_field()
+
+    @model_validator(mode="after")
+    def _one_time(self) -> OneShotInput:
+        if self.run_at is not None and self.delay_seconds is not None:
+            raise ValueError("give run_at or delay_seconds, not both")
+        return self
+
+
+async def schedule_one_shot_run(ctx: Context, data: OneShotInput) -> ScheduleChangeOut:
+    now = ctx.now()
+    run_at = data.run_at or now + timedelta(seconds=data.delay_seconds or 0)
+    expires_at = max(run_at, now) + timedelta(seconds=data.ttl_seconds)
+    if run_at > now + limits.MAX_HINT_TTL:
+        raise errors.InvalidHint(
+            f"run_at is more than {limits.MAX_HINT_TTL.days} days away.", "run_at"
+        )
+    shot = OneShot(run_at=run_at, expires_at=expires_at, reason=data.reason, actor=ctx.actor)
+    change = Change(
+        "schedule_one_shot_run",
+        lambda e, j, at: lifecycle.with_one_shot(e, j, shot, at),
+        data.reason,
+        {"run_at": rfc3339(run_at), "expires_at": rfc3339(expires_at)},
+    )
+    return await change_endpoint(ctx, data.endpoint_id, change)
+
+
+class PauseEndpointInput(EndpointChangeInput):
+    until: UtcTime | None = Field(
+        description="Pause until this time; null resumes the endpoint now.",
+        examples=["2026-01-01T06:00:00Z"],
+    )
+
+
+def _bounded_pause(ctx: Context, until: datetime, now: datetime) -> None:
+    if until <= now:
+        raise errors.InvalidHint("until must be in the future; send null to resume.", "until")
+    if ctx.actor.kind is ActorKind.PLANNER and until > now + limits.MAX_PLANNER_PAUSE:
+        hours = limits.MAX_PLANNER_PAUSE.total_seconds() / 3600
+        raise errors.InvalidHint(f"The planner may pause for at most {hours:g} h.", "until")
+
+
+async def pause_or_resume_endpoint(ctx: Context, data: PauseEndpointInput) -> ScheduleChangeOut:
+    until = data.until
+    if until is None:
+        change = Change(
+            "resume_endpoint", lambda e, j, at: lifecycle.resumed(e, j, at), data.reason, {}
+        )
+        return await change_endpoint(ctx, data.endpoint_id, change)
+    _bounded_pause(ctx, until, ctx.now())
+    pause = Pause(until=until, reason=data.reason, actor=ctx.actor)
+    change = Change(
+        "pause_endpoint",
+        lambda e, j, at: lifecycle.paused(e, j, pause, at),
+        data.reason,
+        {"until": rfc3339(until)},
+    )
+    return await change_endpoint(ctx, data.endpoint_id, change)
+
+
+async def clear_adaptive_hints(ctx: Context, data: EndpointChangeInput) -> ScheduleChangeOut:
+    change = Change(
+        "clear_adaptive_hints", lambda e, j, at: lifecycle.hints_cleared(e, j, at), data.reason, {}
+    )
+    return await change_endpoint(ctx, data.endpoint_id, change)
+
+
+async def reset_failure_count(ctx: Context, data: EndpointChangeInput) -> ScheduleChangeOut:
+    change = Change(
+        "reset_failure_count",
+        lambda e, j, at: lifecycle.failures_reset(e, j, at),
+        data.reason,
+        {},
+    )
+    return await change_endpoint(ctx, data.endpoint_id, change)
+
+
+class ExplainInput(EndpointRef):
+    preview: int = Field(
+        5, ge=1, le=limits.MAX_PREVIEW, description="How many future runs to preview."
+    )
+
+
+class PreviewItem(Output):
+    next_run_at: datetime | None
+    source: PlanSource
+    note: str = Field(description="The deciding rule's reasoning.")
+
+
+class ExplainOut(Output):
+    endpoint_id: str
+    now: datetime = Field(description="The time the plan was computed for.")
+    stored_next_run_at: datetime | None = Field(description="What the scheduler will use.")
+    plan: PlanOut
+    preview: list[PreviewItem] = Field(
+        description="The next runs assuming each succeeds on time and no new hints arrive."
+    )
+
+
+async def explain_schedule(ctx: Context, data: ExplainInput) -> ExplainOut:
+    now = ctx.now()
+    async with ctx.store.transaction(readonly=True) as tx:
+        endpoint = await tx.get_endpoint(ctx.tenant_id, data.endpoint_id)
+        job = await tx.get_job(ctx.tenant_id, endpoint.job_id)
+    plans = preview(now, endpoint, job, data.preview)
+    return ExplainOut(
+        endpoint_id=endpoint.id,
+        now=now,
+        stored_next_run_at=endpoint.next_run_at,
+        plan=PlanOut.of(plan_next_run(now, endpoint, job)),
+        preview=[
+            PreviewItem(
+                next_run_at=p.next_run_at,
+                source=p.source,
+                note=p.explanation[-1].note if p.explanation else "",
+            )
+            for p in plans
+        ],
+    )
+
+
+ACTIONS = (
+    Action(
+        name="apply_interval_hint",
+        summary="Run an endpoint at a different interval for a while",
+        description=(
+            "Replaces the baseline cadence (cron or interval) with interval_seconds until "
+            "ttl_seconds from now; then the baseline rules again. The next run moves at once "
+            "to last run + interval (not before now), bounded by the endpoint's guardrails. "
+            "Use it to watch closely during an incident (e.g. 30 s for 1 h) or to back off. "
+            'Example: {"interval_seconds": 30, "ttl_seconds": 3600, "reason": "deploy"}.'
+        ),
+        input_model=IntervalHintInput,
+        output_model=ScheduleChangeOut,
+        handler=apply_interval_hint,
+        scopes=_CONTROL,
+        method="POST",
+        path="/endpoints/{endpoint_id}/hints/interval",
+        mutates=True,
+        idempotent=True,
+        planner_tool=True,
+    ),
+    Action(
+        name="schedule_one_shot_run",
+        summary="Run an endpoint once at a given time",
+        description=(
+            "Adds a single extra run at run_at (RFC 3339) or delay_seconds from now, or as "
+            "soon as possible when neither is given. It wins if earlier than the cadence's "
+            "next run and is void if not run within ttl_seconds after run_at. The min "
+            "interval guardrail still applies. "
+            'Example: {"delay_seconds": 60, "reason": "verify the fix"}.'
+        ),
+        input_model=OneShotInput,
+        output_model=ScheduleChangeOut,
+        handler=schedule_one_shot_run,
+        scopes=_CONTROL,
+        method="POST",
+        path="/endpoints/{endpoint_id}/hints/one-shot",
+        mutates=True,
+        idempotent=False,
+        planner_tool=True,
+    ),
+    Action(
+        name="pause_or_resume_endpoint",
+        summary="Pause an endpoint until a time, or resume it",
+        description=(
+            "With until (RFC 3339, in the future) the endpoint does not run before then; "
+            "with until null it resumes now. The planner's pauses are limited to 24 h. "
+            'Example: {"until": "2026-01-01T06:00:00Z", "reason": "upstream maintenance"}.'
+        ),
+        input_model=PauseEndpointInput,
+        output_model=ScheduleChangeOut,
+        handler=pause_or_resume_endpoint,
+        scopes=_CONTROL,
+        method="POST",
+        path="/endpoints/{endpoint_id}/pause",
+        mutates=True,
+        idempotent=True,
+        planner_tool=True,
+    ),
+    Action(
+        name="clear_adaptive_hints",
+        summary="Drop interval and one-shot hints",
+        description=(
+            "Removes the endpoint's interval hint and pending one-shot so the baseline "
+            "schedule rules again at once. A pause stays (use pause_or_resume_endpoint)."
+        ),
+        input_model=EndpointChangeInput,
+        output_model=ScheduleChangeOut,
+        handler=clear_adaptive_hints,
+        scopes=_CONTROL,
+        method="DELETE",
+        path="/endpoints/{endpoint_id}/hints",
+        mutates=True,
+        idempotent=True,
+        planner_tool=True,
+    ),
+    Action(
+        name="reset_failure_count",
+        summary="Forget consecutive failures (ends backoff)",
+        description=(
+            "Sets the endpoint's consecutive failure count to zero, which ends the interval "
+            "backoff (x2 per failure, at most x32) at once. Use after fixing the target."
+        ),
+        input_model=EndpointChangeInput,
+        output_model=ScheduleChangeOut,
+        handler=reset_failure_count,
+        scopes=_CONTROL,
+        method="POST",
+        path="/endpoints/{endpoint_id}/reset-failures",
+        mutates=True,
+        idempotent=True,
+    ),
+    Action(
+        name="explain_schedule",
+        summary="Why the next run is when it is",
+        description=(
+            "Returns the governor's plan for the endpoint now, every rule it applied in "
+            "order (baseline, backoff, hints, clamps, pauses), and a preview of the next "
+            f"runs (preview, at most {limits.MAX_PREVIEW}) assuming each succeeds on time."
+        ),
+        input_model=ExplainInput,
+        output_model=ExplainOut,
+        handler=explain_schedule,
+        scopes=frozenset({Scope.JOBS_READ}),
+        method="GET",
+        path="/endpoints/{endpoint_id}/schedule",
+        mutates=False,
+        idempotent=True,
+    ),
+)

@@ -1,0 +1,197 @@
+"""Users, passwords and API keys: the functions every surface and the CLI share.
+
+* Each user is a tenant (``User.tenant_id == User.id``).
+* Passwords are hashed with Argon2 (pwdlib); hashing runs in a thread because it is
+  deliberately slow and would otherwise stall the event loop.
+* API keys read ``cdz_<prefix>_<secret>``. Only an HMAC-SHA256 digest of the whole
+  key, keyed with the server secret, is stored; the prefix finds the row and is shown
+  to identify the key. The plaintext is returned once, at issue.
+* A key's ``last_used_at`` is written at most once per ``LAST_USED_GRANULARITY``, so
+  authenticating is a single read on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import hmac
+import secrets
+import string
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from cadenza.domain import errors
+from cadenza.domain.identity import ALL_SCOPES, ApiKey, KeyKind, Scope, User
+from cadenza.domain.model import Actor, ActorKind
+from cadenza.ids import new_id
+from cadenza.ports import Clock, Store
+
+KEY_MARK = "cdz"
+PREFIX_LENGTH = 8
+MIN_PASSWORD_LENGTH = 10
+MAX_EMAIL_LENGTH = 254
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+_PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+_HASHER = PasswordHash((Argon2Hasher(),))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so both paths take as long."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who an authenticated request acts as."""
+
+    tenant_id: str
+    actor: Actor
+    scopes: frozenset[Scope]
+
+
+def normalize_email(email: str) -> str:
+    value = email.strip().lower()
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or len(value) > MAX_EMAIL_LENGTH or " " in value:
+        raise errors.ValidationError(f"{email!r} is not an e-mail address.", "email")
+    return value
+
+
+async def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise errors.ValidationError(
+            f"The password needs at least {MIN_PASSWORD_LENGTH} characters.", "password"
+        )
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+async def create_user(
+    store: Store, clock: Clock, email: str, password: str, *, is_admin: bool
+) -> User:
+    """Create a user (and so a tenant); ``DuplicateName`` if the e-mail is taken."""
+    address = normalize_email(email)
+    digest = await hash_password(password)
+    now = clock.now()
+    user = User(new_id("usr", now), address, digest, now, is_admin=is_admin)
+    async with store.transaction() as tx:
+        if await tx.find_user_by_email(address) is not None:
+            raise errors.DuplicateName(f"A user with e-mail {address!r} exists.")
+        await tx.insert_user(user)
+    return user
+
+
+async def authenticate_password(store: Store, email: str, password: str) -> User:
+    """The user with this e-mail and password, else ``AuthenticationFailed``."""
+    try:
+        address = normalize_email(email)
+    except errors.ValidationError:
+        address = ""
+    async with store.transaction(readonly=True) as tx:
+        user = await tx.find_user_by_email(address) if address else None
+    stored = user.password_hash if user is not None else _dummy_hash()
+    ok = await asyncio.to_thread(_HASHER.verify, password, stored)
+    if user is None or not ok:
+        raise errors.AuthenticationFailed("Unknown e-mail or wrong password.")
+    return user
+
+
+def key_digest(secret_key: bytes, plaintext: str) -> str:
+    return hmac.new(secret_key, plaintext.encode(), hashlib.sha256).hexdigest()
+
+
+def _new_plaintext() -> tuple[str, str]:
+    prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
+    return prefix, f"{KEY_MARK}_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+async def issue_api_key(
+    store: Store,
+    clock: Clock,
+    secret: bytes,
+    tenant_id: str,
+    name: str,
+    scopes: frozenset[Scope],
+    kind: KeyKind,
+    expires_at: datetime | None,
+) -> tuple[ApiKey, str]:
+    """Store a new key for ``tenant_id``; returns it and its plaintext (shown once)."""
+    now = clock.now()
+    if expires_at is not None and expires_at <= now:
+        raise errors.ValidationError("expires_at must be in the future.", "expires_at")
+    if not scopes:
+        raise errors.ValidationError("A key needs at least one scope.", "scopes")
+    prefix, plaintext = _new_plaintext()
+    key = ApiKey(
+        id=new_id("key", now),
+        tenant_id=tenant_id,
+        name=name,
+        prefix=prefix,
+        digest=key_digest(secret, plaintext),
+        scopes=scopes,
+        kind=kind,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    async with store.transaction() as tx:
+        await tx.insert_api_key(key)
+    return key, plaintext
+
+
+async def authenticate_key(store: Store, clock: Clock, secret: bytes, plaintext: str) -> ApiKey:
+    """The usable key matching ``plaintext``, else ``AuthenticationFailed``."""
+    mark, _, rest = plaintext.partition("_")
+    prefix, _, _tail = rest.partition("_")
+    if mark != KEY_MARK or len(prefix) != PREFIX_LENGTH:
+        raise errors.AuthenticationFailed("Malformed API key.")
+    now = clock.now()
+    async with store.transaction(readonly=True) as tx:
+        key = await tx.find_api_key_by_prefix(prefix)
+    expected = key.digest if key is not None else "0" * 64
+    matches = hmac.compare_digest(expected, key_digest(secret, plaintext))
+    if key is None or not matches or not key.usable(now):
+        raise errors.AuthenticationFailed("Unknown, revoked or expired API key.")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_GRANULARITY:
+        key = replace(key, last_used_at=now)
+        async with store.transaction() as tx:
+            await tx.update_api_key(key)
+    return key
+
+
+def caller_for_key(key: ApiKey) -> Caller:
+    kind = ActorKind.AGENT if key.kind is KeyKind.AGENT else ActorKind.API_KEY
+    return Caller(key.tenant_id, Actor(kind, key.id, key.name), key.scopes)
+
+
+def caller_for_user(user: User) -> Caller:
+    """A signed-in person holds every scope of their own tenant."""
+    return Caller(user.tenant_id, Actor(ActorKind.USER, user.id, user.email), ALL_SCOPES)
+
+
+async def ensure_admin(
+    store: Store, clock: Clock, secret: bytes, email: str, password: str
+) -> tuple[User, str | None, str] | None:
+    """On first start (no users yet) create an admin and an admin API key.
+
+    Returns the user, the generated password (``None`` when ``password`` was given)
+    and the key's plaintext, for the caller to print once; ``None`` when users exist.
+    """
+    async with store.transaction(readonly=True) as tx:
+        if await tx.count_users() > 0:
+            return None
+    generated = None if password else secrets.token_urlsafe(18)
+    user = await create_user(
+        store,
+        clock,
+        email or "admin@localhost.localdomain",
+        password or generated or "",
+        is_admin=True,
+    )
+    _, plaintext = await issue_api_key(
+        store, clock, secret, user.tenant_id, "admin", frozenset({Scope.ADMIN}), KeyKind.USER, None
+    )
+    return user, generated, plaintext

@@ -1,0 +1,132 @@
+"""Wire types shared by the actions' input and output models.
+
+Conventions (ACTIONS.md): times are RFC 3339 strings in UTC; durations are seconds
+as numbers in fields named ``…_seconds``; ids are opaque strings. Every limit comes
+from ``cadenza.domain.limits``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from cadenza.domain import limits
+from cadenza.domain.model import Actor, Plan, PlanSource, PlanStep
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    Field(description="RFC 3339 time with an offset, e.g. 2026-01-01T09:00:00Z."),
+]
+
+Reason = Annotated[
+    str,
+    Field(
+        max_length=limits.MAX_REASON_LENGTH,
+        description="Why the change is made; shown in the audit log and on hints.",
+        examples=["Deploy in progress: watch the health check closely."],
+    ),
+]
+
+Cursor = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Opaque cursor from a previous page's next_cursor; omit for the first page.",
+    ),
+]
+
+PageLimit = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=limits.MAX_PAGE_SIZE,
+        description=f"Items per page, at most {limits.MAX_PAGE_SIZE}.",
+    ),
+]
+
+Description = Annotated[
+    str,
+    Field(max_length=limits.MAX_DESCRIPTION_LENGTH, description="Free text for people."),
+]
+
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.MAX_NAME_LENGTH,
+        description="A short human name.",
+        examples=["nightly-report"],
+    ),
+]
+
+
+def id_field(kind: str, example: str) -> Any:
+    """A required opaque id of ``kind``; the same description everywhere."""
+    return Field(min_length=1, max_length=64, description=f"The {kind}'s id.", examples=[example])
+
+
+class Input(BaseModel):
+    """Base of every input model: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Output(BaseModel):
+    """Base of every output model."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ActorOut(Output):
+    kind: str = Field(description="user, api_key, agent, planner or system.")
+    id: str
+    name: str = ""
+
+    @classmethod
+    def of(cls, actor: Actor) -> ActorOut:
+        return cls(kind=actor.kind.value, id=actor.id, name=actor.name)
+
+
+class PlanStepOut(Output):
+    rule: str = Field(description="The governor rule that produced this step.")
+    candidate: datetime | None = Field(description="The time this rule proposed, if any.")
+    note: str = Field(description="Why, in words.")
+
+    @classmethod
+    def of(cls, step: PlanStep) -> PlanStepOut:
+        return cls(rule=step.rule, candidate=step.candidate, note=step.note)
+
+
+class PlanOut(Output):
+    next_run_at: datetime | None = Field(description="When it runs next; null: not scheduled.")
+    source: PlanSource = Field(description="Which rule decided the time.")
+    explanation: list[PlanStepOut] = Field(description="Every rule applied, in order.")
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanOut:
+        return cls(
+            next_run_at=plan.next_run_at,
+            source=plan.source,
+            explanation=[PlanStepOut.of(s) for s in plan.explanation],
+        )
+
+
+def rfc3339(value: datetime) -> str:
+    """A UTC time as RFC 3339 with a ``Z``, the form used for times inside audit changes."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def duration(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)

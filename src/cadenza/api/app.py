@@ -1,0 +1,73 @@
+"""``create_app``: the REST API (and its OpenAPI document) over the action registry.
+
+The composition root builds ``Services`` and ``Settings`` and passes them in; this
+module picks no adapters and reads no environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from cadenza.actions import REGISTRY
+from cadenza.actions.base import Services
+from cadenza.api import errors
+from cadenza.api.auth import SESSION_COOKIE, Auth, TokenBuckets, add_session_routes
+from cadenza.api.errors import Problem
+from cadenza.api.hygiene import Hygiene
+from cadenza.api.routes import add_action_routes
+from cadenza.config import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(services: Services, settings: Settings) -> FastAPI:
+    """The FastAPI app: every registry action under ``/api/v1``, sign-in routes,
+    problem+json errors, request ids, security headers and per-caller rate limits.
+    OpenAPI is served at ``/openapi.json`` and rendered at ``/docs``."""
+    app = FastAPI(
+        title="Cadenza",
+        summary="Adaptive HTTP job scheduler",
+        description=(
+            "Cron and interval HTTP jobs that steer their own cadence. Authenticate with "
+            "'Authorization: Bearer cdz_…' (an API key) or a session from POST "
+            f"{API_PREFIX}/session. Errors are application/problem+json (RFC 9457)."
+        ),
+        version="0.1.0",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    auth = Auth(services, TokenBuckets(settings.rate_limit_per_minute, services.clock))
+    add_action_routes(app.router, API_PREFIX, REGISTRY, auth)
+    add_session_routes(app.router, API_PREFIX, auth)
+    errors.install(app)
+    app.add_middleware(Hygiene, api_prefix="/api/")
+    app.state.services = services
+    _document_security(app)
+    return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """Declare the two ways to authenticate in the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(problem.pop("$defs", {}))
+        schemas["Problem"] = problem
+        components["securitySchemes"] = {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "cdz_<prefix>_<secret>"},
+            "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+        }
+        schema["security"] = [{"apiKey": []}, {"session": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
