@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,3 +47,19 @@ class Settings(BaseSettings):
     )
 
     rate_limit_per_minute: int = 600
+
+    planner_enabled: bool = Field(True, description="Run the planner inside `cadenza serve`.")
+    planner_debounce_seconds: float = 30.0
+    planner_idle_after_seconds: float = 600.0
+    planner_monthly_token_budget: int | None = Field(
+        None, description="Tokens per tenant per month for the LLM planner; empty: unlimited."
+    )
+    planner_model_provider: Literal["openai", "anthropic"] = "openai"
+    planner_model: str = Field(
+        "", description="Model name for the LLM planner; empty: only the rules planner runs."
+    )
+    planner_base_url: str | None = Field(
+        None, description="Any OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1."
+    )
+    planner_api_key: str | None = None
+    planner_max_steps: int = 8

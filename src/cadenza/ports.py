@@ -30,6 +30,7 @@ from typing import Generic, Protocol, TypeVar
 
 from cadenza.domain.identity import ApiKey, User
 from cadenza.domain.model import (
+    Actor,
     AuditEvent,
     Endpoint,
     Job,
@@ -37,6 +38,13 @@ from cadenza.domain.model import (
     ResponseCapture,
     Run,
     RunStatus,
+)
+from cadenza.domain.planning import (
+    EndpointPlanner,
+    PlannerSession,
+    Proposal,
+    ProposalStatus,
+    WatchState,
 )
 
 T = TypeVar("T")
@@ -250,3 +258,70 @@ class Waker(Protocol):
     """Told whenever an action changes a schedule, so the scheduler replans at once."""
 
     def wake(self) -> None: ...
+
+
+class PlannerStore(Protocol):
+    """What the planner and its actions persist besides the scheduling state.
+
+    Endpoints, jobs and runs are read through ``Store``; the planner never writes
+    them except through the catalogue's actions. ``decide_proposal`` is a
+    compare-and-set on the proposal's status, so two people approving at the same
+    time apply it once. Lists are newest first and
+    page by keyset like every other list.
+    """
+
+    async def get_planner(self, tenant_id: str, endpoint_id: str) -> EndpointPlanner:
+        """The endpoint's planner settings; the rules-only default when none are set."""
+        ...
+
+    async def put_planner(self, config: EndpointPlanner) -> None: ...
+
+    async def insert_session(self, session: PlannerSession) -> None: ...
+    async def list_sessions(
+        self, tenant_id: str, *, endpoint_id: str | None, cursor: str | None, limit: int
+    ) -> Page[PlannerSession]: ...
+
+    async def insert_proposal(self, proposal: Proposal) -> None: ...
+    async def get_proposal(self, tenant_id: str, proposal_id: str) -> Proposal: ...
+    async def decide_proposal(
+        self,
+        tenant_id: str,
+        proposal_id: str,
+        status: ProposalStatus,
+        actor: Actor,
+        at: datetime,
+        note: str = "",
+        *,
+        expect: ProposalStatus = ProposalStatus.PENDING,
+    ) -> Proposal:
+        """Move the proposal from ``expect`` to ``status`` atomically; ``AlreadyDecided``
+        when it is no longer in ``expect``."""
+        ...
+
+    async def list_proposals(
+        self,
+        tenant_id: str,
+        *,
+        status: ProposalStatus | None,
+        endpoint_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[Proposal]: ...
+
+    async def add_tokens(self, tenant_id: str, month: str, tokens: int) -> int:
+        """Add to the tenant's usage in ``month`` (``YYYY-MM``); returns the new total."""
+        ...
+
+    async def tokens_used(self, tenant_id: str, month: str) -> int: ...
+
+    async def get_watch(self, endpoint_id: str) -> WatchState | None: ...
+    async def put_watch(self, state: WatchState) -> None: ...
+    async def due_watches(self, now: datetime, *, limit: int) -> list[WatchState]:
+        """Watches with ``due_at <= now``, earliest first."""
+        ...
+
+    async def runs_after(self, cursor: str | None, *, limit: int) -> list[Run]:
+        """Runs of every tenant with an id above ``cursor`` (oldest first): the
+        planner's feed of new results. Ids sort by time, so the last id read is
+        the next cursor."""
+        ...

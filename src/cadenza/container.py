@@ -1,0 +1,303 @@
+"""The composition root: the only module that picks concrete adapters.
+
+Wiring, in order: settings → clock (``SystemClock``) → secret box → store
+(``open_store``) → waker → dispatcher (``HttpDispatcher``) → scheduler. Entry points
+and tests share it through two async context managers:
+
+* ``build_runtime(settings)`` yields a ``Runtime`` (clock, secret box, store,
+  waker): what every surface of one process shares. The API and the dashboard take
+  their store and waker from here, so an action's ``wake()`` reaches this
+  process's scheduler at once.
+* ``build_worker(settings, runtime)`` yields a ``Worker``: a scheduler with its
+  dispatcher, plus, on PostgreSQL, the LISTEN task that carries wake-ups from
+  other processes. ``await worker.run()`` works until ``worker.stop()``.
+
+Both close what they opened on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import gc
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+
+from cadenza.actions.base import Services
+from cadenza.adapters.clock import SystemClock
+from cadenza.adapters.http import HttpDispatcher
+from cadenza.adapters.http.loop import install_uvloop
+from cadenza.adapters.secrets import FernetSecretBox, SecretKeyError
+from cadenza.adapters.store import SqlStore, migrate, open_store
+from cadenza.adapters.store.planner_sql import SqlPlannerStore
+from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
+from cadenza.config import Settings
+from cadenza.ports import Clock, Dispatcher, PlannerStore, SecretBox, Store
+from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
+
+__all__ = [
+    "HttpServer",
+    "Runtime",
+    "Services",
+    "Worker",
+    "build_http",
+    "build_runtime",
+    "build_services",
+    "build_worker",
+    "configure_logging",
+    "freeze_heap",
+    "install_uvloop",
+    "migrate_database",
+    "scheduler_options",
+    "secret_box",
+]
+
+SECRET_FILE = Path(".cadenza-secret")
+"""Where a generated key lives when ``settings.secret_key`` is empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What every part of one process shares."""
+
+    settings: Settings
+    clock: Clock
+    secret_box: SecretBox
+    store: Store
+    waker: EventWaker
+
+
+@dataclass(slots=True)
+class Worker:
+    """A scheduler, its dispatcher and (on PostgreSQL) its wake-up listener."""
+
+    runtime: Runtime
+    scheduler: Scheduler
+    dispatcher: Dispatcher
+
+    async def run(self) -> None:
+        """Schedule until ``stop()``; the listener lives exactly as long."""
+        settings = self.runtime.settings
+        listener: asyncio.Task[None] | None = None
+        if is_postgres(settings.database_url):
+            listener = asyncio.create_task(
+                listen_for_wakeups(settings.database_url, self.runtime.waker, self.runtime.clock)
+            )
+        try:
+            await self.scheduler.run()
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+
+
+def load_secret_key(settings: Settings, path: Path = SECRET_FILE) -> str:
+    """``settings.secret_key``, or a key generated once into ``path`` (mode 600)."""
+    if settings.secret_key:
+        return settings.secret_key
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    key = FernetSecretBox.generate_key()
+    # O_EXCL: two processes starting together must not overwrite each other's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def secret_box(settings: Settings, path: Path = SECRET_FILE) -> SecretBox:
+    """A Fernet box over the configured key. A key that is not a Fernet key (any
+    passphrase) is stretched into one with SHA-256, so any non-empty secret works."""
+    key = load_secret_key(settings, path)
+    try:
+        return FernetSecretBox(key)
+    except SecretKeyError:
+        derived = base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest())
+        return FernetSecretBox(derived.decode("ascii"))
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def scheduler_options(settings: Settings, worker_id: str | None = None) -> SchedulerOptions:
+    return SchedulerOptions(
+        worker_id=worker_id or settings.worker_id or default_worker_id(),
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        claim_batch=settings.claim_batch,
+        lookahead=settings.lookahead_seconds,
+        poll_interval=settings.poll_interval_seconds,
+        lease_margin=settings.lease_margin_seconds,
+        max_concurrency=settings.max_concurrency,
+        max_per_host=settings.max_per_host,
+        shutdown_grace=settings.shutdown_grace_seconds,
+    )
+
+
+@contextlib.asynccontextmanager
+async def build_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    clock = SystemClock()
+    box = secret_box(settings)
+    store = await open_store(settings.database_url, box)
+    try:
+        yield Runtime(settings, clock, box, store, EventWaker())
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def build_worker(
+    settings: Settings, runtime: Runtime | None = None, *, options: SchedulerOptions | None = None
+) -> AsyncIterator[Worker]:
+    """A worker over ``runtime`` (or a runtime of its own, closed on exit)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if runtime is None:
+            runtime = await stack.enter_async_context(build_runtime(settings))
+        dispatcher = HttpDispatcher.from_settings(runtime.clock, settings)
+        stack.push_async_callback(dispatcher.close)
+        scheduler = Scheduler(
+            runtime.store,
+            dispatcher,
+            runtime.clock,
+            runtime.waker,
+            options or scheduler_options(settings),
+        )
+        yield Worker(runtime, scheduler, dispatcher)
+
+
+def freeze_heap() -> None:
+    """Hide everything allocated so far (modules, settings, connections) from the
+    cyclic garbage collector. Call once, when a long-running process has started:
+    a full collection otherwise rescans those ~150k objects each time, a pause of
+    ~100 ms that lands on runs' start times (measured: lateness p99 76–355 ms
+    without, 14 ms with, at 1,000 runs/s on PostgreSQL)."""
+    gc.collect()
+    gc.freeze()
+
+
+def migrate_database(settings: Settings) -> None:
+    migrate(settings.database_url)
+
+
+def configure_logging(*, json: bool = False, level: str = "info") -> None:
+    """One structured line per event on stderr: JSON, or key=value for people."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"Unknown log level {level!r}.")
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"])
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries log through the standard library; keep them to warnings and up.
+    logging.basicConfig(stream=sys.stderr, level=max(numeric, logging.WARNING))
+
+
+# Services for the request-serving surfaces (MCP now; REST and the dashboard can share
+# it). Added by the MCP work; the composition root's owner may fold it in elsewhere.
+
+
+def api_key_secret(settings: Settings, path: Path = SECRET_FILE) -> bytes:
+    """The server secret that keys API-key digests, derived from the configured (or
+    generated) secret with its own label, so it never equals the encryption key."""
+    return hashlib.sha256(b"cadenza/api-keys|" + load_secret_key(settings, path).encode()).digest()
+
+
+def planner_store(store: Store) -> PlannerStore | None:
+    """The planner's store beside a SQL store (same engine); none for other stores."""
+    return SqlPlannerStore(store.engine) if isinstance(store, SqlStore) else None
+
+
+@contextlib.asynccontextmanager
+async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
+    """The ports actions run with in this process: the runtime's store, clock and
+    waker, a dispatcher of its own (``test_endpoint``), and the API-key secret."""
+    dispatcher = HttpDispatcher.from_settings(runtime.clock, runtime.settings)
+    try:
+        yield Services(
+            store=runtime.store,
+            clock=runtime.clock,
+            waker=runtime.waker,
+            dispatcher=dispatcher,
+            secret_key=api_key_secret(runtime.settings),
+            planner=planner_store(runtime.store),
+        )
+    finally:
+        await dispatcher.close()
+
+
+class HttpServer:
+    """The HTTP surfaces as a ``run()``/``stop()`` service: uvicorn serving ``app`` on
+    ``settings.host:settings.port`` with lifespan events (the MCP session manager
+    lives in the app's lifespan)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+        self._server = _SignalFreeServer(config)
+
+    async def run(self) -> None:
+        await self._server.serve()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
+class _SignalFreeServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # ``cli.run_services`` owns SIGTERM/SIGINT and stops every service itself;
+        # uvicorn's own handlers would re-raise the signal after a clean shutdown.
+        yield
+
+
+def build_http(settings: Settings, services: Services) -> HttpServer:
+    """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp``."""
+    # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
+    from cadenza.api import create_app
+    from cadenza.api.auth import TokenBuckets
+    from cadenza.mcp_server import mount_mcp
+
+    app = create_app(services, settings)
+    buckets = TokenBuckets(settings.rate_limit_per_minute, services.clock)
+    mount_mcp(app, services, rate_limit=buckets.take)
+    return HttpServer(app, settings)

@@ -1,0 +1,383 @@
+"""The worker loop: claim → start on time → dispatch → complete in batches.
+
+``Scheduler.run`` drives five tasks until ``stop()``:
+
+* the claim loop leases due endpoints ``lookahead`` ahead, in batches, then sleeps
+  until the earliest unleased ``next_run_at − lookahead`` (at most ``poll_interval``)
+  or until the waker rings (an action changed a schedule, a flush replanned runs,
+  capacity came back);
+* the starter (``timer.Starter``) launches each claim at its slot, never early;
+* each launched run takes a host slot and a global slot (``limiter.Limiter``), then
+  the dispatcher performs it;
+* the completer writes finished runs in one transaction per flush (≤ 50 ms apart);
+* the housekeeper renews leases, sweeps expired ones and beats the worker's heart.
+
+Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
+leases of claims that have not started, give running requests ``shutdown_grace``
+seconds, record the ones still running as interrupted, flush, deregister.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from datetime import datetime
+
+import structlog
+
+from cadenza.ports import Claim, Clock, Completion, Dispatcher, DispatchResult, Store, WorkerInfo
+from cadenza.scheduler.completer import Completer
+from cadenza.scheduler.housekeeping import Housekeeper
+from cadenza.scheduler.limiter import Limiter
+from cadenza.scheduler.options import SchedulerOptions
+from cadenza.scheduler.stats import Stats
+from cadenza.scheduler.tickets import Stage, Ticket, failed_result, run_from, ticket_for
+from cadenza.scheduler.timer import Starter
+from cadenza.scheduler.waker import EventWaker, wait_or_sleep
+
+log = structlog.get_logger("cadenza.scheduler")
+
+INTERRUPTED = "Interrupted: the worker shut down before the request finished."
+RECHECK = 0.1
+"""Longest a flush may go unnoticed by a resting claim loop, in seconds."""
+_IDLE_FLOOR = 0.005
+"""Shortest sleep after an empty claim, in case ``next_due_at`` names a row that
+``claim_due`` will not take: never spin on the database."""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        waker: EventWaker,
+        options: SchedulerOptions,
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._waker = waker
+        self._opts = options
+        self._id = options.worker_id
+        self._tickets: dict[tuple[str, int], Ticket] = {}
+        self._ready = 0
+        self._starved = False
+        self._resting_until = 0.0
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self._limiter = Limiter(options.max_concurrency, options.max_per_host)
+        self._starter: Starter[Ticket] = Starter(clock, self._launch, spin=options.spin)
+        self._completer = Completer(
+            store,
+            clock,
+            self._id,
+            interval=options.flush_interval,
+            max_batch=options.flush_batch,
+            on_flushed=self._flushed,
+        )
+        self._housekeeper = Housekeeper(
+            store,
+            clock,
+            self._id,
+            options.cadence(),
+            tickets=self._tickets.values,
+            on_lost=self._leases_lost,
+            on_swept=self._swept,
+        )
+        self.stats = Stats()
+
+    @property
+    def worker_id(self) -> str:
+        return self._id
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown; ``run`` returns when it is done. Idempotent."""
+        self._stop.set()
+        self._waker.wake()
+
+    async def run(self) -> None:
+        """Work until ``stop()``; re-raises if a background task failed."""
+        await self._register()
+        loops = self._start_loops()
+        stop_waiter = asyncio.ensure_future(self._stop.wait())
+        grace = self._opts.shutdown_grace
+        failure: BaseException | None = None
+        try:
+            await asyncio.wait((stop_waiter, *loops.values()), return_when=asyncio.FIRST_COMPLETED)
+            failure = next((t.exception() for t in loops.values() if _failed(t)), None)
+        except asyncio.CancelledError:
+            grace = 0.0
+            raise
+        finally:
+            stop_waiter.cancel()
+            await self._shutdown(loops, grace)
+        if failure is not None:
+            log.error("scheduler.failed", error=f"{type(failure).__name__}: {failure}")
+            raise failure
+
+    def _start_loops(self) -> dict[str, asyncio.Task[None]]:
+        return {
+            "claim": asyncio.create_task(self._claim_loop(), name="cadenza-claim"),
+            "start": asyncio.create_task(self._starter.run(), name="cadenza-start"),
+            "complete": asyncio.create_task(self._completer.run(), name="cadenza-complete"),
+            "housekeep": asyncio.create_task(self._housekeeper.run(), name="cadenza-housekeep"),
+            "stats": asyncio.create_task(self._stats_loop(), name="cadenza-stats"),
+        }
+
+    async def _register(self) -> None:
+        now = self._clock.now()
+        opts = self._opts
+        await self._store.register_worker(WorkerInfo(self._id, opts.hostname, opts.pid, now, now))
+        log.info(
+            "worker.started",
+            worker_id=self._id,
+            batch=opts.claim_batch,
+            lookahead_s=opts.lookahead,
+            concurrency=opts.max_concurrency,
+            per_host=opts.max_per_host,
+        )
+
+    # -- claiming ---------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        opts = self._opts
+        while not self._stopping:
+            room = self._room()
+            if room <= 0:
+                self._starved = True
+                self._waker.clear()
+                await self._rest(opts.poll_interval)
+                continue
+            # Cleared before reading, so a wake-up during the query is not lost.
+            self._waker.clear()
+            now = self._clock.now()
+            claims = await self._claim(now, room)
+            if claims is None:
+                await self._rest(opts.poll_interval)
+                continue
+            self._accept(claims, now)
+            if len(claims) < room:
+                delay = await self._idle_for(bool(claims))
+                if self._tickets or len(self._completer):
+                    # Runs in hand will be flushed and replanned: look again soon.
+                    delay = min(delay, RECHECK)
+                await self._rest(delay)
+
+    def _room(self) -> int:
+        """How many claims to ask for now; 0 while a bigger batch is worth waiting for.
+
+        While runs are in flight, a claim for a handful of slots would cost a write
+        transaction for little: wait until a quarter batch of room has come back.
+        """
+        opts = self._opts
+        room = min(
+            opts.ready_cap - self._ready, opts.claim_cap - len(self._tickets), opts.claim_batch
+        )
+        if self._ready and room < max(1, opts.claim_batch // 4):
+            return 0
+        return room
+
+    async def _rest(self, seconds: float) -> None:
+        self._resting_until = self._clock.monotonic() + seconds
+        try:
+            await self._waker.wait(self._clock, seconds)
+        finally:
+            self._resting_until = 0.0
+
+    async def _claim(self, now: datetime, limit: int) -> list[Claim] | None:
+        try:
+            return await self._store.claim_due(
+                self._id,
+                now,
+                lookahead=self._opts.lookahead_delta,
+                limit=limit,
+                lease_margin=self._opts.lease_margin_delta,
+            )
+        except Exception as exc:  # the database may come back: retry after a poll
+            log.warning("claims.failed", error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _accept(self, claims: list[Claim], now: datetime) -> None:
+        if not claims:
+            return
+        margin = self._opts.lease_margin_delta
+        tickets = [ticket_for(claim, now, margin) for claim in claims]
+        due = now.timestamp()
+        for ticket in tickets:
+            self._tickets[ticket.key] = ticket
+            if ticket.due <= due:
+                # Already due: it counts against the ready cap before the starter gets
+                # to it, or a backlog would be claimed whole in one go.
+                self._count_ready(ticket)
+        self._starter.add(tickets)
+        self.stats.claimed += len(claims)
+        log.debug("claims.taken", claims=len(claims), held=len(self._tickets))
+
+    async def _idle_for(self, claimed: bool) -> float:
+        """Seconds until the earliest unleased slot enters the look-ahead window."""
+        poll = self._opts.poll_interval
+        try:
+            nxt = await self._store.next_due_at()
+        except Exception as exc:  # sleep one poll and try again
+            log.warning("claims.next_due_failed", error=f"{type(exc).__name__}: {exc}")
+            return poll
+        if nxt is None:
+            return poll
+        delay = (nxt - self._clock.now()).total_seconds() - self._opts.lookahead
+        return min(poll, max(delay, 0.0 if claimed else _IDLE_FLOOR))
+
+    # -- running ----------------------------------------------------------------
+
+    def _launch(self, ticket: Ticket) -> None:
+        ticket.stage = Stage.QUEUED
+        self._count_ready(ticket)
+        ticket.task = asyncio.create_task(self._execute(ticket))
+
+    def _count_ready(self, ticket: Ticket) -> None:
+        if not ticket.ready:
+            ticket.ready = True
+            self._ready += 1
+
+    async def _execute(self, ticket: Ticket) -> None:
+        claim = ticket.claim
+        await self._limiter.acquire(ticket.host)
+        try:
+            if ticket.cancelled:
+                self._forget(ticket)
+                return
+            ticket.stage = Stage.RUNNING
+            self.stats.started += 1
+            result = await self._dispatch(claim)
+        finally:
+            self._limiter.release(ticket.host)
+        self._record(ticket, result)
+
+    async def _dispatch(self, claim: Claim) -> DispatchResult:
+        started = self._clock.now()
+        try:
+            return await self._dispatcher.dispatch(claim.endpoint, claim.scheduled_for)
+        except asyncio.CancelledError:
+            result = failed_result(started, self._clock.now(), INTERRUPTED)
+            self._completer.add(Completion(claim, run_from(claim, result, self._id)))
+            raise
+        except Exception as exc:  # a dispatcher bug must not kill the worker
+            log.exception("dispatch.crashed", endpoint_id=claim.endpoint.id)
+            error = f"Dispatcher failed: {type(exc).__name__}: {exc}"
+            return failed_result(started, self._clock.now(), error)
+
+    def _record(self, ticket: Ticket, result: DispatchResult) -> None:
+        claim = ticket.claim
+        try:
+            self._completer.add(Completion(claim, run_from(claim, result, self._id)))
+        except Exception:  # a bug here must not leak the ticket; the lease then expires
+            log.exception("run.record_failed", endpoint_id=claim.endpoint.id)
+        lateness = (result.started_at - claim.scheduled_for).total_seconds()
+        if lateness > self.stats.max_lateness:
+            self.stats.max_lateness = lateness
+        self._forget(ticket)
+
+    def _forget(self, ticket: Ticket) -> None:
+        self._tickets.pop(ticket.key, None)
+        if ticket.ready:
+            self._ready -= 1
+        if self._starved and self._room() > 0:
+            self._starved = False
+            self._waker.wake()
+
+    # -- callbacks from the completer and the housekeeper -----------------------
+
+    def _flushed(self, runs: int, fenced: int) -> None:
+        self.stats.completed += runs
+        self.stats.fenced += fenced
+        # A flush released endpoints whose next slot may come before the claim loop
+        # means to wake up. While runs are in hand its rests are short anyway (at most
+        # RECHECK), so this rings only after the last run of a busy spell.
+        if self._resting_until - self._clock.monotonic() > RECHECK:
+            self._waker.wake()
+
+    def _leases_lost(self, endpoint_ids: list[str]) -> None:
+        lost = set(endpoint_ids)
+        dropped = 0
+        for ticket in list(self._tickets.values()):
+            if ticket.claim.endpoint.id in lost and ticket.stage is not Stage.RUNNING:
+                ticket.cancelled = True
+                dropped += 1
+                if ticket.stage is Stage.WAITING:
+                    self._forget(ticket)
+        log.warning("leases.lost", endpoints=len(lost), dropped=dropped)
+
+    def _swept(self, count: int) -> None:
+        self.stats.swept += count
+        self._waker.wake()
+
+    # -- stopping ---------------------------------------------------------------
+
+    async def _shutdown(self, loops: dict[str, asyncio.Task[None]], grace: float) -> None:
+        self._stopping = True
+        self._waker.wake()
+        await _settle((loops["claim"],), self._clock, self._opts.poll_interval)
+        await _settle((loops["start"], loops["stats"]), self._clock, 0)
+        unstarted = await self._take_unstarted()
+        await self._release(unstarted)
+        running = [t.task for t in self._tickets.values() if t.task is not None]
+        if running:
+            log.info("worker.draining", running=len(running), grace_s=grace)
+            await _settle(running, self._clock, grace)
+        await _settle((loops["housekeep"],), self._clock, 0)
+        self._completer.close()
+        await _settle((loops["complete"],), self._clock, None)
+        with contextlib.suppress(Exception):
+            await self._store.remove_worker(self._id)
+        log.info("worker.stopped", worker_id=self._id, **self.stats.fields())
+
+    async def _take_unstarted(self) -> list[Ticket]:
+        """Stop every claim that has not started its request; return the live ones."""
+        waiting = [t for t in self._starter.drain() if not t.cancelled]
+        queued = [t for t in self._tickets.values() if t.stage is Stage.QUEUED]
+        tasks = [t.task for t in queued if t.task is not None]
+        await _settle(tasks, self._clock, 0)
+        queued = [t for t in queued if t.stage is Stage.QUEUED]
+        for ticket in (*waiting, *queued):
+            self._forget(ticket)
+        return [*waiting, *(t for t in queued if not t.cancelled)]
+
+    async def _release(self, tickets: list[Ticket]) -> None:
+        if not tickets:
+            return
+        try:
+            await self._store.release(self._id, [t.claim for t in tickets])
+        except Exception as exc:  # the leases expire by themselves; the sweeper frees them
+            log.warning("claims.release_failed", claims=len(tickets), error=str(exc))
+            return
+        self.stats.released += len(tickets)
+        log.info("claims.released", claims=len(tickets))
+
+    async def _stats_loop(self) -> None:
+        interval = self._opts.stats_interval
+        while True:
+            await self._clock.sleep(interval)
+            log.info("scheduler.stats", held=len(self._tickets), **self.stats.fields())
+            self.stats.max_lateness = 0.0
+
+
+async def _settle(tasks: Iterable[asyncio.Task[None]], clock: Clock, grace: float | None) -> None:
+    """Let ``tasks`` finish within ``grace`` seconds (None: wait), then cancel the rest."""
+    pending = [t for t in tasks if not t.done()]
+    if pending and grace != 0:
+        gathered = asyncio.gather(*pending, return_exceptions=True)
+        if grace is None:
+            await gathered
+        else:
+            done = asyncio.Event()
+            gathered.add_done_callback(lambda _: done.set())
+            await wait_or_sleep(done, clock, grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
