@@ -37,7 +37,7 @@ from benchkit import (
     verdict,
 )
 from cadenza.adapters.http.loop import install_uvloop
-from cadenza.container import build_runtime, configure_logging
+from cadenza.container import build_runtime, configure_logging, freeze_heap
 
 TARGET_RATE = 5000.0
 TARGET_RATIO = 0.6
@@ -71,6 +71,7 @@ async def scheduler_rate(db_url: str, target: str, count: int, concurrency: int)
             make_endpoint(job, f"{target}/ok", now, timedelta(hours=1), due) for _ in range(count)
         ]
         await seed(runtime, job, endpoints)
+        freeze_heap()  # as `cadenza worker` does once started
         async with running(settings, runtime, stats_interval=3600.0) as worker:
             start = CLOCK.monotonic()
             deadline = start + DEADLINE

@@ -178,7 +178,8 @@ async def test_the_planner_may_pause_only_for_a_bounded_time(
     done = await invoke(action, planner, {"endpoint_id": ep, "until": "2026-03-02T18:00:00Z"})
     assert done.plan.source.value == "paused"
     audit = await get(client, "/audit", alice, target_id=ep)
-    assert audit["items"][0]["actor"]["kind"] == "planner"
+    pause = next(e for e in audit["items"] if e["action"] == "pause_endpoint")
+    assert pause["actor"]["kind"] == "planner"
 
 
 async def test_explain_schedule_previews_at_most_the_asked_number_of_runs(
