@@ -180,7 +180,9 @@ async def test_three_workers_run_every_slot_of_two_thousand_endpoints_exactly_on
         settings = worker_settings(url)
         async with build_runtime(settings) as runtime:
             workers = [
-                await spawn_worker(url, settings.secret_key, tmp_path, f"multi-{i}")
+                await spawn_worker(
+                    url, settings.secret_key, tmp_path, f"multi-{i}", CADENZA_MAX_PER_HOST="512"
+                )
                 for i in range(3)
             ]
             try:

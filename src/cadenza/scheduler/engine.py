@@ -3,13 +3,15 @@
 ``Scheduler.run`` drives five tasks until ``stop()``:
 
 * the claim loop leases due endpoints ``lookahead`` ahead, in batches, then sleeps
-  until the earliest unleased ``next_run_at − lookahead`` (at most ``poll_interval``)
-  or until the waker rings (an action changed a schedule, a flush replanned runs,
-  capacity came back);
+  until the earliest unleased ``next_run_at − lookahead`` (at most ``poll_interval``,
+  at most ``RECHECK`` while runs are in hand, since their completions release
+  endpoints) or until the waker rings (an action changed a schedule, capacity came
+  back, a notification arrived from another process);
 * the starter (``timer.Starter``) launches each claim at its slot, never early;
 * each launched run takes a host slot and a global slot (``limiter.Limiter``), then
   the dispatcher performs it;
-* the completer writes finished runs in one transaction per flush (≤ 50 ms apart);
+* the completer writes finished runs in one transaction per flush, a flush every
+  ``flush_interval`` (50 ms) while runs finish, a few flushes in flight at once;
 * the housekeeper renews leases, sweeps expired ones and beats the worker's heart.
 
 Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
@@ -47,6 +49,12 @@ _IDLE_FLOOR = 0.005
 
 
 class Scheduler:
+    """One worker: ``run()`` until ``stop()``. Runs start at their slot or later, never
+    earlier. Each claimed slot ends as one of: a recorded run (interrupted ones too);
+    a released lease (shutdown came before it started); nothing, when the lease was
+    lost before it started (its new owner runs it); or, if the process dies, an
+    expired lease that a sweeper records as a lost attempt."""
+
     def __init__(
         self,
         store: Store,
