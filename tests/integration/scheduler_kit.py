@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from cadenza.adapters.clock import SystemClock
+from cadenza.adapters.http.loop import install_uvloop
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, migrate
 from cadenza.adapters.store.codec import Codec
@@ -129,6 +130,7 @@ def _serve_ok(conn: Connection) -> None:
         conn.send(runner.addresses[0][1])
         await asyncio.sleep(3600)  # bounded; the parent terminates it much sooner
 
+    install_uvloop()  # the target must not be what the workers wait for
     asyncio.run(main())
 
 
