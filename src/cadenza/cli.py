@@ -1,4 +1,5 @@
-"""The ``cadenza`` command: ``migrate``, ``worker``, ``serve`` and ``mcp``.
+"""The ``cadenza`` command: ``serve``, ``worker``, ``planner``, ``migrate``, ``mcp``,
+``sim`` and ``admin``.
 
 ``worker`` runs the scheduler alone (any database; on SQLite, one worker process).
 ``serve`` runs everything one process offers side by side in one event loop; each
@@ -11,41 +12,41 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Protocol
+from typing import Annotated, Any, TypeVar
 
 import structlog
 import typer
 
 from cadenza.config import Settings
 from cadenza.container import (
+    FirstStart,
+    Service,
+    api_key_secret,
     build_http,
+    build_planner,
     build_runtime,
     build_services,
     build_worker,
     configure_logging,
+    ensure_admin,
     freeze_heap,
     install_uvloop,
     migrate_database,
 )
 from cadenza.domain import errors
-from cadenza.simulation.command import sim_command
 
 log = structlog.get_logger("cadenza.cli")
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Cadenza: an adaptive HTTP job scheduler.",
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-class Service(Protocol):
-    async def run(self) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 @app.callback()
@@ -76,10 +77,19 @@ def worker() -> None:
 
 @app.command()
 def serve() -> None:
-    """Run everything in one process: the scheduler, the REST API and MCP at /mcp."""
+    """Run everything in one process: the REST API, MCP at /mcp, the scheduler and
+    the planner."""
     settings = Settings()
     install_uvloop()
     asyncio.run(_serve(settings))
+
+
+@app.command()
+def planner() -> None:
+    """Run the planner alone: read run results and steer cadence through hints."""
+    settings = Settings()
+    install_uvloop()
+    asyncio.run(_planner(settings))
 
 
 async def _worker(settings: Settings) -> None:
@@ -94,9 +104,36 @@ async def _serve(settings: Settings) -> None:
         build_worker(settings, runtime) as running,
         build_services(runtime) as services,
     ):
-        http = build_http(settings, services)
+        first_start = await ensure_admin(settings, services)
+        parts: dict[str, Service] = {"scheduler": running, "http": build_http(settings, services)}
+        if settings.planner_enabled and services.planner is not None:
+            parts["planner"] = build_planner(settings, services)
         freeze_heap()
-        await run_services({"scheduler": running, "http": http})
+        _print_welcome(settings, first_start)
+        await run_services(parts)
+
+
+async def _planner(settings: Settings) -> None:
+    async with build_runtime(settings) as runtime, build_services(runtime) as services:
+        await run_services({"planner": build_planner(settings, services)})
+
+
+def _print_welcome(settings: Settings, first_start: FirstStart | None) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [
+        f"Cadenza is running at {url}",
+        f"  API docs:  {url}/docs        MCP (streamable HTTP): {url}/mcp",
+    ]
+    if first_start is None:
+        lines.append("  Sign in with your admin e-mail and password, or use an API key.")
+    else:
+        password = first_start.generated_password or "(the CADENZA_ADMIN_PASSWORD you set)"
+        lines += [
+            f"  Admin login:  {first_start.email} / {password}",
+            f"  Admin API key (shown once): {first_start.api_key}",
+            f"  Try: curl -H 'Authorization: Bearer {first_start.api_key}' {url}/api/v1/me",
+        ]
+    typer.echo("\n".join(lines), err=True)
 
 
 async def run_services(services: dict[str, Service]) -> None:
@@ -185,7 +222,104 @@ def sim(
     seed: Annotated[int, typer.Option(help="Same seed, same output.")] = 1,
 ) -> None:
     """Replay a seed scenario on a virtual clock, adaptive against static."""
+    from cadenza.simulation.command import sim_command
+
     sim_command(scenario, list_, out, seed)
+
+
+# -- administration -------------------------------------------------------------------
+
+admin = typer.Typer(help="Create users and API keys.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+_CLI_EXIT = {errors.ValidationError: 2, errors.Conflict: 1, errors.NotFound: 1}
+
+
+@admin.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Argument(help="The user's e-mail; each user is a tenant.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="CADENZA_NEW_PASSWORD"
+        ),
+    ],
+    is_admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+) -> None:
+    """Create a user who can sign in with e-mail and password."""
+    user = _run_admin(_create_user(Settings(), email, password, is_admin))
+    typer.echo(f"Created user {user}.")
+
+
+@admin.command("create-key")
+def create_key(
+    email: Annotated[str, typer.Option(help="The e-mail of the user (tenant) who owns the key.")],
+    name: Annotated[str, typer.Option(help="A label that says who or what uses the key.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(help="A scope to grant; repeat for several (jobs:read … keys:admin, admin)."),
+    ],
+    agent: Annotated[bool, typer.Option("--agent", help="The key belongs to an AI agent.")] = False,
+    expires_in_days: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Create an API key and print it once; only its digest is stored."""
+    plaintext = _run_admin(
+        _create_key(Settings(), email, name, tuple(scope), agent, expires_in_days)
+    )
+    typer.echo(plaintext)
+
+
+def _run_admin(work: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(work)
+    except errors.CadenzaError as exc:
+        code = next((c for kind, c in _CLI_EXIT.items() if isinstance(exc, kind)), 1)
+        typer.echo(f"cadenza admin: {exc.message}", err=True)
+        raise typer.Exit(code) from None
+
+
+async def _create_user(settings: Settings, email: str, password: str, is_admin: bool) -> str:
+    from cadenza.actions.identity import create_user as create
+
+    async with build_runtime(settings) as runtime:
+        user = await create(runtime.store, runtime.clock, email, password, is_admin=is_admin)
+    return f"{user.email} (tenant {user.tenant_id})"
+
+
+async def _create_key(
+    settings: Settings,
+    email: str,
+    name: str,
+    scopes: tuple[str, ...],
+    agent: bool,
+    expires_in_days: int | None,
+) -> str:
+    from cadenza.actions.identity import issue_api_key, normalize_email
+    from cadenza.domain.identity import KeyKind, Scope
+
+    unknown = sorted(set(scopes) - {s.value for s in Scope})
+    if unknown or not scopes:
+        allowed = ", ".join(s.value for s in Scope)
+        raise errors.ValidationError(f"Unknown scope(s) {unknown}; use: {allowed}.", "scope")
+    async with build_runtime(settings) as runtime:
+        async with runtime.store.transaction(readonly=True) as tx:
+            user = await tx.find_user_by_email(normalize_email(email))
+        if user is None:
+            raise errors.UserNotFound(email)
+        now = runtime.clock.now()
+        expires = None if expires_in_days is None else now + timedelta(days=expires_in_days)
+        kind = KeyKind.AGENT if agent else KeyKind.USER
+        _, plaintext = await issue_api_key(
+            runtime.store,
+            runtime.clock,
+            api_key_secret(settings),
+            user.tenant_id,
+            name,
+            frozenset(Scope(s) for s in scopes),
+            kind,
+            expires,
+        )
+    return plaintext
 
 
 def _exit_early(signum: int, _frame: FrameType | None) -> None:

@@ -27,13 +27,12 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
-import uvicorn
 
 from cadenza.actions.base import Services
 from cadenza.adapters.clock import SystemClock
@@ -47,22 +46,37 @@ from cadenza.config import Settings
 from cadenza.ports import Clock, Dispatcher, PlannerStore, SecretBox, Store
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 
+if TYPE_CHECKING:
+    from cadenza.planner.service import PlannerConfig
+
 __all__ = [
-    "HttpServer",
+    "PlannerService",
     "Runtime",
+    "Service",
     "Services",
     "Worker",
     "build_http",
+    "build_planner",
     "build_runtime",
     "build_services",
     "build_worker",
     "configure_logging",
+    "ensure_admin",
     "freeze_heap",
     "install_uvloop",
     "migrate_database",
     "scheduler_options",
     "secret_box",
 ]
+
+
+class Service(Protocol):
+    """A long-running part of a process: ``run()`` works until ``stop()``."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
 
 SECRET_FILE = Path(".cadenza-secret")
 """Where a generated key lives when ``settings.secret_key`` is empty."""
@@ -258,41 +272,10 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
         await dispatcher.close()
 
 
-class HttpServer:
-    """The HTTP surfaces as a ``run()``/``stop()`` service: uvicorn serving ``app`` on
-    ``settings.host:settings.port`` with lifespan events (the MCP session manager
-    lives in the app's lifespan)."""
-
-    def __init__(self, app: Any, settings: Settings) -> None:
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
-        self._server = _SignalFreeServer(config)
-
-    async def run(self) -> None:
-        await self._server.serve()
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-
-
-class _SignalFreeServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # ``cli.run_services`` owns SIGTERM/SIGINT and stops every service itself;
-        # uvicorn's own handlers would re-raise the signal after a clean shutdown.
-        yield
-
-
-def build_http(settings: Settings, services: Services) -> HttpServer:
+def build_http(settings: Settings, services: Services) -> Service:
     """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp``."""
     # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
+    from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
     from cadenza.api.auth import TokenBuckets
     from cadenza.mcp_server import mount_mcp
@@ -300,4 +283,81 @@ def build_http(settings: Settings, services: Services) -> HttpServer:
     app = create_app(services, settings)
     buckets = TokenBuckets(settings.rate_limit_per_minute, services.clock)
     mount_mcp(app, services, rate_limit=buckets.take)
-    return HttpServer(app, settings)
+    return HttpServer(app, settings.host, settings.port)
+
+
+# -- the planner ---------------------------------------------------------------------
+
+
+class PlannerService:
+    """The planner loop (``cadenza.planner.service``) as a ``run()``/``stop()`` service."""
+
+    def __init__(self, services: Services, store: PlannerStore, settings: Settings) -> None:
+        self._services = services
+        self._store = store
+        self._settings = settings
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        from cadenza.planner.service import run_planner
+
+        await run_planner(self._services, self._store, planner_config(self._settings), self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def planner_config(settings: Settings) -> PlannerConfig:
+    from cadenza.planner.providers import ModelSettings
+    from cadenza.planner.service import PlannerConfig
+
+    model = None
+    if settings.planner_model:
+        model = ModelSettings(
+            provider=settings.planner_model_provider,
+            model=settings.planner_model,
+            base_url=settings.planner_base_url,
+            api_key=settings.planner_api_key,
+        )
+    return PlannerConfig(
+        debounce_seconds=settings.planner_debounce_seconds,
+        idle_after_seconds=settings.planner_idle_after_seconds,
+        monthly_token_budget=settings.planner_monthly_token_budget,
+        model=model,
+        max_steps=settings.planner_max_steps,
+    )
+
+
+def build_planner(settings: Settings, services: Services) -> PlannerService:
+    if services.planner is None:
+        raise RuntimeError("The planner needs a SQL store (SQLite or PostgreSQL).")
+    return PlannerService(services, services.planner, settings)
+
+
+# -- first start -----------------------------------------------------------------------
+
+
+async def ensure_admin(settings: Settings, services: Services) -> FirstStart | None:
+    """Create the first admin and an admin API key when the database has no users."""
+    from cadenza.actions.identity import ensure_admin as create_first_admin
+
+    created = await create_first_admin(
+        services.store,
+        services.clock,
+        services.secret_key,
+        settings.admin_email,
+        settings.admin_password,
+    )
+    if created is None:
+        return None
+    user, generated_password, api_key = created
+    return FirstStart(user.email, generated_password, api_key)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStart:
+    """What a person needs to sign in the first time; shown once, never stored."""
+
+    email: str
+    generated_password: str | None
+    api_key: str

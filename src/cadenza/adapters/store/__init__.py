@@ -7,7 +7,16 @@ connects to it. Both take ``sqlite+aiosqlite:///path`` or
 
 # Importing the planner's tables registers them on the shared metadata (migration 0002).
 from cadenza.adapters.store import planner_tables as planner_tables
-from cadenza.adapters.store.migrate import migrate
 from cadenza.adapters.store.sql import CHANNEL, SqlStore, open_store
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Create or upgrade the schema at ``url`` (see ``migrate.migrate``)."""
+    # Imported on use: Alembic costs ~11 MB of resident memory that a long-running
+    # worker never needs.
+    from cadenza.adapters.store.migrate import migrate as run_migrations
+
+    run_migrations(url, revision)
+
 
 __all__ = ["CHANNEL", "SqlStore", "migrate", "open_store"]

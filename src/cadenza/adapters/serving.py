@@ -1,0 +1,40 @@
+"""The HTTP surfaces as a service: uvicorn under the process's own signal handling."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+class HttpServer:
+    """``run()`` serves ``app`` until ``stop()``, with lifespan events on (the MCP
+    session manager lives in the app's lifespan)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+        self._server = _SignalFreeServer(config)
+
+    async def run(self) -> None:
+        await self._server.serve()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
+class _SignalFreeServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The command owns SIGTERM/SIGINT and stops every service itself; uvicorn's
+        # own handlers would re-raise the signal after a clean shutdown.
+        yield
