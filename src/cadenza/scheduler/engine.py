@@ -28,6 +28,8 @@ from datetime import datetime
 
 import structlog
 
+from cadenza.domain.catchup import skips
+from cadenza.domain.lifecycle import replan
 from cadenza.ports import Claim, Clock, Completion, Dispatcher, DispatchResult, Store, WorkerInfo
 from cadenza.scheduler.completer import Completer
 from cadenza.scheduler.housekeeping import Housekeeper
@@ -165,6 +167,7 @@ class Scheduler:
             if claims is None:
                 await self._rest(opts.poll_interval)
                 continue
+            claims = await self._skip_missed(claims, now)
             self._accept(claims, now)
             if len(claims) < room:
                 delay = await self._idle_for(bool(claims))
@@ -206,6 +209,28 @@ class Scheduler:
         except Exception as exc:  # the database may come back: retry after a poll
             log.warning("claims.failed", error=f"{type(exc).__name__}: {exc}")
             return None
+
+    async def _skip_missed(self, claims: list[Claim], now: datetime) -> list[Claim]:
+        """Replan and release the stale slots that ``catch_up=skip`` says not to run;
+        returns the claims to run. Stale slots only exist after downtime, so this
+        costs one scan of the batch in normal operation."""
+        missed = [c for c in claims if skips(c.endpoint, c.source, c.scheduled_for, now)]
+        if not missed:
+            return claims
+        try:
+            async with self._store.transaction() as tx:
+                for claim in missed:
+                    endpoint = await tx.get_endpoint(
+                        claim.endpoint.tenant_id, claim.endpoint.id, for_update=True
+                    )
+                    job = await tx.get_job(endpoint.tenant_id, endpoint.job_id)
+                    await tx.update_endpoint(replan(endpoint, job, now))
+            await self._store.release(self._id, missed)
+            log.info("claims.skipped_missed", slots=len(missed))
+        except Exception as exc:  # the leases expire and the sweeper frees the slots
+            log.warning("claims.skip_failed", error=f"{type(exc).__name__}: {exc}")
+        skipped = {id(c) for c in missed}
+        return [c for c in claims if id(c) not in skipped]
 
     def _accept(self, claims: list[Claim], now: datetime) -> None:
         if not claims:

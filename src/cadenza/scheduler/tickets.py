@@ -8,12 +8,11 @@ from datetime import datetime, timedelta
 from enum import Enum
 from urllib.parse import urlsplit
 
+from cadenza.domain.catchup import BASELINE_SOURCES
 from cadenza.domain.governor import missed_slots
-from cadenza.domain.model import PlanSource, Run, RunStatus
+from cadenza.domain.model import Run, RunStatus
 from cadenza.ids import new_id
 from cadenza.ports import Claim, DispatchResult
-
-BASELINE_SOURCES = frozenset({PlanSource.BASELINE_CRON, PlanSource.BASELINE_INTERVAL})
 
 
 class Stage(Enum):
@@ -61,7 +60,9 @@ def run_from(claim: Claim, result: DispatchResult, worker_id: str) -> Run:
     endpoint = claim.endpoint
     missed = 0
     if claim.source in BASELINE_SOURCES:
-        missed = missed_slots(endpoint, claim.scheduled_for)
+        # A late run stands for the slots that came due before it started, not only
+        # for the one it was claimed for (catch_up=run_once after downtime).
+        missed = missed_slots(endpoint, max(claim.scheduled_for, result.started_at))
     return Run(
         id=new_id("run", result.finished_at),
         endpoint_id=endpoint.id,
