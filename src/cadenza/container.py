@@ -213,6 +213,23 @@ def migrate_database(settings: Settings) -> None:
     migrate(settings.database_url)
 
 
+class _StderrLogger:
+    """Writes each line to whatever ``sys.stderr`` is when the line is written.
+
+    structlog's own print logger keeps the stream it was created with; a process that
+    swaps stderr (a test runner, an embedding program) would then write to a closed
+    stream."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stderr_logger(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(*, json: bool = False, level: str = "info") -> None:
     """One structured line per event on stderr: JSON, or key=value for people."""
     numeric = logging.getLevelName(level.upper())
@@ -232,7 +249,7 @@ def configure_logging(*, json: bool = False, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )
     # Libraries log through the standard library; keep them to warnings and up.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -23,6 +23,7 @@ from cadenza.actions.base import AnyAction, Context, LineStream, check_scopes, i
 from cadenza.actions.wire import Input
 from cadenza.api.auth import Auth
 from cadenza.api.errors import PROBLEM_MEDIA_TYPE, PROBLEMS
+from cadenza.domain import errors
 
 _ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 429)
 _DERIVED: dict[tuple[type[BaseModel], str], type[BaseModel]] = {}
@@ -100,15 +101,44 @@ def _parameters(action: AnyAction, auth: Auth) -> tuple[list[inspect.Parameter],
     if carrier is not None:
         params.append(carrier)
 
+    repeatable = _list_fields(action.input_model)
+
     async def scoped_context(request: Request) -> Context:
         ctx = await auth.context(request)
         check_scopes(action, ctx)
+        _refuse_repeated_query_params(request, repeatable)
         return ctx
 
     params.append(
         inspect.Parameter("ctx", _KW, annotation=Annotated[Context, Depends(scoped_context)])
     )
     return params, carrier.name if carrier is not None else None
+
+
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields that take several values, so may repeat in a query string."""
+    collections = (list, tuple, set, frozenset)
+
+    def takes_many(annotation: Any) -> bool:
+        return get_origin(annotation) in collections or any(
+            get_origin(arm) in collections for arm in get_args(annotation)
+        )
+
+    return frozenset(
+        name for name, info in model.model_fields.items() if takes_many(info.annotation)
+    )
+
+
+def _refuse_repeated_query_params(request: Request, repeatable: frozenset[str]) -> None:
+    # Starlette keeps the last of ``?cursor=a&cursor=b`` silently; a client that sent
+    # two values meant something we cannot know, so it is told instead.
+    repeated = sorted(
+        key
+        for key in set(request.query_params.keys())
+        if key not in repeatable and len(request.query_params.getlist(key)) > 1
+    )
+    if repeated:
+        raise errors.InvalidInput([(key, "Give this parameter at most once.") for key in repeated])
 
 
 def _render(action: AnyAction, result: Any) -> Response:

@@ -25,7 +25,7 @@ def next_baseline_slot(endpoint: Endpoint, slot: datetime) -> datetime | None:
     """The baseline slot after ``slot``, with the same backoff the governor applies."""
     baseline = endpoint.baseline
     if isinstance(baseline, IntervalSchedule):
-        return slot + baseline.every * 2 ** min(endpoint.failure_count, MAX_BACKOFF_EXPONENT)
+        return slot + baseline.every * (1 << min(endpoint.failure_count, MAX_BACKOFF_EXPONENT))
     return baseline.next_after(slot)
 
 
