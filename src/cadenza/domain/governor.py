@@ -76,18 +76,25 @@ class _Draft:
     at: datetime
     source: PlanSource
     steps: list[PlanStep]
+    explain: bool = True
 
     def note(self, rule: str, at: datetime | None, note: str) -> None:
-        self.steps.append(PlanStep(rule, at, note))
+        if self.explain:
+            self.steps.append(PlanStep(rule, at, note))
 
 
-def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
-    """The next run of ``endpoint`` as seen at ``now``; see the module docstring."""
+def plan_next_run(now: datetime, endpoint: Endpoint, job: Job, *, explain: bool = True) -> Plan:
+    """The next run of ``endpoint`` as seen at ``now``; see the module docstring.
+
+    ``explain=False`` plans the same ``next_run_at`` and ``source`` with an empty
+    explanation: the scheduler replans every endpoint after every run and never
+    shows the steps (measured on an interval replan: ~7.0 µs → ~5.7 µs).
+    """
     if endpoint.archived or job.archived:
         what = "endpoint" if endpoint.archived else "job"
         step = PlanStep("archived", None, f"The {what} is archived; nothing is scheduled.")
-        return Plan(None, PlanSource.ARCHIVED, (step,))
-    draft = _baseline(now, endpoint)
+        return Plan(None, PlanSource.ARCHIVED, (step,) if explain else ())
+    draft = _baseline(now, endpoint, explain)
     _apply_interval_hint(now, endpoint, draft)
     _apply_one_shot(now, endpoint, draft)
     _apply_clamps(endpoint, draft)
@@ -97,14 +104,14 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
     return _apply_pauses(now, endpoint, job, draft)
 
 
-def _baseline(now: datetime, endpoint: Endpoint) -> _Draft:
+def _baseline(now: datetime, endpoint: Endpoint, explain: bool) -> _Draft:
     if isinstance(endpoint.baseline, CronSchedule):
-        return _cron_baseline(now, endpoint, endpoint.baseline)
-    return _interval_baseline(now, endpoint, endpoint.baseline)
+        return _cron_baseline(now, endpoint, endpoint.baseline, explain)
+    return _interval_baseline(now, endpoint, endpoint.baseline, explain)
 
 
-def _cron_baseline(now: datetime, endpoint: Endpoint, cron: CronSchedule) -> _Draft:
-    draft = _Draft(_NEVER, PlanSource.BASELINE_CRON, [])
+def _cron_baseline(now: datetime, endpoint: Endpoint, cron: CronSchedule, explain: bool) -> _Draft:
+    draft = _Draft(_NEVER, PlanSource.BASELINE_CRON, [], explain)
     previous = endpoint.last_scheduled_for
     floor = now if previous is None else max(now, previous)
     found = _next_cron_slot(endpoint, cron, floor)
@@ -138,10 +145,12 @@ def _next_cron_slot(
     return None
 
 
-def _interval_baseline(now: datetime, endpoint: Endpoint, interval: IntervalSchedule) -> _Draft:
+def _interval_baseline(
+    now: datetime, endpoint: Endpoint, interval: IntervalSchedule, explain: bool
+) -> _Draft:
     exponent = min(endpoint.failure_count, MAX_BACKOFF_EXPONENT)
     step = interval.every * (2**exponent)
-    draft = _Draft(now, PlanSource.BASELINE_INTERVAL, [])
+    draft = _Draft(now, PlanSource.BASELINE_INTERVAL, [], explain)
     lattice_starts = endpoint.last_scheduled_for is None
     if endpoint.last_scheduled_for is None:
         origin = endpoint.anchor
@@ -239,7 +248,7 @@ def _hint_lapses(endpoint: Endpoint, expires_at: datetime, hinted: datetime, dra
         hinted,
         f"The interval hint would run next only after it expires at {expires_at.isoformat()}.",
     )
-    resumed = _baseline(expires_at, endpoint)
+    resumed = _baseline(expires_at, endpoint, draft.explain)
     draft.at, draft.source = resumed.at, resumed.source
     draft.note(
         "hint-lapses",

