@@ -294,12 +294,10 @@ def build_http(settings: Settings, services: Services) -> Service:
     # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
     from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
-    from cadenza.api.auth import TokenBuckets
     from cadenza.mcp_server import mount_mcp
 
     app = create_app(services, settings)
-    buckets = TokenBuckets(settings.rate_limit_per_minute, services.clock)
-    mount_mcp(app, services, rate_limit=buckets.take)
+    mount_mcp(app, services, rate_limit=app.state.rate_limit)
     return HttpServer(app, settings.host, settings.port)
 
 

@@ -75,3 +75,15 @@ async def test_an_exhausted_rate_limit_answers_429_with_retry_after(
     assert response.status_code == 429
     assert response.headers["retry-after"] == "2"
     assert response.json()["code"] == "rate_limited"
+
+
+async def test_rest_and_mcp_calls_draw_on_one_rate_limit_per_caller(
+    services: Services, alice: Tenant
+) -> None:
+    app = create_app(services, Settings(_env_file=None, rate_limit_per_minute=3))
+    mount_mcp(app, services, rate_limit=app.state.rate_limit)
+    async with running(app, alice.key) as http:
+        rest = [(await http.get("/api/v1/me")).status_code for _ in range(3)]
+        mcp = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert rest == [200, 200, 200]
+    assert mcp.status_code == 429

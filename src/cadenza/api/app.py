@@ -45,6 +45,8 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     errors.install(app)
     app.add_middleware(Hygiene, api_prefix="/api/")
     app.state.services = services
+    # Other surfaces mounted on this app (MCP) take from the same per-caller budget.
+    app.state.rate_limit = auth.limiter.take
     _document_security(app)
     return app
 
