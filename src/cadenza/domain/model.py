@@ -7,6 +7,7 @@ Conventions: every ``datetime`` is timezone-aware UTC; every duration is a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -380,13 +381,22 @@ class Endpoint:
         return self.created_at
 
 
+def slot_setters(cls: type[Any]) -> dict[str, Callable[[object, object], None]]:
+    """The ``__set__`` of each field's slot descriptor of a slots dataclass, in field
+    order. Writing through the descriptor skips the frozen ``__setattr__`` without a
+    lookup by name: what ``evolve`` and the stores' trusted decoding use to build
+    entities whose values are already known to be valid."""
+    if "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__} is not a slots dataclass")
+    return {f.name: vars(cls)[f.name].__set__ for f in fields(cls)}
+
+
 _ENDPOINT_FIELDS = tuple(f.name for f in fields(Endpoint))
 _CHECKED_FIELDS = frozenset({"name", "jitter"})
 """The fields ``Endpoint.__post_init__`` validates; keep in step with it."""
 _EVOLVABLE_FIELDS = frozenset(_ENDPOINT_FIELDS) - _CHECKED_FIELDS
 _read_fields = attrgetter(*_ENDPOINT_FIELDS)
-# Each field's slot descriptor ``__set__``: writes that skip the frozen __setattr__.
-_SLOT_SETTERS = {name: getattr(Endpoint, name).__set__ for name in _ENDPOINT_FIELDS}
+_SLOT_SETTERS = slot_setters(Endpoint)
 _ALL_SETTERS = tuple(_SLOT_SETTERS.values())
 
 

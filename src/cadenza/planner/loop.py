@@ -190,15 +190,8 @@ class PlannerLoop:
     async def _failed(self, watch: WatchState, exc: Exception) -> None:
         now = self._clock.now()
         await self._store.put_watch(triggers.after_error(watch, now))
-        session = PlannerSession(
-            id=new_id("pls", now),
-            tenant_id=watch.tenant_id,
-            endpoint_id=watch.endpoint_id,
-            job_id=watch.job_id,
-            planner=PlannerKind.RULES,
-            trigger=watch.trigger,
-            started_at=now,
-            finished_at=now,
+        session = replace(
+            _session(new_id("pls", now), watch, PlannerKind.RULES, now, now),
             outcome=SessionOutcome.ERROR,
             error=f"{type(exc).__name__}: {exc}"[:2000],
         )
@@ -320,15 +313,8 @@ class PlannerLoop:
         look = analysis.look_again_at
         if look is not None:
             look = min(max(look, now + MIN_LOOK_AGAIN), now + MAX_LOOK_AGAIN)
-        session = PlannerSession(
-            id=session_id,
-            tenant_id=watch.tenant_id,
-            endpoint_id=watch.endpoint_id,
-            job_id=watch.job_id,
-            planner=kind,
-            trigger=watch.trigger,
-            started_at=started,
-            finished_at=now,
+        session = replace(
+            _session(session_id, watch, kind, started, now),
             outcome=outcome_of(applier),
             summary=analysis.summary,
             model=analysis.model,

@@ -10,7 +10,6 @@ would dominate the hot path.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from cadenza.domain.model import (
     Pause,
     Request,
     RetryPolicy,
+    slot_setters,
 )
 from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
 from cadenza.ports import SecretBox
@@ -160,27 +160,16 @@ def trusted(cls: type[T], *values: object) -> T:
     ``values`` are all the fields, in declaration order.
     """
     obj = object.__new__(cls)
-    for set_slot, value in zip(_slot_setters(cast(Any, cls)), values, strict=True):
+    for set_slot, value in zip(_setters(cast(Any, cls)), values, strict=True):
         set_slot(obj, value)
     return obj
 
 
 @cache
-def _field_names(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-@cache
-def _slot_setters(cls: Any) -> tuple[Callable[[object, object], None], ...]:
-    """The ``__set__`` of each field's slot descriptor, in field order.
-
-    Writing through the descriptor skips the frozen ``__setattr__`` as
-    ``object.__setattr__`` does, without the lookup by name (measured: a ``Request``
-    in ~2.4 µs instead of ~3.1 µs; one is decoded per claimed row).
-    """
-    if "__slots__" not in vars(cls):
-        raise TypeError(f"{cls.__name__} is not a slots dataclass")
-    return tuple(vars(cls)[name].__set__ for name in _field_names(cls))
+def _setters(cls: Any) -> tuple[Callable[[object, object], None], ...]:
+    # One Request is decoded per claimed row: skipping the name lookups is measured
+    # at ~2.4 µs instead of ~3.1 µs per Request.
+    return tuple(slot_setters(cls).values())
 
 
 _METHODS = {m.value: m for m in Method}
