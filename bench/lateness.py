@@ -6,6 +6,9 @@ process and a target server in another process, for ``--seconds`` (60 by default
 From the run rows: lateness (``started_at − scheduled_for``) p50/p99/max, starts more
 than 2 ms early, and the worker's peak RSS (``VmRSS`` from ``/proc/<pid>/status``).
 Runs of the first ``--warmup`` seconds are left out (the worker is still starting).
+The worker's CPU time per run and its share of one core tell a worker that needs
+more CPU than one core (share near 100%) from one starved by other processes on a
+shared machine (share well below, yet behind).
 
     .venv/bin/python bench/lateness.py [--sizes 10000,100000] [--seconds 60]
 
@@ -23,6 +26,7 @@ import os
 import random
 import signal
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -48,6 +52,16 @@ from cadenza.domain.model import Endpoint, Job
 P99_TARGET_MS = {10_000: 10.0, 100_000: 20.0}
 RSS_TARGET_MB = 100.0
 EARLY = timedelta(milliseconds=2)
+
+
+def worker_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far, from ``/proc/<pid>/stat``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_rss_mb(pid: int) -> float:
@@ -112,13 +126,21 @@ async def measure(
             job = make_job(now)
             await seed(runtime, job, _endpoints(job, size, f"{target}/ok", now, start))
             late_seed = (CLOCK.now() - start).total_seconds()
+            cpu, since = worker_cpu_seconds(worker.pid), CLOCK.now()
             peak_rss, noise = await _watch(worker.pid, start + timedelta(seconds=seconds))
+            cpu = Cpu(worker_cpu_seconds(worker.pid) - cpu, (CLOCK.now() - since).total_seconds())
             worker.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(worker.wait(), 60)
             window = (start + timedelta(seconds=warmup), start + timedelta(seconds=seconds))
             values = await _lateness(runtime, window)
             overdue = await _overdue(runtime, window[1])
+            cpu.runs = await _runs_since(runtime, since)
     _report(kind, size, seconds, values, peak_rss, code, late_seed)
+    print(
+        f"    worker CPU {cpu.seconds:.1f} s in {cpu.wall:.0f} s ({cpu.seconds / cpu.wall:.0%} of "
+        f"one core), {cpu.per_run_us():.0f} µs per run over {cpu.runs} runs",
+        flush=True,
+    )
     if overdue:
         print(f"    behind: {overdue} endpoints had a slot due before the end that never started")
     if noise:
@@ -128,6 +150,18 @@ async def measure(
             f"max {noise[-1] * 1000:.1f} ms",
             flush=True,
         )
+
+
+@dataclass(slots=True)
+class Cpu:
+    """The worker's CPU time while watched, and the runs it started meanwhile."""
+
+    seconds: float
+    wall: float
+    runs: int = 0
+
+    def per_run_us(self) -> float:
+        return self.seconds / self.runs * 1e6 if self.runs else float("nan")
 
 
 def _endpoints(job: Job, size: int, url: str, now: datetime, start: datetime) -> list[Endpoint]:
@@ -176,6 +210,15 @@ async def _overdue(runtime: object, until: datetime) -> int:
     query = sa.text("SELECT count(*) FROM endpoints WHERE next_run_at < :until")
     async with store.engine.connect() as conn:
         return int((await conn.execute(query, {"until": bound})).scalar_one())
+
+
+async def _runs_since(runtime: object, since: datetime) -> int:
+    store = runtime.store  # type: ignore[attr-defined]
+    pg = store.engine.dialect.name == "postgresql"
+    bound: object = since if pg else int(since.timestamp() * 1_000_000)
+    query = sa.text("SELECT count(*) FROM runs WHERE status != 'lost' AND started_at >= :since")
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(query, {"since": bound})).scalar_one())
 
 
 def _percentile(values: list[int], q: float) -> float:

@@ -4,7 +4,9 @@ For each backend (SQLite, PostgreSQL when a server answers on 127.0.0.1:5432) an
 each repetition: seed N endpoints all due now, run one in-process worker until all
 N runs are recorded, and time it. In the same repetition a bare aiohttp loop sends
 N GETs to the same target with the same concurrency; the ratio of the two says what
-the scheduler's bookkeeping costs. The target runs in its own process.
+the scheduler's bookkeeping costs. The target runs in its own process. Since other
+work on a shared machine moves rates around, each side's CPU time per request (this
+process, threads included; not the database server's) is printed too.
 
     .venv/bin/python bench/throughput.py [--endpoints 10000] [--repeat 3]
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,8 +48,16 @@ DEADLINE = 300.0
 """No repetition runs longer than this many seconds."""
 
 
-async def bare_loop(url: str, count: int, concurrency: int) -> float:
-    """Requests per second of a plain aiohttp loop: the ceiling for the worker."""
+class Measured:
+    """Rate and CPU microseconds per request of one side of a repetition."""
+
+    def __init__(self, done: int, seconds: float, cpu_seconds: float) -> None:
+        self.rate = done / seconds
+        self.cpu_us = cpu_seconds / max(done, 1) * 1e6
+
+
+async def bare_loop(url: str, count: int, concurrency: int) -> Measured:
+    """A plain aiohttp loop: the ceiling for the worker."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         gate = asyncio.Semaphore(concurrency)
@@ -55,13 +66,13 @@ async def bare_loop(url: str, count: int, concurrency: int) -> float:
             async with gate, session.get(url) as response:
                 await response.read()
 
-        start = CLOCK.monotonic()
+        start, cpu = CLOCK.monotonic(), time.process_time()
         await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), DEADLINE)
-        return count / (CLOCK.monotonic() - start)
+        return Measured(count, CLOCK.monotonic() - start, time.process_time() - cpu)
 
 
-async def scheduler_rate(db_url: str, target: str, count: int, concurrency: int) -> float:
-    """Executions per second of one worker draining ``count`` due endpoints."""
+async def scheduler_rate(db_url: str, target: str, count: int, concurrency: int) -> Measured:
+    """One worker draining ``count`` due endpoints."""
     settings = bench_settings(db_url, concurrency=concurrency)
     async with build_runtime(settings) as runtime:
         now = CLOCK.now()
@@ -73,18 +84,21 @@ async def scheduler_rate(db_url: str, target: str, count: int, concurrency: int)
         await seed(runtime, job, endpoints)
         freeze_heap()  # as `cadenza worker` does once started
         async with running(settings, runtime, stats_interval=3600.0) as worker:
-            start = CLOCK.monotonic()
+            start, cpu = CLOCK.monotonic(), time.process_time()
             deadline = start + DEADLINE
             stats = worker.scheduler.stats
             # Polling a counter every 10 ms costs nothing next to the work measured.
             while stats.completed < count and CLOCK.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-            elapsed = CLOCK.monotonic() - start
-            done = stats.completed
-    return done / elapsed
+            measured = Measured(
+                stats.completed, CLOCK.monotonic() - start, time.process_time() - cpu
+            )
+    return measured
 
 
-async def repetition(kind: str, target: str, count: int, concurrency: int) -> tuple[float, float]:
+async def repetition(
+    kind: str, target: str, count: int, concurrency: int
+) -> tuple[Measured, Measured]:
     with database(kind) as db_url:
         rate = await scheduler_rate(db_url, target, count, concurrency)
     bare = await bare_loop(f"{target}/ok", count, concurrency)
@@ -107,21 +121,25 @@ def main() -> None:
     )
     with target_process() as target:
         for kind in kinds:
-            rates, ratios = [], []
+            rates, ratios, cpus, bare_cpus = [], [], [], []
             for i in range(args.repeat):
-                rate, bare = asyncio.run(repetition(kind, target, args.endpoints, args.concurrency))
-                rates.append(rate)
-                ratios.append(rate / bare)
+                ours, bare = asyncio.run(repetition(kind, target, args.endpoints, args.concurrency))
+                rates.append(ours.rate)
+                ratios.append(ours.rate / bare.rate)
+                cpus.append(ours.cpu_us)
+                bare_cpus.append(bare.cpu_us)
                 print(
-                    f"  {kind:8} run {i + 1}: {rate:8.0f} exec/s  bare {bare:8.0f} req/s  "
-                    f"ratio {rate / bare:.2f}",
+                    f"  {kind:8} run {i + 1}: {ours.rate:8.0f} exec/s  "
+                    f"bare {bare.rate:8.0f} req/s  ratio {ours.rate / bare.rate:.2f}  "
+                    f"CPU/run {ours.cpu_us:4.0f} µs  bare {bare.cpu_us:4.0f} µs",
                     flush=True,
                 )
             rate, ratio = median(rates), median(ratios)
             print(
                 f"{kind:8} median {rate:8.0f} exec/s (target >= {TARGET_RATE:.0f}: "
                 f"{verdict(rate >= TARGET_RATE)})  ratio {ratio:.2f} "
-                f"(target >= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)})",
+                f"(target >= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)})  "
+                f"CPU/run {median(cpus):.0f} µs, bare {median(bare_cpus):.0f} µs",
                 flush=True,
             )
 

@@ -34,19 +34,18 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from cadenza.actions.base import Services
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.http import HttpDispatcher
 from cadenza.adapters.http.loop import install_uvloop
 from cadenza.adapters.secrets import FernetSecretBox, SecretKeyError
 from cadenza.adapters.store import SqlStore, migrate, open_store
-from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
 from cadenza.config import Settings
 from cadenza.ports import Clock, Dispatcher, PlannerStore, SecretBox, Store
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 
 if TYPE_CHECKING:
+    from cadenza.actions.base import Services
     from cadenza.planner.service import PlannerConfig
 
 __all__ = [
@@ -68,6 +67,16 @@ __all__ = [
     "scheduler_options",
     "secret_box",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``Services`` imports every action (their models, password hashing): ~3 MB of
+    # resident memory that a worker process never uses, so it loads on first use.
+    if name == "Services":
+        from cadenza.actions.base import Services
+
+        return Services
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Service(Protocol):
@@ -268,6 +277,9 @@ def api_key_secret(settings: Settings, path: Path = SECRET_FILE) -> bytes:
 
 def planner_store(store: Store) -> PlannerStore | None:
     """The planner's store beside a SQL store (same engine); none for other stores."""
+    # Imported here: it pulls in the actions, which a worker process never needs.
+    from cadenza.adapters.store.planner_sql import SqlPlannerStore
+
     return SqlPlannerStore(store.engine) if isinstance(store, SqlStore) else None
 
 
@@ -275,6 +287,8 @@ def planner_store(store: Store) -> PlannerStore | None:
 async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
     """The ports actions run with in this process: the runtime's store, clock and
     waker, a dispatcher of its own (``test_endpoint``), and the API-key secret."""
+    from cadenza.actions.base import Services
+
     dispatcher = HttpDispatcher.from_settings(runtime.clock, runtime.settings)
     try:
         yield Services(

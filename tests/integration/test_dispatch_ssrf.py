@@ -95,6 +95,43 @@ async def test_a_hostile_target_is_refused_without_any_connection(
     assert guard.connects == []
 
 
+async def test_a_refusal_is_repeated_for_every_run_of_the_same_request(
+    guard, endpoint_for, make_dispatcher
+):
+    # The verdict on a URL is kept per request; each run must still be refused.
+    dispatcher = make_dispatcher(allowlist=[], resolver=StaticResolver(HOSTILE_NAMES))
+    endpoint = endpoint_for("http://0x7f.1/")
+
+    results = [await dispatcher.dispatch(endpoint, SLOT) for _ in range(3)]
+
+    assert [r.error for r in results] == [SSRF + "127.0.0.1 is a loopback address"] * 3
+    assert guard.connects == []
+
+
+async def test_every_new_connection_to_a_name_is_resolved_and_checked_again(
+    http_target, guard, endpoint_for, make_dispatcher
+):
+    # What is cached per request must not skip the pinned check: a name that turns
+    # hostile between runs (DNS rebinding) is refused on the next connection.
+    port = http_target.base.rsplit(":", 1)[1]
+    resolver = StaticResolver({"flip.test": ["127.0.0.1"]})
+    dispatcher = make_dispatcher(resolver=resolver)
+    # A truncated capture drops its connection, so the next run must connect anew.
+    endpoint = endpoint_for(f"http://flip.test:{port}/huge")
+
+    first = await dispatcher.dispatch(endpoint, SLOT)
+    resolver.table["flip.test"] = ["10.0.0.9"]
+    second = await dispatcher.dispatch(endpoint, SLOT)
+
+    assert first.status is RunStatus.SUCCESS
+    assert first.response is not None
+    assert first.response.truncated
+    assert second.error == (
+        SSRF + "flip.test resolves only to refused addresses (10.0.0.9 is a private address)"
+    )
+    assert resolver.lookups == ["flip.test", "flip.test"]
+
+
 async def test_the_reason_names_the_kind_of_address(endpoint_for, make_dispatcher, guard):
     dispatcher = make_dispatcher(allowlist=[], resolver=StaticResolver(HOSTILE_NAMES))
 

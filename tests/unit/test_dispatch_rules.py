@@ -10,7 +10,7 @@ import pytest
 from yarl import URL
 
 from cadenza.adapters.http.dispatcher import backoff_delay
-from cadenza.adapters.http.outbound import first_hop
+from cadenza.adapters.http.outbound import Template, first_hop
 from cadenza.adapters.http.response import (
     Redactor,
     describe_assertion,
@@ -95,6 +95,18 @@ def test_the_first_hop_carries_the_fixed_headers_and_encoded_body():
     assert headers["User-Agent"] == "custom"
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
     assert hop.body == b"hi"
+
+
+def test_each_run_gets_its_own_copy_of_the_shared_template_headers():
+    template = Template.of(_endpoint(headers=(Header("X-Plain", "1"),)).request)
+
+    first = template.headers_for("ep-9:slot-1")
+    second = template.headers_for("ep-9:slot-2")
+
+    assert first.getall("Idempotency-Key") == ["ep-9:slot-1"]
+    assert second.getall("Idempotency-Key") == ["ep-9:slot-2"]
+    assert "Idempotency-Key" not in template.header_map
+    assert first["X-Plain"] == second["X-Plain"] == "1"
 
 
 def test_a_303_becomes_a_bodyless_get_and_307_keeps_everything():

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from cadenza.domain.catchup import BASELINE_SOURCES
@@ -48,9 +49,16 @@ def ticket_for(claim: Claim, claimed_at: datetime, lease_margin: timedelta) -> T
     return Ticket(
         claim=claim,
         lease_until=claimed_at + request.lease_budget + lease_margin,
-        host=urlsplit(request.url).hostname or "",
+        host=host_of(request.url),
         due=claim.scheduled_for.timestamp(),
     )
+
+
+@lru_cache(maxsize=4096)
+def host_of(url: str) -> str:
+    """The host a URL's runs count against; cached, since endpoints of one target
+    share URLs and every claim needs it."""
+    return urlsplit(url).hostname or ""
 
 
 def run_from(claim: Claim, result: DispatchResult, worker_id: str) -> Run:

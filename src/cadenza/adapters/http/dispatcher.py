@@ -5,11 +5,20 @@ One run = up to ``retry.max_attempts`` attempts; one attempt = up to
 checked before connecting and every name is resolved once by the pinning resolver,
 so redirects cannot lead anywhere the first URL could not. Failures never raise;
 they become the result's status and error (SCHEDULING.md §3 and §4).
+
+What a run shares with every other run of the same ``Request`` (its template, its
+redactor, the guard's verdict on the URL as written) is derived once and kept in a
+bounded cache keyed by the request object: stores hand out one shared ``Request``
+per stored configuration, and these values depend only on the request and on the
+dispatcher's fixed policy. The address actually connected to is still checked on
+every new connection, by the resolver (names) or by that cached verdict (literal
+addresses, which aiohttp connects to without asking the resolver).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +33,7 @@ from cadenza.adapters.http import signing
 from cadenza.adapters.http.outbound import (
     REDIRECT_STATUSES,
     Outbound,
-    first_hop,
+    Template,
     idempotency_key,
     secret_values,
 )
@@ -46,7 +55,25 @@ if TYPE_CHECKING:
 
 MAX_REDIRECTS = 5
 SSRF_PREFIX = "refused by the SSRF guard: "
+PREPARED_CACHE_SIZE = 4096
+"""Requests whose per-run constants are kept; beyond that the oldest are rebuilt."""
 _log = structlog.get_logger("cadenza.dispatch")
+# The attempt's own deadline (asyncio.timeout) bounds every hop, connection and read:
+# a second, per-request aiohttp timer would only cost another timer per request.
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What every run of one request shares. ``request`` is held so that its id, the
+    cache key, cannot be reused by another object while the entry lives."""
+
+    request: Request
+    template: Template
+    redactor: Redactor
+    refusal: str | None
+    """Why the SSRF guard refuses the URL as written, or ``None``."""
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +121,7 @@ class HttpDispatcher:
         self._max_redirects = max_redirects
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._prepared: dict[int, _Prepared] = {}
 
     @classmethod
     def from_settings(
@@ -127,6 +155,7 @@ class HttpDispatcher:
                 # A proxy from the environment would connect on our behalf, unchecked.
                 trust_env=False,
                 raise_for_status=False,
+                timeout=_NO_AIOHTTP_TIMEOUT,
             )
         return self._session
 
@@ -144,14 +173,14 @@ class HttpDispatcher:
         network failures. ``retry_after`` is the last Retry-After seen, uncapped."""
         started_at = self._clock.now()
         start = self._clock.monotonic()
+        prepared = self._prepare(endpoint.request)
         policy = endpoint.request.retry
-        hop = first_hop(endpoint, idempotency_key(endpoint, scheduled_for.isoformat()))
-        redactor = Redactor(secret_values(endpoint))
+        idempotency = idempotency_key(endpoint, scheduled_for.isoformat())
         attempts = 0
         retry_after: timedelta | None = None
         while True:
             attempts += 1
-            outcome = await self._attempt(endpoint.request, hop, redactor)
+            outcome = await self._attempt(prepared, idempotency)
             retry_after = outcome.retry_after or retry_after
             _log_attempt(endpoint, attempts, outcome)
             if not outcome.retryable or attempts >= policy.max_attempts:
@@ -169,11 +198,33 @@ class HttpDispatcher:
             retry_after=retry_after,
         )
 
-    async def _attempt(self, request: Request, hop: Outbound, redactor: Redactor) -> _Attempt:
-        seconds = request.timeout.total_seconds()
+    def _prepare(self, request: Request) -> _Prepared:
+        cached = self._prepared.get(id(request))
+        if cached is not None and cached.request is request:
+            return cached
+        try:
+            self._policy.check_url(request.url)
+            refusal = None
+        except UnsafeTarget as exc:
+            refusal = exc.message
+        prepared = _Prepared(
+            request,
+            Template.of(request),
+            Redactor(secret_values(request)),
+            refusal,
+            request.timeout.total_seconds(),
+        )
+        if len(self._prepared) >= PREPARED_CACHE_SIZE:
+            del self._prepared[next(iter(self._prepared))]
+        self._prepared[id(request)] = prepared
+        return prepared
+
+    async def _attempt(self, prepared: _Prepared, idempotency: str) -> _Attempt:
+        seconds = prepared.seconds
+        redactor = prepared.redactor
         try:
             async with asyncio.timeout(seconds):
-                return await self._follow(request, hop, redactor)
+                return await self._follow(prepared, idempotency)
         except TimeoutError:
             return _Attempt(
                 RunStatus.TIMEOUT, error=f"timed out after {seconds:g} s", retryable=True
@@ -192,29 +243,35 @@ class HttpDispatcher:
             error = redactor.text(describe_error(exc))
             return _Attempt(RunStatus.ERROR, error=error, retryable=retryable)
 
-    async def _follow(self, request: Request, hop: Outbound, redactor: Redactor) -> _Attempt:
+    async def _follow(self, prepared: _Prepared, idempotency: str) -> _Attempt:
+        if prepared.refusal is not None:
+            raise UnsafeTarget(prepared.refusal)
         session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=request.timeout.total_seconds())
+        request, template = prepared.request, prepared.template
+        hop: Outbound | None = None  # built only when a redirect rewrites the request
+        current: Template | Outbound
         for _ in range(self._max_redirects + 1):
-            self._policy.check_url(hop.url)
-            headers = hop.header_map()
+            if hop is None:
+                current, headers = template, template.headers_for(idempotency)
+            else:
+                self._policy.check_url(hop.url)
+                current, headers = hop, hop.header_map()
             if self._keys:
                 timestamp = int(self._clock.now().timestamp())
                 headers[signing.HEADER] = signing.sign(
-                    self._keys, hop.method, str(hop.url), hop.body, timestamp
+                    self._keys, current.method, str(current.url), current.body, timestamp
                 )
             async with session.request(
-                hop.method,
-                hop.url,
+                current.method,
+                current.url,
                 headers=headers,
-                data=hop.body or None,
+                data=current.body or None,
                 allow_redirects=False,
-                timeout=timeout,
             ) as response:
                 location = _redirect_target(request, response)
                 if location is None:
-                    return await self._judge(request, response, redactor)
-                hop = hop.redirected(response.status, location)
+                    return await self._judge(request, response, prepared.redactor)
+                hop = (hop or template.hop(idempotency)).redirected(response.status, location)
         raise _TooManyRedirects
 
     async def _judge(
@@ -224,7 +281,10 @@ class HttpDispatcher:
         if capture.truncated:
             response.close()  # drop the unread rest with the connection
         status = response.status
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
+        retry_after = None
+        header = response.headers.get("Retry-After")
+        if header is not None:
+            retry_after = parse_retry_after(header, self._clock.now())
         verdict = _Attempt(RunStatus.SUCCESS, status, response=capture, retry_after=retry_after)
         if status not in request.expected_status:
             expected = describe_statuses(request.expected_status)
@@ -241,7 +301,10 @@ class HttpDispatcher:
 
 def _log_attempt(endpoint: Endpoint, attempt: int, outcome: _Attempt) -> None:
     # Ids, the URL and the verdict only: header values never reach the logs.
-    log = _log.debug if outcome.status is RunStatus.SUCCESS else _log.info
+    success = outcome.status is RunStatus.SUCCESS
+    if success and not _log.is_enabled_for(logging.DEBUG):
+        return  # every run succeeding: skip building a line that would be dropped
+    log = _log.debug if success else _log.info
     log(
         "dispatch.attempt",
         endpoint_id=endpoint.id,

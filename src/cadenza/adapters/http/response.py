@@ -64,10 +64,13 @@ async def read_capture(response: ClientResponse, limit: int) -> ResponseCapture:
     Stops reading at the limit; the caller must then close (not release) the
     response so the unread rest is dropped with the connection.
     """
+    content = response.content
     chunks: list[bytes] = []
     received = 0
-    while received < limit:
-        chunk = await response.content.read(limit - received)
+    # Checking at_eof() first spares the read that would only return b"": most
+    # bodies arrive whole, often with the headers.
+    while received < limit and not content.at_eof():
+        chunk = await content.read(limit - received)
         if not chunk:
             break
         chunks.append(chunk)
@@ -82,7 +85,7 @@ async def read_capture(response: ClientResponse, limit: int) -> ResponseCapture:
     else:
         # Whatever has not arrived yet was not read: truncated. Waiting to find
         # out would turn a capped stream into a timeout.
-        truncated = not response.content.at_eof()
+        truncated = not content.at_eof()
     size = max(declared, received) if declared is not None else received
     return ResponseCapture(
         body=b"".join(chunks),

@@ -7,10 +7,12 @@ Cadenza migrates without an ``alembic.ini`` or a source checkout.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -41,6 +43,10 @@ def async_url(url: str) -> sa.URL:
 
 
 def alembic_config(url: str) -> Config:
+    # Imported here, not at the top: a worker or API process never migrates, and
+    # Alembic with Mako is ~11 MB of resident memory (sql.py needs only ``async_url``).
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # Percent signs in passwords would otherwise be read as interpolation.
@@ -51,6 +57,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database at ``url`` (async or sync driver URL) to ``revision``."""
+    from alembic import command  # see alembic_config
+
     config = alembic_config(url)
     engine = sa.create_engine(sync_url(url))
     try:
