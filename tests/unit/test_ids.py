@@ -64,3 +64,29 @@ def test_floor_id_sorts_before_every_id_of_its_millisecond_and_after_earlier_one
             assert ids.new_id("run", at) > floor
             if earlier.timestamp() >= 0:
                 assert ids.new_id("run", earlier) < floor
+
+
+def test_ids_made_one_after_another_in_one_millisecond_sort_in_creation_order() -> None:
+    at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    made = [ids.new_id("run", at) for _ in range(1000)]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+
+
+def test_only_the_first_id_of_a_millisecond_draws_random_bits() -> None:
+    at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    asked: list[int] = []
+    with ids.random_bits_from(lambda bits: asked.append(bits) or 5):
+        first, second = ids.new_id("run", at), ids.new_id("run", at)
+        later = ids.new_id("run", at + timedelta(milliseconds=1))
+    assert (first, second) == (_reference("run", at, 5), _reference("run", at, 6))
+    assert later == _reference("run", at + timedelta(milliseconds=1), 5)
+    assert asked == [80, 80]
+
+
+def test_the_random_part_never_wraps_within_a_millisecond() -> None:
+    at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    draws = iter([(1 << 80) - 1, 42])
+    with ids.random_bits_from(lambda _bits: next(draws)):
+        ids.new_id("run", at)
+        assert ids.new_id("run", at) == _reference("run", at, 42)
