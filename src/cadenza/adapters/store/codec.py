@@ -8,7 +8,8 @@ configuration as JSON text (``documents``), timestamps through ``UtcDateTime``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -39,17 +40,28 @@ ENDPOINT_COLUMNS = (
     "pause", "archived_at", "created_at", "updated_at", "next_run_at", "next_run_source",
     "last_run_at", "last_scheduled_for", "last_status", "failure_count", "success_streak",
     "attempt", "lease_budget_us", "lease_owner", "lease_until", "lease_epoch", "lease_slot",
-    "lease_claimed_at",
+    "lease_claimed_at", "revision",
 )  # fmt: skip
 JOB_COLUMNS = (
     "id", "tenant_id", "name", "description", "tags", "pause", "paused", "paused_until",
-    "planner_enabled", "archived_at", "created_at", "updated_at",
+    "planner_enabled", "archived_at", "created_at", "updated_at", "revision",
 )  # fmt: skip
 ENDPOINT_WIDTH = len(ENDPOINT_COLUMNS)
 JOB_WIDTH = len(JOB_COLUMNS)
 # Positional decoding must follow the tables; fail at import, not with shifted data.
 if tuple(endpoints.c.keys()) != ENDPOINT_COLUMNS or tuple(jobs.c.keys()) != JOB_COLUMNS:
     raise RuntimeError("codec column order differs from tables.py")
+
+_ENDPOINT_FIELDS = (
+    "id", "job_id", "tenant_id", "name", "request", "baseline", "created_at", "updated_at",
+    "guardrails", "catch_up", "jitter", "tier", "description", "planner_enabled",
+    "interval_hint", "one_shot", "pause", "archived_at", "next_run_at", "next_run_source",
+    "last_run_at", "last_scheduled_for", "last_status", "failure_count", "success_streak",
+    "attempt", "lease",
+)  # fmt: skip
+# Codec.endpoint passes the fields by position; fail at import, not with shifted data.
+if tuple(f.name for f in fields(Endpoint)) != _ENDPOINT_FIELDS:
+    raise RuntimeError("Codec.endpoint field order differs from model.Endpoint")
 
 _CATCH_UP = {c.value: c for c in CatchUp}
 _SOURCES = {s.value: s for s in PlanSource}
@@ -59,6 +71,15 @@ _ZERO = timedelta(0)
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _response(body: bytes | None, meta: str | None) -> ResponseCapture | None:
+    if meta is None:
+        return None
+    content_type, size, truncated, headers = json.loads(meta)
+    return ResponseCapture(
+        bytes(body or b""), content_type, size, truncated, tuple((n, v) for n, v in headers)
+    )
 
 
 class Codec:
@@ -82,6 +103,7 @@ class Codec:
             "lease_epoch": 0 if lease is None else lease.epoch,
             "lease_slot": None if lease is None else ep.next_run_at,
             "lease_claimed_at": None,
+            "revision": 0,
         }
 
     def endpoint_config(self, ep: Endpoint) -> dict[str, Any]:
@@ -114,37 +136,40 @@ class Codec:
             catch_up, jitter_us, planner_enabled, interval_hint, one_shot, pause,
             archived_at, created_at, updated_at, next_run_at, next_run_source, last_run_at,
             last_scheduled_for, last_status, failure_count, success_streak, attempt,
-            _budget, lease_owner, lease_until, lease_epoch, _slot, _claimed_at,
+            _budget, lease_owner, lease_until, lease_epoch, _slot, _claimed_at, _revision,
         ) = r[:ENDPOINT_WIDTH]  # fmt: skip
         config = self.config
-        return Endpoint(
-            id=id_,
-            job_id=job_id,
-            tenant_id=tenant_id,
-            name=name,
-            request=config.request(request),
-            baseline=config.baseline(baseline),
-            created_at=ts(created_at),
-            updated_at=ts(updated_at),
-            guardrails=config.guardrails(guardrails),
-            catch_up=_CATCH_UP[catch_up],
-            jitter=timedelta(microseconds=jitter_us) if jitter_us else _ZERO,
-            tier=tier,
-            description=description,
-            planner_enabled=planner_enabled,
-            interval_hint=None if interval_hint is None else doc.hint_from(interval_hint),
-            one_shot=None if one_shot is None else doc.one_shot_from(one_shot),
-            pause=None if pause is None else doc.pause_from(pause),
-            archived_at=ts(archived_at),
-            next_run_at=ts(next_run_at),
-            next_run_source=None if next_run_source is None else _SOURCES[next_run_source],
-            last_run_at=ts(last_run_at),
-            last_scheduled_for=ts(last_scheduled_for),
-            last_status=None if last_status is None else _STATUSES[last_status],
-            failure_count=failure_count,
-            success_streak=success_streak,
-            attempt=attempt,
-            lease=None if lease_owner is None else Lease(lease_owner, ts(lease_until), lease_epoch),
+        # Rows hold only what the store wrote, validated on the way in: built without
+        # Endpoint.__init__ and its checks, by position (see _ENDPOINT_FIELDS).
+        return doc.trusted(
+            Endpoint,
+            id_,
+            job_id,
+            tenant_id,
+            name,
+            config.request(request),
+            config.baseline(baseline),
+            ts(created_at),
+            ts(updated_at),
+            config.guardrails(guardrails),
+            _CATCH_UP[catch_up],
+            timedelta(microseconds=jitter_us) if jitter_us else _ZERO,
+            tier,
+            description,
+            planner_enabled,
+            None if interval_hint is None else doc.hint_from(interval_hint),
+            None if one_shot is None else doc.one_shot_from(one_shot),
+            None if pause is None else doc.pause_from(pause),
+            ts(archived_at),
+            ts(next_run_at),
+            None if next_run_source is None else _SOURCES[next_run_source],
+            ts(last_run_at),
+            ts(last_scheduled_for),
+            None if last_status is None else _STATUSES[last_status],
+            failure_count,
+            success_streak,
+            attempt,
+            None if lease_owner is None else Lease(lease_owner, ts(lease_until), lease_epoch),
         )
 
     # Jobs -----------------------------------------------------------------------
@@ -165,6 +190,7 @@ class Codec:
             "archived_at": job.archived_at,
             "created_at": job.created_at,
             "updated_at": job.updated_at,
+            "revision": 0,
         }
 
     @staticmethod
@@ -172,7 +198,7 @@ class Codec:
         """From a row holding the jobs table's columns, in order, from ``offset``."""
         (
             id_, tenant_id, name, description, tags, pause, _paused, _until,
-            planner_enabled, archived_at, created_at, updated_at,
+            planner_enabled, archived_at, created_at, updated_at, _revision,
         ) = r[offset : offset + JOB_WIDTH]  # fmt: skip
         return Job(
             id=id_,
@@ -221,16 +247,6 @@ class Codec:
 
     @staticmethod
     def run(r: Row) -> Run:
-        response = None
-        if r.response_meta is not None:
-            content_type, size, truncated, headers = json.loads(r.response_meta)
-            response = ResponseCapture(
-                bytes(r.response_body or b""),
-                content_type,
-                size,
-                truncated,
-                tuple((name, value) for name, value in headers),
-            )
         return Run(
             id=r.id,
             endpoint_id=r.endpoint_id,
@@ -245,9 +261,24 @@ class Codec:
             missed_slots=r.missed_slots,
             http_status=r.http_status,
             error=r.error,
-            response=response,
+            response=_response(r.response_body, r.response_meta),
             worker_id=r.worker_id,
         )
+
+    @staticmethod
+    def run_from_driver(r: Sequence[Any], ts: Callable[[Any], Any]) -> Run:
+        """From a raw driver row in the runs table's column order; ``ts`` converts its
+        timestamps. By position and without the dataclass's ``__init__``: pages of
+        runs are the REST API's hottest read (``SqlTx.list_runs``)."""
+        (
+            id_, endpoint_id, job_id, tenant_id, scheduled_for, started_at, finished_at,
+            status, source, attempt, missed_slots, http_status, error, body, meta, worker_id,
+        ) = r  # fmt: skip
+        return doc.trusted(
+            Run, id_, endpoint_id, job_id, tenant_id, ts(scheduled_for), ts(started_at),
+            ts(finished_at), _STATUSES[status], _SOURCES[source], attempt, missed_slots,
+            http_status, error, _response(body, meta), worker_id,
+        )  # fmt: skip
 
     # Audit, identity, workers -----------------------------------------------
 

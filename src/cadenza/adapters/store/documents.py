@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 from cadenza.domain.assertions import Comparison, Op
 from cadenza.domain.model import (
+    DEFAULT_EXPECTED_STATUS,
     Actor,
     ActorKind,
     Body,
@@ -118,12 +119,7 @@ class ConfigCodec:
                 "assertion": None
                 if assertion is None
                 else [assertion.op.value, assertion.value, assertion.json_pointer],
-                "retry": [
-                    retry.max_attempts,
-                    _secs(retry.backoff),
-                    _secs(retry.max_backoff),
-                    status_ranges(retry.retry_on_status),
-                ],
+                "retry": _retry_doc(retry),
             }
         )
 
@@ -131,7 +127,6 @@ class ConfigCodec:
         doc = json.loads(text)
         body = doc["body"]
         assertion = doc["assertion"]
-        attempts, backoff, max_backoff, retry_on = doc["retry"]
         # The request was validated when it was created and rows hold only what the
         # store wrote, so decoding skips Request's checks (URL parsing dominated).
         return trusted(
@@ -144,9 +139,9 @@ class ConfigCodec:
             ),
             None if body is None else Body(BodyKind(body[0]), body[1], body[2], body[3]),
             _td(doc["timeout"]),
-            status_set(doc["expected_status"]),
+            _expected_status(doc["expected_status"]),
             None if assertion is None else Comparison(Op(assertion[0]), assertion[1], assertion[2]),
-            _retry(attempts, backoff, max_backoff, _ranges_key(retry_on)),
+            _retry_from(doc["retry"]),
         )
 
 
@@ -183,6 +178,33 @@ def _ranges_key(ranges: list[list[int]]) -> RangesKey:
 @lru_cache(maxsize=256)
 def _status_set(key: RangesKey) -> frozenset[int]:
     return frozenset(code for low, high in key for code in range(low, high + 1))
+
+
+def _retry_doc(retry: RetryPolicy) -> list[Any]:
+    return [
+        retry.max_attempts,
+        _secs(retry.backoff),
+        _secs(retry.max_backoff),
+        status_ranges(retry.retry_on_status),
+    ]
+
+
+# Most requests keep the defaults: recognising their documents by one list comparison
+# skips building the cache keys (measured ~3 µs of a ~12 µs request decode).
+_DEFAULT_STATUS_DOC = status_ranges(DEFAULT_EXPECTED_STATUS)
+_DEFAULT_RETRY = RetryPolicy()
+_DEFAULT_RETRY_DOC = _retry_doc(_DEFAULT_RETRY)
+
+
+def _expected_status(ranges: list[list[int]]) -> frozenset[int]:
+    return DEFAULT_EXPECTED_STATUS if ranges == _DEFAULT_STATUS_DOC else status_set(ranges)
+
+
+def _retry_from(doc: list[Any]) -> RetryPolicy:
+    if doc == _DEFAULT_RETRY_DOC:
+        return _DEFAULT_RETRY
+    attempts, backoff, max_backoff, retry_on = doc
+    return _retry(attempts, backoff, max_backoff, _ranges_key(retry_on))
 
 
 @lru_cache(maxsize=256)

@@ -4,18 +4,32 @@ Each function runs inside one transaction opened by ``SqlStore`` and is batched:
 a handful of statements per call, whatever the number of endpoints. Fencing is on
 ``(lease_owner, lease_epoch)``: the epoch grows with every claim, so a worker whose
 lease expired cannot write even if it claimed the same endpoint again since.
+
+Completion must plan from the endpoint's *current* state (SCHEDULING.md §3): a
+hint or pause written during the run counts. Reading every row again would cost a
+query and a decode per run, so the claim remembers what it read (``InFlight``),
+with the revisions of the endpoint and its job, which every write by a person, an
+agent or the planner bumps (``SqlTx``). The completion replans those copies before
+its transaction starts. In it, it checks the batch's jobs once (locked against
+change until commit), then writes the endpoints fenced on the lease *and* their
+revision: a row that passes is unchanged since the claim, so its copy is its
+current state. If a job changed, or any row fails the fence (its write is rolled
+back to a savepoint), the batch takes the general path: read the current rows,
+replan, write fenced on the lease alone, and report the endpoints no longer ours
+as lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, ENDPOINT_WIDTH, Codec, Row
-from cadenza.adapters.store.hot import HotSql, fetch, write_batch
+from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, ENDPOINT_WIDTH, JOB_COLUMNS, Codec, Row
+from cadenza.adapters.store.hot import HotSql, execute, fetch, write_batch
 from cadenza.adapters.store.statements import Statements
 from cadenza.domain import errors, lifecycle
 from cadenza.domain.model import Endpoint, Job, PlanSource, Run, RunStatus
@@ -25,67 +39,81 @@ from cadenza.ports import Claim, Completion
 
 _OWNER = ENDPOINT_COLUMNS.index("lease_owner")
 _EPOCH = ENDPOINT_COLUMNS.index("lease_epoch")
-_UNTIL = ENDPOINT_COLUMNS.index("lease_until")
 _JOB = ENDPOINT_COLUMNS.index("job_id")
+_REVISION = ENDPOINT_COLUMNS.index("revision")
+_JOB_ID = JOB_COLUMNS.index("id")
+_JOB_REVISION = JOB_COLUMNS.index("revision")
+_SAVEPOINT = "cadenza_unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim read: the endpoint and its job, each with its revision."""
+
+    endpoint: Endpoint
+    revision: int
+    job: Job
+    job_revision: int
 
 
 class InFlight:
-    """Claims not yet completed: their raw row and decoded endpoint, by (id, epoch).
-
-    A completion whose endpoint row is unchanged since the claim (bar a heartbeat's
-    ``lease_until``) replans the endpoint decoded at claim time instead of decoding
-    it again; decoding is a completion's largest cost after the replan itself.
-    """
+    """Claims not yet completed, by (endpoint id, epoch); see the module docstring."""
 
     LIMIT = 100_000
     """A safety valve: claims dropped without completion or release are forgotten."""
 
     def __init__(self) -> None:
-        self._claims: dict[tuple[str, int], tuple[Row, Endpoint]] = {}
+        self._claims: dict[tuple[str, int], Claimed] = {}
 
-    def remember(self, row: Row, endpoint: Endpoint, epoch: int) -> None:
+    def remember(self, claimed: Claimed, epoch: int) -> None:
         if len(self._claims) >= self.LIMIT:
             self._claims.clear()
-        self._claims[(endpoint.id, epoch)] = (row, endpoint)
+        self._claims[(claimed.endpoint.id, epoch)] = claimed
 
-    def forget(self, endpoint_id: str, epoch: int) -> tuple[Row, Endpoint] | None:
+    def forget(self, endpoint_id: str, epoch: int) -> Claimed | None:
         return self._claims.pop((endpoint_id, epoch), None)
-
-
-def _unchanged(claimed: Row, current: Row) -> bool:
-    return bool(
-        claimed[:_UNTIL] == current[:_UNTIL]
-        and claimed[_UNTIL + 1 : ENDPOINT_WIDTH] == current[_UNTIL + 1 : ENDPOINT_WIDTH]
-    )
 
 
 def fence(worker_id: str, claim: Claim) -> dict[str, Any]:
     return {"b_id": claim.endpoint.id, "b_owner": worker_id, "b_epoch": claim.epoch}
 
 
-async def claim(
+async def claim_rows(
     conn: AsyncConnection,
     hot: HotSql,
-    codec: Codec,
-    in_flight: InFlight,
     worker_id: str,
     now: datetime,
     horizon: datetime,
     limit: int,
     margin: timedelta,
+) -> tuple[list[Row], list[Row]]:
+    """Leases up to ``limit`` due endpoints in one statement: their rows, their jobs'."""
+    if hot.claim_checkpoint:
+        await execute(conn, hot.claim_checkpoint)
+    rows = await fetch(conn, hot.claim, hot.claim_params(worker_id, now, horizon, limit, margin))
+    if not rows:
+        return [], []
+    job_ids = hot.ids_param(list({row[_JOB] for row in rows}))
+    return rows, await fetch(conn, hot.jobs, (job_ids,))
+
+
+def claims(
+    hot: HotSql, codec: Codec, in_flight: InFlight, rows: list[Row], job_rows: list[Row]
 ) -> list[Claim]:
-    """Leases up to ``limit`` due endpoints in one statement; oldest first."""
-    params = hot.claim_params(worker_id, now, horizon, limit, margin)
-    rows = await fetch(conn, hot.claim, params)
+    """Decodes what ``claim_rows`` read (after its commit: no lock is held meanwhile)."""
+    ts = hot.ts_in
+    jobs = {r[_JOB_ID]: (codec.job(r, 0, ts), r[_JOB_REVISION]) for r in job_rows}
     result = []
     for row in rows:
-        ep = codec.endpoint(row, hot.ts_in)
+        ep = codec.endpoint(row, ts)
         # The claim's WHERE guarantees both; the asserts narrow the types.
         assert ep.next_run_at is not None
         assert ep.lease is not None
         source = ep.next_run_source or _baseline_source(ep.baseline)
-        result.append(Claim(ep, ep.next_run_at, source, ep.attempt, ep.lease.epoch))
-        in_flight.remember(tuple(row), ep, ep.lease.epoch)
+        epoch = ep.lease.epoch
+        result.append(Claim(ep, ep.next_run_at, source, ep.attempt, epoch))
+        job, job_revision = jobs[ep.job_id]
+        in_flight.remember(Claimed(ep, row[_REVISION], job, job_revision), epoch)
     # RETURNING promises no order.
     result.sort(key=_claim_order)
     return result
@@ -101,17 +129,83 @@ def _baseline_source(baseline: object) -> PlanSource:
     return PlanSource.BASELINE_CRON
 
 
-async def complete(
-    conn: AsyncConnection,
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A completion batch encoded before its transaction: runs, the replans of the
+    claimed copies fenced on their revisions (``None``: the general path decides),
+    and the revision of each job as the claims saw it."""
+
+    runs: list[tuple[Any, ...]]
+    unchanged: list[tuple[Any, ...]] | None
+    job_revisions: dict[str, int]
+
+
+def prepare(
     hot: HotSql,
-    codec: Codec,
     in_flight: InFlight,
     worker_id: str,
     completions: Sequence[Completion],
     now: datetime,
+) -> Prepared:
+    """The CPU work of ``complete``, done without holding a transaction open."""
+    runs = [hot.run_params(c.run) for c in completions]
+    unchanged: list[tuple[Any, ...]] | None = []
+    jobs: dict[str, int] = {}
+    for done in completions:
+        claim = done.claim
+        claimed = in_flight.forget(claim.endpoint.id, claim.epoch)
+        job_id = claim.endpoint.job_id
+        if (
+            claimed is None  # claimed by another store object, or forgotten
+            or unchanged is None
+            or jobs.setdefault(job_id, claimed.job_revision) != claimed.job_revision
+        ):
+            unchanged = None
+            continue
+        replanned = lifecycle.after_run(claimed.endpoint, claimed.job, done.run, now)
+        fenced = (claim.endpoint.id, worker_id, claim.epoch, claimed.revision)
+        unchanged.append(hot.state_params(replanned, fenced))
+    return Prepared(runs, unchanged, jobs)
+
+
+async def complete(
+    conn: AsyncConnection,
+    hot: HotSql,
+    codec: Codec,
+    worker_id: str,
+    completions: Sequence[Completion],
+    prepared: Prepared,
+    now: datetime,
 ) -> list[str]:
     """Insert the runs, then replan and release every endpoint still ours."""
-    await _insert_runs(conn, hot, [c.run for c in completions])
+    if hot.complete_checkpoint:
+        await execute(conn, hot.complete_checkpoint)
+    await _insert_runs(conn, hot, prepared.runs)
+    if prepared.unchanged is not None and await _jobs_unchanged(conn, hot, prepared):
+        await execute(conn, f"SAVEPOINT {_SAVEPOINT}")
+        written = await write_batch(conn, hot, hot.complete_unchanged, prepared.unchanged)
+        if written == len(prepared.unchanged):
+            await execute(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            return []
+        await execute(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+    return await _complete_from_current(conn, hot, codec, worker_id, completions, now)
+
+
+async def _jobs_unchanged(conn: AsyncConnection, hot: HotSql, prepared: Prepared) -> bool:
+    ids = hot.ids_param(list(prepared.job_revisions))
+    current = {r[0]: r[1] for r in await fetch(conn, hot.job_revisions, (ids,))}
+    return current == prepared.job_revisions
+
+
+async def _complete_from_current(
+    conn: AsyncConnection,
+    hot: HotSql,
+    codec: Codec,
+    worker_id: str,
+    completions: Sequence[Completion],
+    now: datetime,
+) -> list[str]:
+    """Re-read every endpoint and its job, replan, write what is still ours."""
     ids = hot.ids_param([c.claim.endpoint.id for c in completions])
     current = {r[0]: r for r in await fetch(conn, hot.current, (ids,))}
     jobs: dict[str, Job] = {}
@@ -119,7 +213,6 @@ async def complete(
     lost: list[str] = []
     ts = hot.ts_in
     for done in completions:
-        claimed = in_flight.forget(done.claim.endpoint.id, done.claim.epoch)
         row = current.get(done.claim.endpoint.id)
         if row is None or row[_OWNER] != worker_id or row[_EPOCH] != done.claim.epoch:
             lost.append(done.claim.endpoint.id)
@@ -127,12 +220,7 @@ async def complete(
         job = jobs.get(row[_JOB])
         if job is None:
             job = jobs[row[_JOB]] = codec.job(row, ENDPOINT_WIDTH, ts)
-        # Current state, not the claim's copy: hints or pauses written during the run count.
-        if claimed is not None and _unchanged(claimed[0], row):
-            endpoint = claimed[1]
-        else:
-            endpoint = codec.endpoint(row, ts)
-        replanned = lifecycle.after_run(endpoint, job, done.run, now)
+        replanned = lifecycle.after_run(codec.endpoint(row, ts), job, done.run, now)
         fenced = (replanned.id, worker_id, done.claim.epoch)
         updates.append(hot.state_params(replanned, fenced))
     if updates:
@@ -140,9 +228,8 @@ async def complete(
     return lost
 
 
-async def _insert_runs(conn: AsyncConnection, hot: HotSql, batch: list[Run]) -> None:
-    params = [hot.run_params(r) for r in batch]
-    if await write_batch(conn, hot, hot.insert_runs, params) < len(batch):
+async def _insert_runs(conn: AsyncConnection, hot: HotSql, params: list[tuple[Any, ...]]) -> None:
+    if await write_batch(conn, hot, hot.insert_runs, params) < len(params):
         raise errors.Conflict(
             "A run of this batch is already recorded for its endpoint, slot and attempt "
             "(only a 'lost' record may be replaced); nothing was written."

