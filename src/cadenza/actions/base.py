@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import pydantic
 from pydantic import BaseModel
 
+from cadenza.actions.identity import KeyCache
 from cadenza.domain import errors
 from cadenza.domain.identity import Scope, grants
 from cadenza.domain.model import Actor, AuditEvent
@@ -35,7 +36,8 @@ class Services:
     """The ports an action may use, built once by the composition root.
 
     ``secret_key`` is the server secret: it keys API-key digests and signs session
-    cookies, so rotating it invalidates both.
+    cookies, so rotating it invalidates both. ``key_cache`` holds the API keys this
+    process read recently, shared by every surface built on these services.
     """
 
     store: Store
@@ -44,10 +46,12 @@ class Services:
     dispatcher: Dispatcher
     secret_key: bytes
     planner: PlannerStore | None = None
+    key_cache: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:
         if len(self.secret_key) < 16:
             raise ValueError("secret_key must be at least 16 bytes")
+        object.__setattr__(self, "key_cache", KeyCache(self.clock))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class Context:
     dispatcher: Dispatcher
     secret_key: bytes = field(repr=False, default=b"")
     planner: PlannerStore | None = None
+    key_cache: KeyCache | None = None
 
     @classmethod
     def for_caller(
@@ -78,6 +83,7 @@ class Context:
             dispatcher=services.dispatcher,
             secret_key=services.secret_key,
             planner=services.planner,
+            key_cache=services.key_cache,
         )
 
     def now(self) -> datetime:
@@ -158,6 +164,12 @@ async def invoke(action: Action[In, Out], ctx: Context, payload: Mapping[str, An
     """Check scopes, validate ``payload``, run the handler; errors are domain types."""
     check_scopes(action, ctx)
     data = validate_input(action, payload)
+    return await action.handler(ctx, data)
+
+
+async def invoke_parsed(action: Action[In, Out], ctx: Context, data: In) -> Out:
+    """``invoke`` for input a surface has already parsed with ``action.input_model``."""
+    check_scopes(action, ctx)
     return await action.handler(ctx, data)
 
 

@@ -7,7 +7,11 @@
   key, keyed with the server secret, is stored; the prefix finds the row and is shown
   to identify the key. The plaintext is returned once, at issue.
 * A key's ``last_used_at`` is written at most once per ``LAST_USED_GRANULARITY``, so
-  authenticating is a single read on the hot path.
+  authenticating is at most a single read on the hot path.
+* ``KeyCache`` spares even that read: a process keeps a key it read for
+  ``KEY_CACHE_TTL`` (5 s). Expiry is checked on every request and revoking through
+  this process forgets the key at once; a key revoked by another process (the CLI,
+  another server) may still be accepted here for up to ``KEY_CACHE_TTL``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -35,6 +40,10 @@ PREFIX_LENGTH = 8
 MIN_PASSWORD_LENGTH = 10
 MAX_EMAIL_LENGTH = 254
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+KEY_CACHE_TTL = timedelta(seconds=5)
+"""How long a process trusts a key it read; bounds how late another process's
+revocation takes effect here."""
+KEY_CACHE_SIZE = 10_000
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 _HASHER = PasswordHash((Argon2Hasher(),))
 
@@ -142,23 +151,91 @@ async def issue_api_key(
     return key, plaintext
 
 
-async def authenticate_key(store: Store, clock: Clock, secret: bytes, plaintext: str) -> ApiKey:
-    """The usable key matching ``plaintext``, else ``AuthenticationFailed``."""
+class KeyCache:
+    """Keys read recently, by prefix, so that most requests skip the store.
+
+    An entry serves for ``ttl`` after it was read. ``forget`` (called on revocation)
+    also bumps ``generation``: a read that began before it cannot put back the key
+    it saw, which may predate the revocation. Bounded: the oldest entry goes first.
+    """
+
+    def __init__(
+        self, clock: Clock, ttl: timedelta = KEY_CACHE_TTL, size: int = KEY_CACHE_SIZE
+    ) -> None:
+        self.clock = clock
+        self.ttl = ttl.total_seconds()
+        self.size = size
+        self.generation = 0
+        self._keys: OrderedDict[str, tuple[ApiKey, float]] = OrderedDict()
+
+    def get(self, prefix: str) -> ApiKey | None:
+        entry = self._keys.get(prefix)
+        if entry is None:
+            return None
+        key, read_at = entry
+        if self.clock.monotonic() - read_at >= self.ttl:
+            del self._keys[prefix]
+            return None
+        return key
+
+    def put(self, key: ApiKey, generation: int) -> None:
+        """Keep ``key``, read when the cache was at ``generation``, unless it is stale."""
+        if generation != self.generation:
+            return
+        self._keys[key.prefix] = (key, self.clock.monotonic())
+        self._keys.move_to_end(key.prefix)
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+    def forget(self, prefix: str) -> None:
+        self.generation += 1
+        self._keys.pop(prefix, None)
+
+
+async def authenticate_key(
+    store: Store, clock: Clock, secret: bytes, plaintext: str, cache: KeyCache | None = None
+) -> ApiKey:
+    """The usable key matching ``plaintext``, else ``AuthenticationFailed``.
+
+    With ``cache``, a key read in the last ``cache.ttl`` is not read again; its digest
+    and expiry are checked on every call all the same.
+    """
     mark, _, rest = plaintext.partition("_")
     prefix, _, _tail = rest.partition("_")
     if mark != KEY_MARK or len(prefix) != PREFIX_LENGTH:
         raise errors.AuthenticationFailed("Malformed API key.")
     now = clock.now()
-    async with store.transaction(readonly=True) as tx:
-        key = await tx.find_api_key_by_prefix(prefix)
+    key = None if cache is None else cache.get(prefix)
+    if key is None:
+        key = await _read_key(store, prefix, cache)
+    key = _usable(key, secret, plaintext, now)
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_GRANULARITY:
+        key = _usable(await _read_key(store, prefix, cache, touch_at=now), secret, plaintext, now)
+    return key
+
+
+def _usable(key: ApiKey | None, secret: bytes, plaintext: str, now: datetime) -> ApiKey:
     expected = key.digest if key is not None else "0" * 64
     matches = hmac.compare_digest(expected, key_digest(secret, plaintext))
     if key is None or not matches or not key.usable(now):
         raise errors.AuthenticationFailed("Unknown, revoked or expired API key.")
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_GRANULARITY:
-        key = replace(key, last_used_at=now)
-        async with store.transaction() as tx:
+    return key
+
+
+async def _read_key(
+    store: Store, prefix: str, cache: KeyCache | None, *, touch_at: datetime | None = None
+) -> ApiKey | None:
+    """The key with ``prefix`` from the store, kept in ``cache``; with ``touch_at``, its
+    ``last_used_at`` is set in the same transaction. The row is written as read there,
+    never from the copy the request holds, which may predate a revocation."""
+    generation = 0 if cache is None else cache.generation
+    async with store.transaction(readonly=touch_at is None) as tx:
+        key = await tx.find_api_key_by_prefix(prefix)
+        if key is not None and touch_at is not None and key.usable(touch_at):
+            key = replace(key, last_used_at=touch_at)
             await tx.update_api_key(key)
+    if cache is not None and key is not None:
+        cache.put(key, generation)
     return key
 
 

@@ -129,6 +129,10 @@ async def revoke_api_key(ctx: Context, data: RevokeKeyInput) -> ApiKeyOut:
             key = replace(key, revoked_at=now)
             await tx.update_api_key(key)
             await record(ctx, tx, "revoke_api_key", ("api_key", key.id), data.reason)
+    # After the commit: a request reading the key meanwhile saw it unrevoked, and
+    # forgetting also stops that request from caching what it saw.
+    if ctx.key_cache is not None:
+        ctx.key_cache.forget(key.prefix)
     return ApiKeyOut.of(key)
 
 

@@ -105,7 +105,7 @@ class Auth:
 
     async def _key_caller(self, token: str) -> Caller:
         s = self.services
-        key = await authenticate_key(s.store, s.clock, s.secret_key, token)
+        key = await authenticate_key(s.store, s.clock, s.secret_key, token, s.key_cache)
         return caller_for_key(key)
 
     async def _session_caller(self, request: Request) -> Caller:
