@@ -68,6 +68,13 @@ class SqlStore:
         self._hot = HotSql(pg=self.pg)
         self._in_flight = scheduling.InFlight()
         self._writer = asyncio.Lock()
+        # PostgreSQL reads run in autocommit: at READ COMMITTED every statement takes
+        # its own snapshot inside a transaction too, so BEGIN and COMMIT would be two
+        # round trips that buy nothing. SQLite keeps its deferred BEGIN: there, one
+        # transaction is one snapshot, which multi-statement reads rely on.
+        self._readonly_options: dict[str, Any] = {_READONLY: True}
+        if self.pg:
+            self._readonly_options["isolation_level"] = "AUTOCOMMIT"
 
     @property
     def engine(self) -> AsyncEngine:
@@ -78,7 +85,7 @@ class SqlStore:
         """A connection inside one transaction, committed on success."""
         async with self._write_turn(readonly), self._engine.connect() as conn:
             if readonly:
-                await conn.execution_options(**{_READONLY: True})
+                await conn.execution_options(**self._readonly_options)
             async with conn.begin():
                 yield conn
 
