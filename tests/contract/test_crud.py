@@ -146,6 +146,10 @@ async def test_api_keys_are_found_by_prefix_listed_and_updated(store: Store) -> 
     async with store.transaction() as tx:
         assert await tx.find_api_key_by_prefix("cdz_ab12") == key
         assert await tx.find_api_key_by_prefix("cdz_zz") is None
+        assert await tx.get_api_key(TENANT, key.id) == key
+        for tenant, key_id in ((OTHER, key.id), (TENANT, "key_missing")):
+            with pytest.raises(errors.ApiKeyNotFound):
+                await tx.get_api_key(tenant, key_id)
         await tx.update_api_key(revoked)
         page = await tx.list_api_keys(TENANT, cursor=None, limit=10)
         assert page.items == [revoked]

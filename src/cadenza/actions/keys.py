@@ -16,10 +16,8 @@ from cadenza.actions.identity import issue_api_key
 from cadenza.actions.wire import Cursor, Input, Name, Output, PageLimit, Reason, UtcTime, id_field
 from cadenza.domain import errors, limits
 from cadenza.domain.identity import ApiKey, KeyKind, Scope, grants
-from cadenza.ports import Tx
 
 _ADMIN = frozenset({Scope.KEYS_ADMIN})
-_SCAN_PAGE = 200
 
 
 class ApiKeyOut(Output):
@@ -107,24 +105,10 @@ class RevokeKeyInput(Input):
     reason: Reason = ""
 
 
-async def _find_key(tx: Tx, tenant_id: str, key_id: str) -> ApiKey:
-    # The port finds keys by prefix only; a tenant holds few keys, so scanning its
-    # own pages is cheap and keeps other tenants' keys out of reach.
-    cursor: str | None = None
-    while True:
-        page = await tx.list_api_keys(tenant_id, cursor=cursor, limit=_SCAN_PAGE)
-        for key in page.items:
-            if key.id == key_id:
-                return key
-        if page.next_cursor is None:
-            raise errors.ApiKeyNotFound(key_id)
-        cursor = page.next_cursor
-
-
 async def revoke_api_key(ctx: Context, data: RevokeKeyInput) -> ApiKeyOut:
     now = ctx.now()
     async with ctx.store.transaction() as tx:
-        key = await _find_key(tx, ctx.tenant_id, data.key_id)
+        key = await tx.get_api_key(ctx.tenant_id, data.key_id)
         if key.revoked_at is None:
             key = replace(key, revoked_at=now)
             await tx.update_api_key(key)

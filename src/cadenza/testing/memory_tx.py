@@ -221,6 +221,10 @@ class MemoryTx:
     async def find_api_key_by_prefix(self, prefix: str) -> ApiKey | None:
         return next((k for k in self._t.api_keys.values() if k.prefix == prefix), None)
 
+    async def get_api_key(self, tenant_id: str, key_id: str) -> ApiKey:
+        key: ApiKey = _owned(self._t.api_keys, tenant_id, key_id, errors.ApiKeyNotFound)
+        return key
+
     async def list_api_keys(
         self, tenant_id: str, *, cursor: str | None, limit: int
     ) -> Page[ApiKey]:

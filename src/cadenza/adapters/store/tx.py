@@ -264,6 +264,13 @@ class SqlTx:
         row = await self._first(sa.select(api_keys).where(api_keys.c.prefix == prefix))
         return None if row is None else self._codec.api_key(row)
 
+    async def get_api_key(self, tenant_id: str, key_id: str) -> ApiKey:
+        where = (api_keys.c.id == key_id, api_keys.c.tenant_id == tenant_id)
+        row = await self._first(sa.select(api_keys).where(*where))
+        if row is None:
+            raise errors.ApiKeyNotFound(key_id)
+        return self._codec.api_key(row)
+
     async def list_api_keys(
         self, tenant_id: str, *, cursor: str | None, limit: int
     ) -> Page[ApiKey]:
