@@ -64,12 +64,27 @@ def _same(value: Any) -> Any:
     return value
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _from_micros(value: int | None) -> datetime | None:
-    return None if value is None else EPOCH + timedelta(microseconds=value)
+    # Multiplied rather than built from a keyword: several per row on every claim and
+    # every page of runs (measured ~0.9 µs → ~0.55 µs each).
+    return None if value is None else EPOCH + value * _MICROSECOND
 
 
 def _to_micros(value: datetime | None) -> int | None:
     return None if value is None else to_micros(value)
+
+
+TimestampIn = Callable[[Any], datetime | None]
+TimestampOut = Callable[[datetime | None], Any]
+
+
+def timestamp_codec(*, pg: bool) -> tuple[TimestampIn, TimestampOut]:
+    """How driver values and aware datetimes convert on raw driver SQL: PostgreSQL
+    takes datetimes as they are; SQLite stores epoch microseconds (``UtcDateTime``)."""
+    return (_same, _same) if pg else (_from_micros, _to_micros)
 
 
 class HotSql:
@@ -83,8 +98,7 @@ class HotSql:
 
     def __init__(self, *, pg: bool) -> None:
         self.pg = pg
-        self.ts_in: Callable[[Any], datetime | None] = _same if pg else _from_micros
-        self.ts_out: Callable[[datetime | None], Any] = _same if pg else _to_micros
+        self.ts_in, self.ts_out = timestamp_codec(pg=pg)
         self.claim = _pg_claim() if pg else _sqlite_claim()
         self.current = _current(pg)
         self.jobs = _jobs(pg)
