@@ -20,7 +20,7 @@ _SYNC_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 _ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "psycopg"}
 
 
-def _with_driver(url: str, drivers: dict[str, str]) -> sa.URL:
+def _with_driver(url: str | sa.URL, drivers: dict[str, str]) -> sa.URL:
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     if backend not in drivers:
@@ -28,12 +28,12 @@ def _with_driver(url: str, drivers: dict[str, str]) -> sa.URL:
     return parsed.set(drivername=f"{backend}+{drivers[backend]}")
 
 
-def sync_url(url: str) -> sa.URL:
+def sync_url(url: str | sa.URL) -> sa.URL:
     """The same database through a synchronous driver (Alembic runs synchronously)."""
     return _with_driver(url, _SYNC_DRIVERS)
 
 
-def async_url(url: str) -> sa.URL:
+def async_url(url: str | sa.URL) -> sa.URL:
     """The same database through the driver the store uses (aiosqlite or psycopg 3).
 
     So ``sqlite:///cadenza.db`` and ``postgresql://…`` work as well as the explicit

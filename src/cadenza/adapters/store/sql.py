@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.store import scheduling
 from cadenza.adapters.store.codec import Codec
 from cadenza.adapters.store.hot import (
@@ -35,10 +36,11 @@ from cadenza.adapters.store.hot import (
     HotSql,
     pg_staging_ddl,
 )
-from cadenza.adapters.store.migrate import async_url
+from cadenza.adapters.store.inline import InlineReads
+from cadenza.adapters.store.migrate import async_url, sync_url
 from cadenza.adapters.store.statements import Statements
 from cadenza.adapters.store.tables import endpoints, workers
-from cadenza.adapters.store.tx import SqlTx
+from cadenza.adapters.store.tx import DriverExecutor, Executor, SqlTx
 from cadenza.domain.model import Endpoint, Run
 from cadenza.ports import Claim, Completion, SecretBox, Tx, WorkerInfo
 
@@ -46,7 +48,11 @@ CHANNEL = "cadenza_wakeup"
 """The PostgreSQL LISTEN/NOTIFY channel told whenever endpoints may be due sooner."""
 
 _NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
-_READONLY = "cadenza_readonly"
+SQLITE_WRITERS = 2
+"""Connections for writing units of work: the store's own writers take turns, the
+planner store's share the rest (a third would only wait on SQLite's write lock)."""
+SQLITE_THREADED_READERS = 2
+"""Threads for the reads too slow to run inline (see ``inline``)."""
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """Writers queue on SQLite's single write lock; a batch commit takes milliseconds."""
 SQLITE_CACHE_KIB = 32 * 1024
@@ -60,37 +66,46 @@ re-reading pages (interleaved runs: ~280 → ~255 µs/row, ~10% more rows/s)."""
 class SqlStore:
     """The SQL store; build it with ``open_store``. See the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, secret_box: SecretBox) -> None:
+    def __init__(
+        self, engine: AsyncEngine, secret_box: SecretBox, *, inline: InlineReads | None = None
+    ) -> None:
         self._engine = engine
+        self._inline = inline
         self.pg = engine.dialect.name == "postgresql"
         self._codec = Codec(secret_box)
         self._sql = Statements(pg=self.pg)
         self._hot = HotSql(pg=self.pg)
         self._in_flight = scheduling.InFlight()
         self._writer = asyncio.Lock()
-        # PostgreSQL reads run in autocommit: at READ COMMITTED every statement takes
-        # its own snapshot inside a transaction too, so BEGIN and COMMIT would be two
-        # round trips that buy nothing. SQLite keeps its deferred BEGIN: there, one
-        # transaction is one snapshot, which multi-statement reads rely on.
-        self._readonly_options: dict[str, Any] = {_READONLY: True}
-        if self.pg:
-            self._readonly_options["isolation_level"] = "AUTOCOMMIT"
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
     @asynccontextmanager
-    async def _connect(self, *, readonly: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A connection inside one transaction, committed on success."""
-        async with self._write_turn(readonly), self._engine.connect() as conn:
-            if readonly:
-                await conn.execution_options(**self._readonly_options)
-            async with conn.begin():
-                yield conn
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one writing transaction, committed on success."""
+        async with self._write_turn(), self._engine.connect() as conn, conn.begin():
+            yield conn
 
     @asynccontextmanager
-    async def _write_turn(self, readonly: bool) -> AsyncIterator[None]:
+    async def _reads(self) -> AsyncIterator[Executor]:
+        """Where read-only statements run, each on its own snapshot (autocommit).
+
+        On SQLite, inline on the caller's thread (``inline``). On PostgreSQL, a pooled
+        connection in autocommit: at READ COMMITTED every statement takes its own
+        snapshot inside a transaction too, so BEGIN and COMMIT would be two round
+        trips that buy nothing.
+        """
+        if self._inline is not None:
+            yield self._inline
+            return
+        async with self._engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield DriverExecutor(conn)
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
         """On SQLite, this store's writing transactions take turns in the event loop.
 
         They would queue on SQLite's write lock anyway, but a writer that finds it
@@ -99,7 +114,7 @@ class SqlStore:
         what lets a claim and a completion overlap their Python work with each
         other's SQL. A wait as long as the busy timeout fails as SQLite's would.
         """
-        if self.pg or readonly:
+        if self.pg:
             yield
             return
         async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
@@ -113,11 +128,16 @@ class SqlStore:
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
         """A unit of work: committed when the block ends, rolled back if it raises.
 
-        On SQLite a writing transaction holds the database's write lock throughout;
-        ``readonly=True`` starts a deferred one that readers can share.
+        On SQLite a writing transaction holds the database's write lock throughout.
+        ``readonly=True`` promises no writes (SQLite refuses them): each statement
+        then reads its own consistent snapshot, as at READ COMMITTED, and takes no lock.
         """
-        async with self._connect(readonly=readonly) as conn:
-            tx = SqlTx(conn, self._codec, lock_rows=self.pg)
+        if readonly:
+            async with self._reads() as reads:
+                yield SqlTx(reads, self._codec, pg=self.pg)
+            return
+        async with self._connect() as conn:
+            tx = SqlTx(DriverExecutor(conn), self._codec, pg=self.pg)
             yield tx
             if tx.endpoints_changed:
                 await self._notify(conn)
@@ -186,8 +206,8 @@ class SqlStore:
 
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
-        async with self._connect(readonly=True) as conn:
-            value: datetime | None = (await conn.execute(self._sql.next_due)).scalar()
+        async with self._reads() as reads:
+            value: datetime | None = (await reads.execute(self._sql.next_due)).scalar()
         return value
 
     async def import_endpoints(self, rows: Sequence[Endpoint]) -> None:
@@ -228,38 +248,50 @@ class SqlStore:
 
     async def list_workers(self) -> list[WorkerInfo]:
         stmt = sa.select(workers).order_by(workers.c.id)
-        async with self._connect(readonly=True) as conn:
-            rows = (await conn.execute(stmt)).all()
+        async with self._reads() as reads:
+            rows = (await reads.execute(stmt)).all()
         return [self._codec.worker(r) for r in rows]
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
         await self._engine.dispose()
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(dbapi_conn: Any) -> None:
+    """Every SQLite connection's settings; the driver's own transaction handling off
+    (``isolation_level = None``): writers issue their BEGIN themselves (``_sqlite_writer``)."""
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "foreign_keys=ON",
+        f"cache_size=-{SQLITE_CACHE_KIB}",  # negative: KiB, not pages
+        f"wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}",
+        f"journal_size_limit={SQLITE_WAL_LIMIT_BYTES}",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_writer(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control from the driver: we issue BEGIN ourselves below.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-            "foreign_keys=ON",
-            f"cache_size=-{SQLITE_CACHE_KIB}",  # negative: KiB, not pages
-            f"wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}",
-            f"journal_size_limit={SQLITE_WAL_LIMIT_BYTES}",
-        ):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
+        _sqlite_pragmas(dbapi_conn)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         # A deferred BEGIN that later writes can fail with SQLITE_BUSY without waiting
         # (lock upgrade); IMMEDIATE takes the write lock up front and honours the timeout.
-        readonly = conn.get_execution_options().get(_READONLY, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_reader(dbapi_conn: Any) -> None:
+    _sqlite_pragmas(dbapi_conn)
+    # A read-only unit of work must not write, here as inline (``inline``).
+    dbapi_conn.execute("PRAGMA query_only=ON")
 
 
 def _pg_setup(engine: AsyncEngine) -> None:
@@ -278,15 +310,33 @@ async def open_store(url: str, secret_box: SecretBox) -> SqlStore:
     """Connect to a migrated database (``sqlite+aiosqlite:///…`` or ``postgresql+psycopg://…``)."""
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
-        engine = create_async_engine(target, pool_size=8, max_overflow=8)
-        _sqlite_setup(engine)
-    else:
-        engine = create_async_engine(
-            target,
-            pool_size=10,
-            max_overflow=10,
-            pool_pre_ping=True,
-            connect_args={"options": "-c TimeZone=UTC"},
-        )
-        _pg_setup(engine)
+        return _open_sqlite(target, secret_box)
+    engine = create_async_engine(
+        target,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"options": "-c TimeZone=UTC"},
+    )
+    _pg_setup(engine)
     return SqlStore(engine, secret_box)
+
+
+def _open_sqlite(target: sa.URL, secret_box: SecretBox) -> SqlStore:
+    """A small pool of writers, who take turns anyway (``_write_turn``), and reads
+    inline (``inline``), with a small threaded pool for the statements that cannot
+    finish there.
+
+    Every aiosqlite connection is a thread and every call on it a hop to that thread
+    and back: with one pool of 16 connections, ten concurrent API reads kept ten
+    threads contending with the event loop for the GIL, ~2.2 ms of CPU per page of
+    runs (bench/api.py).
+    """
+    writer = create_async_engine(target, pool_size=SQLITE_WRITERS, max_overflow=0)
+    _sqlite_writer(writer)
+    threaded = create_async_engine(
+        target, pool_size=SQLITE_THREADED_READERS, max_overflow=0, pool_reset_on_return=None
+    )
+    event.listen(threaded.sync_engine, "connect", lambda conn, _record: _sqlite_reader(conn))
+    inline = InlineReads(sync_url(target), threaded, _sqlite_reader, SystemClock().monotonic)
+    return SqlStore(writer, secret_box, inline=inline)
