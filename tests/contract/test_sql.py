@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from store_builders import T0, endpoint, job
 
 from cadenza.adapters.secrets import FernetSecretBox
-from cadenza.adapters.store import CHANNEL, migrate, open_store
+from cadenza.adapters.store import CHANNEL, migrate, open_store, sql
 from cadenza.adapters.store.migrate import sync_url
 from cadenza.adapters.store.tables import metadata
 from cadenza.domain.model import Header, Method, Request
@@ -96,6 +96,44 @@ async def test_plain_sqlite_urls_get_the_async_driver(sqlite_url: str, secret_ke
     migrate(plain)
     store = await open_store(plain, FernetSecretBox(secret_key))
     try:
+        assert await store.next_due_at() is None
+    finally:
+        await store.close()
+
+
+def _terminate_connections(url: str) -> int:
+    database = sa.make_url(url).database
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        rows = c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        ).fetchall()
+    return len(rows)
+
+
+async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced_unseen(
+    postgres_url: str, secret_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "PING_AFTER_IDLE_S", -1.0)  # every returned connection is "idle"
+    store = await open_store(postgres_url, FernetSecretBox(secret_key))
+    try:
+        assert await store.next_due_at() is None
+        assert _terminate_connections(postgres_url) >= 1
+        assert await store.next_due_at() is None
+    finally:
+        await store.close()
+
+
+async def test_a_connection_lent_again_within_seconds_is_not_pinged(
+    postgres_url: str, secret_key: str
+) -> None:
+    store = await open_store(postgres_url, FernetSecretBox(secret_key))
+    try:
+        assert await store.next_due_at() is None
+        assert _terminate_connections(postgres_url) >= 1
+        # Without a ping the dead connection is used, fails, and the pool drops it.
+        with pytest.raises(sa.exc.OperationalError):
+            await store.next_due_at()
         assert await store.next_due_at() is None
     finally:
         await store.close()
