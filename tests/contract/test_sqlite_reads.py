@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from store_builders import job
 
 from cadenza.adapters.clock import SystemClock
@@ -46,28 +46,26 @@ class Leaping:
         return self.now
 
 
-def _reads(url: str, monotonic: Callable[[], float]) -> tuple[InlineReads, AsyncEngine, list[int]]:
+def _reads(url: str, monotonic: Callable[[], float]) -> tuple[InlineReads, list[int]]:
     threaded = create_async_engine(async_url(url), pool_size=1, max_overflow=0)
     event.listen(threaded.sync_engine, "connect", lambda conn, _record: _sqlite_reader(conn))
     checkouts: list[int] = []
     event.listen(threaded.sync_engine, "checkout", lambda *_args: checkouts.append(1))
-    return InlineReads(sync_url(url), threaded, _sqlite_reader, monotonic), threaded, checkouts
+    return InlineReads(sync_url(url), threaded, _sqlite_reader, monotonic), checkouts
 
 
 @pytest.fixture
 async def leaping(sqlite_url: str) -> AsyncIterator[Reads]:
-    inline, threaded, checkouts = _reads(sqlite_url, Leaping())
+    inline, checkouts = _reads(sqlite_url, Leaping())
     yield Reads(inline, checkouts)
-    inline.close()
-    await threaded.dispose()
+    await inline.close()
 
 
 @pytest.fixture
 async def steady(sqlite_url: str) -> AsyncIterator[Reads]:
-    inline, threaded, checkouts = _reads(sqlite_url, SystemClock().monotonic)
+    inline, checkouts = _reads(sqlite_url, SystemClock().monotonic)
     yield Reads(inline, checkouts)
-    inline.close()
-    await threaded.dispose()
+    await inline.close()
 
 
 async def test_a_short_statement_runs_inline(steady: Reads) -> None:

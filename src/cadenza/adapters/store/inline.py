@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -98,6 +99,11 @@ class InlineReads:
     async def changed(self, statement: sa.Executable) -> int:
         raise RuntimeError("a read-only unit of work cannot write")
 
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[InlineReads]:
+        """A read-only unit of work: the shared connection, nothing to take or return."""
+        yield self
+
     def _inline(self, run: Callable[[sa.Connection], T]) -> T:
         with self._lock, self._engine.connect() as conn:
             self._deadline = self._monotonic() + BUDGET_S
@@ -114,8 +120,9 @@ class InlineReads:
             finally:
                 self._deadline = math.inf
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._engine.dispose()
+        await self._threaded.dispose()
 
 
 def _driver_rows(conn: sa.Connection, sql: str, params: Sequence[Any]) -> list[Any]:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -40,7 +40,7 @@ from cadenza.adapters.store.inline import InlineReads
 from cadenza.adapters.store.migrate import async_url, sync_url
 from cadenza.adapters.store.statements import Statements
 from cadenza.adapters.store.tables import endpoints, workers
-from cadenza.adapters.store.tx import DriverExecutor, Executor, SqlTx
+from cadenza.adapters.store.tx import DriverExecutor, Executor, PooledReads, SqlTx
 from cadenza.domain.model import Endpoint, Run
 from cadenza.ports import Claim, Completion, SecretBox, Tx, WorkerInfo
 
@@ -48,6 +48,10 @@ CHANNEL = "cadenza_wakeup"
 """The PostgreSQL LISTEN/NOTIFY channel told whenever endpoints may be due sooner."""
 
 _NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
+PG_WRITERS = 10
+"""Pooled PostgreSQL connections for writing units of work (as many again in overflow)."""
+PG_READERS = 5
+"""Pooled PostgreSQL connections for read-only units of work (as many again in overflow)."""
 SQLITE_WRITERS = 2
 """Connections for writing units of work: the store's own writers take turns, the
 planner store's share the rest (a third would only wait on SQLite's write lock)."""
@@ -63,14 +67,20 @@ more than 2 MiB; draining that backlog (bench/claim.py) spent ~25 µs of CPU per
 re-reading pages (interleaved runs: ~280 → ~255 µs/row, ~10% more rows/s)."""
 
 
+class ReadPath(Protocol):
+    """Where a store's read-only units of work run (``SqlStore._reads``)."""
+
+    def unit(self) -> AbstractAsyncContextManager[Executor]: ...
+
+    async def close(self) -> None: ...
+
+
 class SqlStore:
     """The SQL store; build it with ``open_store``. See the module docstring."""
 
-    def __init__(
-        self, engine: AsyncEngine, secret_box: SecretBox, *, inline: InlineReads | None = None
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, reads: ReadPath, secret_box: SecretBox) -> None:
         self._engine = engine
-        self._inline = inline
+        self._read_path = reads
         self.pg = engine.dialect.name == "postgresql"
         self._codec = Codec(secret_box)
         self._sql = Statements(pg=self.pg)
@@ -88,21 +98,10 @@ class SqlStore:
         async with self._write_turn(), self._engine.connect() as conn, conn.begin():
             yield conn
 
-    @asynccontextmanager
-    async def _reads(self) -> AsyncIterator[Executor]:
-        """Where read-only statements run, each on its own snapshot (autocommit).
-
-        On SQLite, inline on the caller's thread (``inline``). On PostgreSQL, a pooled
-        connection in autocommit: at READ COMMITTED every statement takes its own
-        snapshot inside a transaction too, so BEGIN and COMMIT would be two round
-        trips that buy nothing.
-        """
-        if self._inline is not None:
-            yield self._inline
-            return
-        async with self._engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            yield DriverExecutor(conn)
+    def _reads(self) -> AbstractAsyncContextManager[Executor]:
+        """Where read-only statements run, each on its own snapshot (autocommit):
+        inline on SQLite (``inline``), on a pool of their own on PostgreSQL."""
+        return self._read_path.unit()
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
@@ -253,8 +252,7 @@ class SqlStore:
         return [self._codec.worker(r) for r in rows]
 
     async def close(self) -> None:
-        if self._inline is not None:
-            self._inline.close()
+        await self._read_path.close()
         await self._engine.dispose()
 
 
@@ -311,12 +309,19 @@ async def open_store(url: str, secret_box: SecretBox) -> SqlStore:
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         return _open_sqlite(target, secret_box)
-    engine = create_async_engine(
-        target, pool_size=10, max_overflow=10, connect_args={"options": "-c TimeZone=UTC"}
+    options: dict[str, Any] = {"connect_args": {"options": "-c TimeZone=UTC"}}
+    writer = create_async_engine(target, pool_size=PG_WRITERS, max_overflow=PG_WRITERS, **options)
+    _pg_setup(writer)
+    reader = create_async_engine(
+        target,
+        pool_size=PG_READERS,
+        max_overflow=PG_READERS,
+        isolation_level="AUTOCOMMIT",
+        **options,
     )
-    _pg_setup(engine)
-    _ping_when_idle(engine, SystemClock().monotonic)
-    return SqlStore(engine, secret_box)
+    for engine in (writer, reader):
+        _ping_when_idle(engine, SystemClock().monotonic)
+    return SqlStore(writer, PooledReads(reader), secret_box)
 
 
 PING_AFTER_IDLE_S = 5.0
@@ -366,4 +371,4 @@ def _open_sqlite(target: sa.URL, secret_box: SecretBox) -> SqlStore:
     )
     event.listen(threaded.sync_engine, "connect", lambda conn, _record: _sqlite_reader(conn))
     inline = InlineReads(sync_url(target), threaded, _sqlite_reader, SystemClock().monotonic)
-    return SqlStore(writer, secret_box, inline=inline)
+    return SqlStore(writer, inline, secret_box)

@@ -10,14 +10,15 @@ after it, so let it propagate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.adapters.store.codec import Codec
 from cadenza.adapters.store.documents import endpoint_state
@@ -69,6 +70,27 @@ class DriverExecutor:
 
     async def changed(self, statement: sa.Executable) -> int:
         return (await self._conn.execute(statement)).rowcount
+
+
+class PooledReads:
+    """Read-only statements on a pool of connections in autocommit (PostgreSQL).
+
+    At READ COMMITTED every statement takes its own snapshot inside a transaction
+    too, so BEGIN and COMMIT would be two round trips that buy nothing; the pool's
+    own engine is in autocommit, so no connection switches modes when lent (~30 µs
+    of CPU per unit of work).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[Executor]:
+        async with self._engine.connect() as conn:
+            yield DriverExecutor(conn)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
 
 
 class SqlTx:
