@@ -50,7 +50,7 @@ class Deferred(Exception):
 class InlineReads:
     """The read-only statements of SQLite units of work; see the module docstring.
 
-    ``execute`` and ``fetch`` have the shape ``tx.Executor`` asks for.
+    A ``tx.Executor`` (whose ``changed`` refuses) and the store's read path (``unit``).
     """
 
     def __init__(
