@@ -4,7 +4,7 @@ when, with which fields, and what a shutdown leaves behind."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from scheduler_support import (
@@ -79,6 +79,26 @@ async def test_completions_are_written_in_batches_not_one_by_one() -> None:
     assert r.scheduler.stats.completed == 200
     assert sum(store.batches) == 200
     assert len(store.batches) <= 3
+
+
+async def test_slots_entering_the_window_one_by_one_are_claimed_in_batches_early() -> None:
+    store = ClaimLog()
+    async with rig(store=store, lookahead=0.5) as r:
+        job = make_job()
+        slots = [T0 + SECOND + timedelta(milliseconds=10 * i) for i in range(200)]
+        await seed(
+            store, job, [make_endpoint(job, slot, every=timedelta(hours=1)) for slot in slots]
+        )
+        r.waker.wake()  # as the action that created them would
+        for _ in range(350):
+            await r.clock.advance(0.01)
+        calls = r.fake.calls
+    assert sorted(c.at for c in calls) == slots  # every slot on time
+    claimed = [(at, slot) for at, taken in store.claims for slot in taken]
+    assert len(claimed) == 200
+    assert min(slot - at for at, slot in claimed) >= timedelta(seconds=0.25)
+    # One claim per slot as each enters the window would be 200 write transactions.
+    assert len([taken for _, taken in store.claims if taken]) <= 40
 
 
 async def test_concurrency_is_bounded_globally_and_per_host() -> None:
@@ -205,6 +225,19 @@ async def test_failed_runs_are_recorded_with_the_dispatchers_status() -> None:
     assert state.failure_count == 1
     # Backoff: the next slot is two intervals on.
     assert state.next_run_at == T0 + 21 * SECOND
+
+
+class ClaimLog(MemoryStore):
+    """Remembers each claim: when it was made and the slots it took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims: list[tuple[datetime, list[datetime]]] = []
+
+    async def claim_due(self, worker_id, now, **kwargs):  # type: ignore[no-untyped-def]
+        claims = await super().claim_due(worker_id, now, **kwargs)
+        self.claims.append((now, [c.scheduled_for for c in claims]))
+        return claims
 
 
 class CountingStore(MemoryStore):
