@@ -3,7 +3,8 @@
 ``Scheduler.run`` drives five tasks until ``stop()``:
 
 * the claim loop leases due endpoints ``lookahead`` ahead, in batches, then sleeps
-  until the earliest unleased ``next_run_at − lookahead`` (at most ``poll_interval``,
+  until the earliest unleased ``next_run_at − lookahead`` (at least half the
+  look-ahead when that slot is still outside the window, at most ``poll_interval``,
   at most ``RECHECK`` while runs are in hand, since their completions release
   endpoints) or until the waker rings (an action changed a schedule, capacity came
   back, a notification arrived from another process);
