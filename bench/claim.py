@@ -9,14 +9,23 @@ and reports, per backend, the median over ``--repeat`` fresh databases of:
   partial index over unleased rows, so the last batches (after 45k leases and
   replans) should cost about the same as the first (target: within 2×).
 
-Each batch is completed before the next is claimed. With ``--overlap`` a batch's
-completion runs while the next batch is claimed (one completion in flight), as the
-scheduler's separate claim loop and completer do; a claim's time then includes
-waiting for the completion ahead of it on SQLite's write lock. On a busy 2-core
-machine that was slower on both backends (SQLite: the aiosqlite thread and the
-event loop contend for the GIL; PostgreSQL: the server and the client for the cores).
+Both ways of draining are measured, one after the other, and reported apiece:
 
-Run: ``.venv/bin/python bench/claim.py [--sqlite-only] [--rows N] [--batch N]``.
+* sequential: each batch is completed before the next is claimed, so the rate is
+  the plain sum of one batch's costs (what the per-phase figures add up to);
+* overlapped: a batch's completion runs while the next batch is claimed (one
+  completion in flight), as the scheduler's separate claim loop and completer do
+  (``cadenza.scheduler``); a claim's time then includes waiting for the completion
+  ahead of it on SQLite's write lock. On PostgreSQL this is the faster mode (the
+  server works on one batch while this process encodes or decodes another). On
+  SQLite it has not been: the two transactions take turns on the write lock, and
+  each hop of one to the driver's thread waits while the event loop decodes or
+  replans the other batch.
+
+The targets apply to both modes. ``--sequential`` or ``--overlap`` measures one.
+
+Run: ``.venv/bin/python bench/claim.py [--sqlite-only] [--rows N] [--batch N]
+[--repeat N] [--sequential | --overlap]``.
 PostgreSQL is measured on 127.0.0.1:5432 (user postgres, a scratch database that
 is dropped afterwards) and skipped with a message when no server answers.
 """
@@ -208,7 +217,7 @@ async def bench_pg(rows: int, batch: int, repeat: int, overlap: bool) -> list[Re
     return results
 
 
-def report(backend: str, results: list[Result]) -> None:
+def report(backend: str, overlap: bool, results: list[Result]) -> None:
     rate = statistics.median(r.rate for r in results)
     first = statistics.median(r.first_claim_ms for r in results)
     last = statistics.median(r.last_claim_ms for r in results)
@@ -217,7 +226,8 @@ def report(backend: str, results: list[Result]) -> None:
     cpu = statistics.median(r.cpu_us_per_row for r in results)
     ok_rate = "ok" if rate >= TARGET_ROWS_PER_S else "MISSED"
     ok_drift = "ok" if drift <= TARGET_DRIFT else "MISSED"
-    print(f"\n{backend}: {len(results)} runs, {results[0].rows:,} due rows each")
+    mode = "overlapped" if overlap else "sequential"
+    print(f"\n{backend}, {mode}: {len(results)} runs, {results[0].rows:,} due rows each")
     print(f"  drain rate      {rate:>10,.0f} rows/s   target >= {TARGET_ROWS_PER_S:,}  [{ok_rate}]")
     print(f"                  (runs: {runs})")
     print(f"  client CPU       {cpu:>8.1f} us/row (this process: decode, replan, encode)")
@@ -242,29 +252,31 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="claim/complete batch size")
     parser.add_argument("--repeat", type=int, default=3, help="fresh databases per backend")
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
-    parser.add_argument(
-        "--overlap", action="store_true", help="claim the next batch while one completes"
-    )
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--sequential", action="store_true", help="measure sequential only")
+    modes.add_argument("--overlap", action="store_true", help="measure overlapped only")
     args = parser.parse_args()
+    overlaps = [False] if args.sequential else [True] if args.overlap else [False, True]
     print(f"Draining {args.rows // 2:,} due of {args.rows:,} endpoints, batch {args.batch}")
     print(
         f"CPU calibration: sum(range(1000)) = {calibrate():.1f} us "
         "(about 8 us on an idle modern x86 core; scale the figures below accordingly)"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        results = [
-            await one_run(url, args.rows, args.batch, args.overlap)
-            for url in sqlite_urls(args.repeat, Path(tmp))
-        ]
-    report("SQLite (aiosqlite, WAL)", results)
+    for overlap in overlaps:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [
+                await one_run(url, args.rows, args.batch, overlap)
+                for url in sqlite_urls(args.repeat, Path(tmp))
+            ]
+        report("SQLite (aiosqlite, WAL)", overlap, results)
     if args.sqlite_only:
         return
     if not pg_available():
         print("\nPostgreSQL: skipped, no server answers on 127.0.0.1:5432")
         return
-    report(
-        "PostgreSQL (psycopg 3)", await bench_pg(args.rows, args.batch, args.repeat, args.overlap)
-    )
+    for overlap in overlaps:
+        results = await bench_pg(args.rows, args.batch, args.repeat, overlap)
+        report("PostgreSQL (psycopg 3)", overlap, results)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ _CATCH_UP = {c.value: c for c in CatchUp}
 _SOURCES = {s.value: s for s in PlanSource}
 _STATUSES = {s.value: s for s in RunStatus}
 _ZERO = timedelta(0)
+_trusted_endpoint = doc.trusted(Endpoint)
+_trusted_run = doc.trusted(Run)
 
 
 def _same(value: Any) -> Any:
@@ -130,6 +132,7 @@ class Codec:
         Unpacked by position: attribute access on a SQLAlchemy row costs about a
         microsecond, and this runs twice per claimed endpoint. ``ts`` converts
         timestamps of raw driver rows (``hot``); SQLAlchemy rows are converted already.
+        The columns unpacked as unused may be NULL: the claim does not return them.
         """
         (
             id_, job_id, tenant_id, name, description, tier, request, baseline, guardrails,
@@ -141,8 +144,7 @@ class Codec:
         config = self.config
         # Rows hold only what the store wrote, validated on the way in: built without
         # Endpoint.__init__ and its checks, by position (see _ENDPOINT_FIELDS).
-        return doc.trusted(
-            Endpoint,
+        return _trusted_endpoint(
             id_,
             job_id,
             tenant_id,
@@ -274,8 +276,8 @@ class Codec:
             id_, endpoint_id, job_id, tenant_id, scheduled_for, started_at, finished_at,
             status, source, attempt, missed_slots, http_status, error, body, meta, worker_id,
         ) = r  # fmt: skip
-        return doc.trusted(
-            Run, id_, endpoint_id, job_id, tenant_id, ts(scheduled_for), ts(started_at),
+        return _trusted_run(
+            id_, endpoint_id, job_id, tenant_id, ts(scheduled_for), ts(started_at),
             ts(finished_at), _STATUSES[status], _SOURCES[source], attempt, missed_slots,
             http_status, error, _response(body, meta), worker_id,
         )  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from cadenza.domain.assertions import Comparison, Op
@@ -129,8 +129,7 @@ class ConfigCodec:
         assertion = doc["assertion"]
         # The request was validated when it was created and rows hold only what the
         # store wrote, so decoding skips Request's checks (URL parsing dominated).
-        return trusted(
-            Request,
+        return _trusted_request(
             _METHODS[doc["method"]],
             doc["url"],
             tuple(
@@ -148,26 +147,35 @@ class ConfigCodec:
 T = TypeVar("T")
 
 
-def trusted(cls: type[T], *values: object) -> T:
-    """An instance of the frozen dataclass ``cls`` built without ``__post_init__``.
+def trusted(cls: type[T]) -> Callable[..., T]:
+    """A constructor of the frozen slots dataclass ``cls`` that skips ``__init__``.
 
     Only for values read back from the store, which were validated on the way in.
-    ``values`` are all the fields, in declaration order.
+    It takes all the fields, by position, in declaration order. Generated once per
+    class as straight-line code, as ``dataclasses`` generates ``__init__``: a loop
+    over the slot setters cost ~1.8 µs per Endpoint, this ~1.0 µs, and decoding
+    builds one Endpoint and one Request per claimed row. Build it once per class,
+    at import.
     """
-    obj = object.__new__(cls)
-    for set_slot, value in zip(_setters(cast(Any, cls)), values, strict=True):
-        set_slot(obj, value)
-    return obj
-
-
-@cache
-def _setters(cls: Any) -> tuple[Callable[[object, object], None], ...]:
-    # One Request is decoded per claimed row: skipping the name lookups is measured
-    # at ~2.4 µs instead of ~3.1 µs per Request.
-    return tuple(slot_setters(cls).values())
+    setters = tuple(slot_setters(cast(Any, cls)).values())
+    values = [f"v{i}" for i in range(len(setters))]
+    source = "\n".join(
+        [
+            f"def build({', '.join(values)}):",
+            "    obj = new(cls)",
+            *(f"    set{i}(obj, {value})" for i, value in enumerate(values)),
+            "    return obj",
+        ]
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    namespace.update((f"set{i}", setter) for i, setter in enumerate(setters))
+    # The source is built from field positions only, never from data.
+    exec(source, namespace)  # noqa: S102
+    return cast(Callable[..., T], namespace["build"])
 
 
 _METHODS = {m.value: m for m in Method}
+_trusted_request = trusted(Request)
 RangesKey = tuple[tuple[int, int], ...]
 
 

@@ -175,6 +175,11 @@ class HotSql:
 # Every SQL string below is assembled from constant column names, never from values:
 # values always travel as parameters.
 
+_UNREAD = frozenset({"lease_budget_us", "lease_slot", "lease_claimed_at"})
+"""Columns ``Codec.endpoint`` skips: the claim returns NULL in their place, so that
+neither side formats and parses two timestamps and an integer per row for nothing."""
+_CLAIMED = ", ".join("NULL" if c in _UNREAD else c for c in ENDPOINT_COLUMNS)
+
 _RELEASED = "lease_owner = NULL, lease_until = NULL, lease_slot = NULL, lease_claimed_at = NULL"
 _DUE = (
     "SELECT id FROM endpoints WHERE lease_owner IS NULL AND next_run_at IS NOT NULL "
@@ -186,7 +191,7 @@ def _sqlite_claim() -> str:
     return (
         "UPDATE endpoints SET lease_owner = ?, lease_until = ? + lease_budget_us + ?, "  # noqa: S608
         "lease_epoch = lease_epoch + 1, lease_slot = next_run_at, lease_claimed_at = ? "
-        f"WHERE id IN ({_DUE.format(p='?')}) RETURNING {', '.join(ENDPOINT_COLUMNS)}"
+        f"WHERE id IN ({_DUE.format(p='?')}) RETURNING {_CLAIMED}"
     )
 
 
@@ -199,7 +204,7 @@ def _pg_claim() -> str:
         "lease_until = %s + (lease_budget_us + %s) * interval '1 microsecond', "
         "lease_epoch = lease_epoch + 1, lease_slot = next_run_at, lease_claimed_at = %s "
         f"WHERE id = ANY(ARRAY({_DUE.format(p='%s')} FOR UPDATE SKIP LOCKED)) "
-        f"RETURNING {', '.join(ENDPOINT_COLUMNS)}"
+        f"RETURNING {_CLAIMED}"
     )
 
 
