@@ -43,23 +43,6 @@ if STATE_COLUMNS != (
     raise RuntimeError("HotSql.state_params column order differs from statements.py")
 
 
-SQLITE_WAL_CHECKPOINT_PAGES = 16_384
-"""WAL pages (4 KiB) written before a commit copies them back into the database.
-
-SQLite's default (1000) is about one claim batch: every batch of claims and every
-batch of completions, each dirtying a page per endpoint, paid a checkpoint of its
-own, with its two fsyncs, and copied the same pages back twice (claim, then
-completion). At 64 MiB the copies and fsyncs are shared by ~16 batches (drained
-outside the store on 25k rows: claim ~65 → ~45 µs/row, completion ~40 → ~17).
-
-A claim raises its connection's threshold fourfold (``HotSql.claim_checkpoint``) and
-a completion sets it back (``complete_checkpoint``): checkpoints then land in
-completions, which run off the critical path, and claims keep a flat latency (the
-drift bench/claim.py watches) instead of paying one every few batches."""
-SQLITE_WAL_LIMIT_BYTES = 2 * SQLITE_WAL_CHECKPOINT_PAGES * 4096
-"""The WAL file is cut back to this size after a checkpoint (it only ever grows)."""
-
-
 def _same(value: Any) -> Any:
     return value
 
@@ -106,10 +89,6 @@ class HotSql:
         self.insert_runs = _pg_insert_runs() if pg else _sqlite_insert_runs()
         self.complete = _pg_complete() if pg else _sqlite_complete()
         self.complete_unchanged = _pg_complete_unchanged() if pg else _sqlite_complete_unchanged()
-        # Where SQLite checkpoints: see SQLITE_WAL_CHECKPOINT_PAGES. Empty: nothing to run.
-        pages = SQLITE_WAL_CHECKPOINT_PAGES
-        self.claim_checkpoint = "" if pg else f"PRAGMA wal_autocheckpoint={4 * pages}"
-        self.complete_checkpoint = "" if pg else f"PRAGMA wal_autocheckpoint={pages}"
 
     def claim_params(
         self, worker_id: str, now: datetime, horizon: datetime, limit: int, margin: timedelta

@@ -95,8 +95,6 @@ async def claim_rows(
     margin: timedelta,
 ) -> tuple[list[Row], list[Row]]:
     """Leases up to ``limit`` due endpoints in one statement: their rows, their jobs'."""
-    if hot.claim_checkpoint:
-        await execute(conn, hot.claim_checkpoint)
     rows = await fetch(conn, hot.claim, hot.claim_params(worker_id, now, horizon, limit, margin))
     if not rows:
         return [], []
@@ -185,8 +183,6 @@ async def complete(
     now: datetime,
 ) -> list[str]:
     """Insert the runs, then replan and release every endpoint still ours."""
-    if hot.complete_checkpoint:
-        await execute(conn, hot.complete_checkpoint)
     await _insert_runs(conn, hot, prepared.runs)
     if prepared.unchanged is not None and await _jobs_unchanged(conn, hot, prepared):
         await execute(conn, f"SAVEPOINT {_SAVEPOINT}")

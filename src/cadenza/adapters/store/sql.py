@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -29,13 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.store import scheduling
+from cadenza.adapters.store.checkpoints import SAFETY_NET_PAGES, WAL_LIMIT_BYTES, Checkpointer
 from cadenza.adapters.store.codec import Codec
-from cadenza.adapters.store.hot import (
-    SQLITE_WAL_CHECKPOINT_PAGES,
-    SQLITE_WAL_LIMIT_BYTES,
-    HotSql,
-    pg_staging_ddl,
-)
+from cadenza.adapters.store.hot import HotSql, pg_staging_ddl
 from cadenza.adapters.store.inline import InlineReads
 from cadenza.adapters.store.migrate import async_url, sync_url
 from cadenza.adapters.store.statements import Statements
@@ -83,9 +80,16 @@ class ReadPath(Protocol):
 class SqlStore:
     """The SQL store; build it with ``open_store``. See the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, reads: ReadPath, secret_box: SecretBox) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reads: ReadPath,
+        secret_box: SecretBox,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
         self._engine = engine
         self._read_path = reads
+        self._checkpointer = checkpointer
         self.pg = engine.dialect.name == "postgresql"
         self._codec = Codec(secret_box)
         self._sql = Statements(pg=self.pg)
@@ -102,6 +106,8 @@ class SqlStore:
         """A connection inside one writing transaction, committed on success."""
         async with self._write_turn(), self._engine.connect() as conn, conn.begin():
             yield conn
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def _reads(self) -> AbstractAsyncContextManager[Executor]:
         """Where read-only statements run, each on its own snapshot (autocommit):
@@ -258,6 +264,8 @@ class SqlStore:
 
     async def close(self) -> None:
         await self._read_path.close()
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self._engine.dispose()
 
 
@@ -272,8 +280,8 @@ def _sqlite_pragmas(dbapi_conn: Any) -> None:
         f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
         "foreign_keys=ON",
         f"cache_size=-{SQLITE_CACHE_KIB}",  # negative: KiB, not pages
-        f"wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}",
-        f"journal_size_limit={SQLITE_WAL_LIMIT_BYTES}",
+        f"wal_autocheckpoint={SAFETY_NET_PAGES}",  # checkpoints: see ``checkpoints``
+        f"journal_size_limit={WAL_LIMIT_BYTES}",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -376,4 +384,5 @@ def _open_sqlite(target: sa.URL, secret_box: SecretBox) -> SqlStore:
     )
     event.listen(threaded.sync_engine, "connect", lambda conn, _record: _sqlite_reader(conn))
     inline = InlineReads(sync_url(target), threaded, _sqlite_reader, SystemClock().monotonic)
-    return SqlStore(writer, inline, secret_box)
+    checkpointer = Checkpointer(Path(target.database or ""))
+    return SqlStore(writer, inline, secret_box, checkpointer)
