@@ -6,13 +6,14 @@ For SQLite and PostgreSQL (skipped with a message when no server answers on
 from ``cadenza.api.create_app`` is served by uvicorn in its own process on a random
 127.0.0.1 port; aiohttp clients then page through ``GET /api/v1/runs`` 50 at a time,
 filtered by endpoint and by status (every other request follows the previous
-page's cursor), with 1 and 10 concurrent clients.
+page's cursor), with 1 and 10 concurrent clients, ``--repeat`` rounds each (the
+medians are printed, with each round's p95 in brackets).
 
 Target: p95 <= 10 ms with 10 concurrent clients. Each line also gives the server
 process's CPU time per request (all its threads, from /proc): with 10 requests in
 flight on one event loop each waits for the others' CPU, so p95 at 10 clients needs
-about 1 ms of it per request. Every loop is bounded in count
-and time. Run: ``.venv/bin/python bench/api.py [--runs N] [--backends sqlite,postgres]``.
+well under 1 ms of it per request. Every loop is bounded in count and time. Run:
+``.venv/bin/python bench/api.py [--runs N] [--repeat N] [--backends sqlite,postgres]``.
 """
 
 from __future__ import annotations
@@ -280,7 +281,28 @@ def p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-async def bench_backend(seeded: Seeded, base: str, requests: int, server_pid: int) -> None:
+@dataclass(frozen=True)
+class Round:
+    """One measurement of one scenario: latency quantiles and server CPU per request."""
+
+    p50: float
+    p95: float
+    cpu_ms: float
+
+
+async def measure_round(
+    url: str, headers: dict[str, str], params_for: Any, clients: int, total: int, server_pid: int
+) -> Round:
+    cpu_before = cpu_seconds(server_pid)
+    latencies = await measure(url, headers, params_for, clients, total)
+    # The warm-up requests in ``measure`` are counted too (30 of them).
+    cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / (len(latencies) + 30)
+    return Round(statistics.median(latencies), p(latencies, 0.95), cpu_ms)
+
+
+async def bench_backend(
+    seeded: Seeded, base: str, requests: int, repeat: int, server_pid: int
+) -> None:
     headers = {"Authorization": f"Bearer {seeded.key}"}
     await _wait_ready(base, headers)
     rng = random.Random(7)
@@ -296,22 +318,25 @@ async def bench_backend(seeded: Seeded, base: str, requests: int, server_pid: in
     for label, (path, params_for) in scenarios.items():
         for clients in (1, 10):
             total = requests if clients == 1 else requests * 4
-            cpu_before = cpu_seconds(server_pid)
-            latencies = await measure(base + path, headers, params_for, clients, total)
-            # The warm-up requests in ``measure`` are counted too (30 of them).
-            cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / (len(latencies) + 30)
-            p50, p95 = statistics.median(latencies), p(latencies, 0.95)
+            rounds = [
+                await measure_round(base + path, headers, params_for, clients, total, server_pid)
+                for _ in range(repeat)
+            ]
+            p50 = statistics.median(r.p50 for r in rounds)
+            p95 = statistics.median(r.p95 for r in rounds)
+            cpu_ms = statistics.median(r.cpu_ms for r in rounds)
             judged = clients == 10 and path == "/api/v1/runs"
             target = f"p95 <= {TARGET_P95_MS:g} ms" if judged else "(reference)"
+            each = ", ".join(f"{r.p95:.1f}" for r in rounds)
             print(
-                f"  {label:<22} {clients:>2} client(s) n={len(latencies):>5}  "
-                f"p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  server CPU {cpu_ms:5.2f} ms/req   "
-                f"target {target} {verdict(p95 <= TARGET_P95_MS) if judged else ''}",
+                f"  {label:<22} {clients:>2} client(s) n={total:>5}x{repeat}  "
+                f"p50 {p50:7.2f} ms  p95 {p95:7.2f} ms ({each})  server CPU {cpu_ms:5.2f} ms/req"
+                f"   target {target} {verdict(p95 <= TARGET_P95_MS) if judged else ''}",
                 flush=True,
             )
 
 
-def run_backend(kind: str, total_runs: int, requests: int) -> None:
+def run_backend(kind: str, total_runs: int, requests: int, repeat: int) -> None:
     with database(kind) as url:
         started = CLOCK.monotonic()
         tenant, key, job, endpoint_ids = asyncio.run(seed_entities(url))
@@ -328,7 +353,7 @@ def run_backend(kind: str, total_runs: int, requests: int) -> None:
                 raise RuntimeError("the API server did not start")
             base = f"http://127.0.0.1:{parent.recv()}"
             seeded = Seeded(url, key, endpoint_ids)
-            asyncio.run(bench_backend(seeded, base, requests, server.pid or 0))
+            asyncio.run(bench_backend(seeded, base, requests, repeat, server.pid or 0))
         finally:
             server.terminate()
             server.join(10)
@@ -338,13 +363,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=500, help="per scenario, 1 client")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per scenario (medians)")
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
     for kind in args.backends.split(","):
         if kind == "postgres" and not pg_available():
             print("postgres: skipped, no server at 127.0.0.1:5432")
             continue
-        run_backend(kind, args.runs, args.requests)
+        run_backend(kind, args.runs, args.requests, args.repeat)
 
 
 if __name__ == "__main__":
