@@ -15,9 +15,9 @@ from store_builders import job
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import open_store
+from cadenza.adapters.store.engines import _sqlite_reader
 from cadenza.adapters.store.inline import BUDGET_S, InlineReads
 from cadenza.adapters.store.migrate import async_url, sync_url
-from cadenza.adapters.store.sql import _sqlite_reader
 from cadenza.domain import errors
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,8 @@ connects to it. Both take ``sqlite+aiosqlite:///path`` or
 
 # Importing the planner's tables registers them on the shared metadata (migration 0002).
 from cadenza.adapters.store import planner_tables as planner_tables
-from cadenza.adapters.store.sql import CHANNEL, SqlStore, open_store
+from cadenza.adapters.store.engines import open_store
+from cadenza.adapters.store.sql import CHANNEL, SqlStore
 
 
 def migrate(url: str, revision: str = "head") -> None:
