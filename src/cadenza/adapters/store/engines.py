@@ -87,7 +87,8 @@ def _sqlite_writer(engine: AsyncEngine) -> None:
 
 def _sqlite_reader(dbapi_conn: Any) -> None:
     _sqlite_pragmas(dbapi_conn)
-    # A read-only unit of work must not write, here as inline (``inline``).
+    # Readers run in autocommit: a write slipped into a read-only unit of work would
+    # commit on its own, so SQLite refuses it instead.
     dbapi_conn.execute("PRAGMA query_only=ON")
 
 
