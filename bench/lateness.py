@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import sqlalchemy as sa
 
@@ -46,6 +46,7 @@ from benchkit import (
     target_process,
     verdict,
 )
+from cadenza.adapters.store.hot import TimestampOut, timestamp_codec
 from cadenza.container import build_runtime, configure_logging
 from cadenza.domain.model import Endpoint, Job
 
@@ -191,34 +192,35 @@ async def _watch(pid: int, until: datetime) -> tuple[float, list[float]]:
     return peak, sorted(lags)
 
 
-async def _lateness(runtime: object, window: tuple[datetime, datetime]) -> list[int]:
+def _timestamps(runtime: object) -> tuple[Any, TimestampOut]:
+    """The runtime's store, and how a timestamp is bound as a parameter there."""
     store = runtime.store  # type: ignore[attr-defined]
-    pg = store.engine.dialect.name == "postgresql"
-    params = {"since": window[0], "until": window[1]}
-    if not pg:
-        params = {k: int(v.timestamp() * 1_000_000) for k, v in params.items()}
+    return store, timestamp_codec(pg=store.pg)[1]
+
+
+async def _lateness(runtime: object, window: tuple[datetime, datetime]) -> list[int]:
+    store, ts = _timestamps(runtime)
+    params = {"since": ts(window[0]), "until": ts(window[1])}
     async with store.engine.connect() as conn:
-        rows = await conn.execute(lateness_query(pg), params)
+        rows = await conn.execute(lateness_query(store.pg), params)
         return sorted(int(r[0]) for r in rows)
+
+
+async def _count(runtime: object, sql: str, bound: datetime) -> int:
+    """``sql``'s single count, with ``:bound`` set to ``bound``."""
+    store, ts = _timestamps(runtime)
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(sa.text(sql), {"bound": ts(bound)})).scalar_one())
 
 
 async def _overdue(runtime: object, until: datetime) -> int:
     """Endpoints whose next slot came before ``until`` (the worker fell behind)."""
-    store = runtime.store  # type: ignore[attr-defined]
-    pg = store.engine.dialect.name == "postgresql"
-    bound: object = until if pg else int(until.timestamp() * 1_000_000)
-    query = sa.text("SELECT count(*) FROM endpoints WHERE next_run_at < :until")
-    async with store.engine.connect() as conn:
-        return int((await conn.execute(query, {"until": bound})).scalar_one())
+    return await _count(runtime, "SELECT count(*) FROM endpoints WHERE next_run_at < :bound", until)
 
 
 async def _runs_since(runtime: object, since: datetime) -> int:
-    store = runtime.store  # type: ignore[attr-defined]
-    pg = store.engine.dialect.name == "postgresql"
-    bound: object = since if pg else int(since.timestamp() * 1_000_000)
-    query = sa.text("SELECT count(*) FROM runs WHERE status != 'lost' AND started_at >= :since")
-    async with store.engine.connect() as conn:
-        return int((await conn.execute(query, {"since": bound})).scalar_one())
+    sql = "SELECT count(*) FROM runs WHERE status != 'lost' AND started_at >= :bound"
+    return await _count(runtime, sql, since)
 
 
 def _percentile(values: list[int], q: float) -> float:

@@ -109,12 +109,9 @@ class InlineReads:
             self._deadline = self._monotonic() + BUDGET_S
             try:
                 return run(conn)
-            except OperationalError as exc:
-                if _deferrable(exc.orig):
-                    raise Deferred from exc
-                raise
-            except sqlite3.OperationalError as exc:
-                if _deferrable(exc):
+            except (OperationalError, sqlite3.OperationalError) as exc:
+                # SQLAlchemy wraps the driver's error; raw driver SQL raises it bare.
+                if _deferrable(exc.orig if isinstance(exc, OperationalError) else exc):
                     raise Deferred from exc
                 raise
             finally:
