@@ -195,7 +195,7 @@ def _serve(url: str, conn: Connection) -> None:
     from cadenza.adapters.http.loop import install_uvloop
     from cadenza.api import create_app
     from cadenza.config import Settings
-    from cadenza.container import freeze_heap
+    from cadenza.container import tune_gc
 
     install_uvloop()  # as ``cadenza serve`` does: uvicorn's own loop setup is in run(), not serve()
 
@@ -209,7 +209,7 @@ def _serve(url: str, conn: Connection) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         conn.send(sock.getsockname()[1])
-        freeze_heap()  # as ``cadenza serve`` does once started
+        tune_gc()  # as ``cadenza serve`` does once started
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         await uvicorn.Server(config).serve(sockets=[sock])
 

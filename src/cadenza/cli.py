@@ -33,9 +33,9 @@ from cadenza.container import (
     build_worker,
     configure_logging,
     ensure_admin,
-    freeze_heap,
     install_uvloop,
     migrate_database,
+    tune_gc,
 )
 from cadenza.domain import errors
 
@@ -94,7 +94,7 @@ def planner() -> None:
 
 async def _worker(settings: Settings) -> None:
     async with build_worker(settings) as running:
-        freeze_heap()
+        tune_gc()
         await run_services({"scheduler": running})
 
 
@@ -108,7 +108,7 @@ async def _serve(settings: Settings) -> None:
         parts: dict[str, Service] = {"scheduler": running, "http": build_http(settings, services)}
         if settings.planner_enabled and services.planner is not None:
             parts["planner"] = build_planner(settings, services)
-        freeze_heap()
+        tune_gc()
         _print_welcome(settings, first_start)
         await run_services(parts)
 
