@@ -17,7 +17,6 @@ addresses, which aiohttp connects to without asking the resolver).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from cadenza.adapters.http import signing
+from cadenza.adapters.http.deadlines import Deadlines
 from cadenza.adapters.http.outbound import (
     REDIRECT_STATUSES,
     Outbound,
@@ -58,8 +58,8 @@ SSRF_PREFIX = "refused by the SSRF guard: "
 PREPARED_CACHE_SIZE = 4096
 """Requests whose per-run constants are kept; beyond that the oldest are rebuilt."""
 _log = structlog.get_logger("cadenza.dispatch")
-# The attempt's own deadline (asyncio.timeout) bounds every hop, connection and read:
-# a second, per-request aiohttp timer would only cost another timer per request.
+# The attempt's own deadline bounds every hop, connection and read: a second,
+# per-request aiohttp timer would only cost another timer per request.
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout()
 
 
@@ -122,6 +122,7 @@ class HttpDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._prepared: dict[int, _Prepared] = {}
+        self._deadlines = Deadlines()
 
     @classmethod
     def from_settings(
@@ -223,7 +224,7 @@ class HttpDispatcher:
         seconds = prepared.seconds
         redactor = prepared.redactor
         try:
-            async with asyncio.timeout(seconds):
+            async with self._deadlines.after(seconds):
                 return await self._follow(prepared, idempotency)
         except TimeoutError:
             return _Attempt(
