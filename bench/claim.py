@@ -23,6 +23,8 @@ Both ways of draining are measured, one after the other, and reported apiece:
   replans the other batch.
 
 The targets apply to both modes. ``--sequential`` or ``--overlap`` measures one.
+Each drain runs under the garbage-collector settings of ``cadenza worker``
+(``container.tune_gc``), the process whose claims it stands for.
 
 Run: ``.venv/bin/python bench/claim.py [--sqlite-only] [--rows N] [--batch N]
 [--repeat N] [--sequential | --overlap]``.
@@ -34,10 +36,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import secrets
-import socket
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,9 +47,13 @@ from pathlib import Path
 
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from benchkit import pg_available
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, migrate, open_store
+from cadenza.container import tune_gc
 from cadenza.domain.model import Endpoint, Job, Method, PlanSource, Request, Run, RunStatus
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
@@ -57,7 +62,6 @@ from cadenza.ports import Claim, Completion
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TARGET_ROWS_PER_S = 20_000
 TARGET_DRIFT = 2.0
-PG_HOST = ("127.0.0.1", 5432)
 CLOCK = SystemClock()
 
 
@@ -146,7 +150,7 @@ async def drain(store: SqlStore, batch: int, *, overlap: bool = False) -> Result
     claim_times: list[float] = []
     rows = 0
     pending: asyncio.Task[None] | None = None
-    gc.collect()
+    tune_gc()  # the collector settings of `cadenza worker`, whose claims this measures
     cpu_started = time.process_time()
     started = CLOCK.monotonic()
     while True:
@@ -190,14 +194,6 @@ async def one_run(url: str, rows: int, batch: int, overlap: bool = False) -> Res
 
 def sqlite_urls(repeat: int, workdir: Path) -> list[str]:
     return [f"sqlite+aiosqlite:///{workdir / f'bench{i}.db'}" for i in range(repeat)]
-
-
-def pg_available() -> bool:
-    try:
-        socket.create_connection(PG_HOST, timeout=2).close()
-    except OSError:
-        return False
-    return True
 
 
 async def bench_pg(rows: int, batch: int, repeat: int, overlap: bool) -> list[Result]:
