@@ -221,12 +221,13 @@ def tune_gc() -> None:
     that lands on runs' start times (measured: lateness p99 76–355 ms without, 14 ms
     with, at 1,000 runs/s on PostgreSQL).
 
-    The thresholds are raised because a busy worker makes almost no cyclic garbage
-    (one object per ten runs, counted over 30k runs) yet, at 700, ran a young
+    The thresholds are raised because a busy worker makes little cyclic garbage
+    (about one object per five runs, counted over 30k runs) yet, at 700, ran a young
     collection every ~11 runs and a full one every ~1,300, each traversing every
     request, claim and ticket in flight. Raising them cut the worker's CPU per run by
-    ~15% (157 to 134 µs at 10k due endpoints on PostgreSQL, ``bench/throughput.py``).
-    What it costs: reference cycles (rare here) wait for up to 50k more allocations.
+    10–15% (157 to 134–140 µs at 10k due endpoints on PostgreSQL,
+    ``bench/throughput.py``). What it costs: reference cycles wait for up to 50k
+    more allocations before they are freed.
     """
     gc.collect()
     gc.freeze()
