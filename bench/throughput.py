@@ -12,8 +12,8 @@ The worker runs with the collector settings ``cadenza worker`` applies
 (``container.tune_gc``); the bare loop, as a plain script would, with the
 interpreter's. The bare loop is then run a second time under the worker's settings
 and that ratio printed beside the first: the loop starts all N requests at once, and
-its garbage collection costs it more than the settings cost the worker (about 45%
-against 15% of CPU per request), so that ratio is the stricter one.
+its garbage collection costs it more than the settings save the worker (about 45%
+against 10–15% of CPU per request), so that ratio is the stricter one.
 
     .venv/bin/python bench/throughput.py [--endpoints 10000] [--repeat 3]
 
