@@ -38,8 +38,7 @@ class Deadlines:
         """A deadline ``seconds`` after the block is entered (``async with``)."""
         return Deadline(self, seconds)
 
-    def _enter(self, deadline: Deadline, seconds: float) -> int:
-        loop = asyncio.get_running_loop()
+    def _enter(self, deadline: Deadline, loop: asyncio.AbstractEventLoop, seconds: float) -> int:
         if loop is not self._loop:  # a new loop: the old one's timers are gone with it
             self._loop, self._slices = loop, {}
         key = math.ceil((loop.time() + seconds) / self._resolution)
@@ -92,7 +91,8 @@ class Deadline:
             raise RuntimeError("A deadline can be entered once.")
         self._task = task
         self._cancelling = task.cancelling()
-        self._key = self._owner._enter(self, self._seconds)
+        # The task's own loop: asking for the running loop again costs a getpid() on 3.11.
+        self._key = self._owner._enter(self, task.get_loop(), self._seconds)
         return self
 
     async def __aexit__(
