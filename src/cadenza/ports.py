@@ -184,6 +184,20 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class Completed:
+    """What ``Store.complete`` did with a batch.
+
+    ``lost``: the endpoints whose lease was no longer ours (their runs are recorded,
+    nothing else of theirs is written). ``earliest_next_run``: the earliest
+    ``next_run_at`` among the endpoints replanned and released, so that a worker
+    learns when those slots come due without asking the store again.
+    """
+
+    lost: list[str]
+    earliest_next_run: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
     id: str
     host: str
@@ -209,8 +223,8 @@ class Store(Protocol):
 
     async def complete(
         self, worker_id: str, completions: Sequence[Completion], now: datetime
-    ) -> list[str]:
-        """Record and replan; returns the ids of endpoints whose lease was lost."""
+    ) -> Completed:
+        """Record the runs, replan and release every endpoint still ours."""
         ...
 
     async def release(self, worker_id: str, claims: Sequence[Claim]) -> None: ...

@@ -16,7 +16,7 @@ from store_builders import T0, TENANT, done, endpoint, job, secs
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import open_store
 from cadenza.domain.model import Endpoint, IntervalHint, Pause, PlanSource, RunStatus
-from cadenza.ports import Claim, RunFilter, Store
+from cadenza.ports import Claim, Completed, RunFilter, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,8 @@ async def test_a_hint_on_one_endpoint_leaves_the_rest_of_the_batch_planned_as_us
         hint = IntervalHint(secs(10), T0 + secs(3600), "watch closely")
         await tx.update_endpoint(replace(live, interval_hint=hint))
     batch = [done(claims[e.id], at=T0) for e in (plain, hinted, other)]
-    assert await store.complete("w1", batch, T0 + secs(1)) == []
+    # The earliest slot released is the one the hint pulled in.
+    assert await store.complete("w1", batch, T0 + secs(1)) == Completed([], T0 + secs(10))
     after = {e.id: await current(store, e) for e in (plain, hinted, other)}
     assert (after[hinted.id].next_run_at, after[hinted.id].next_run_source) == (
         T0 + secs(10),
@@ -79,9 +80,12 @@ async def test_a_lost_lease_in_a_batch_is_reported_and_the_others_complete(store
     )
     [fresh] = mine
     stale = claims[taken.id]
-    lost = await store.complete("w1", [done(fresh), done(stale)], T0 + secs(18))
-    assert lost == [taken.id]
-    assert (await current(store, kept)).lease is None
+    completed = await store.complete("w1", [done(fresh), done(stale)], T0 + secs(18))
+    assert completed.lost == [taken.id]
+    released = await current(store, kept)
+    assert released.lease is None
+    # Only the endpoint still ours was released: its slot is the one reported.
+    assert completed.earliest_next_run == released.next_run_at
     assert (await current(store, taken)).lease is not None
 
 
@@ -93,7 +97,7 @@ async def test_a_job_paused_during_the_run_holds_every_endpoint_of_the_batch(
     async with store.transaction() as tx:
         j = await tx.get_job(TENANT, eps[0].job_id, for_update=True)
         await tx.update_job(replace(j, pause=Pause(T0 + secs(900), "freeze")))
-    assert await store.complete("w1", [done(c) for c in claims.values()], T0 + secs(1)) == []
+    assert (await store.complete("w1", [done(c) for c in claims.values()], T0 + secs(1))).lost == []
     for e in eps:
         after = await current(store, e)
         assert (after.next_run_at, after.next_run_source) == (T0 + secs(900), PlanSource.PAUSED)
@@ -110,7 +114,7 @@ async def test_another_store_object_completes_what_this_one_claimed(
         eps = await seed(claimer, 2)
         claims = await claim_all(claimer, "w1")
         batch = [done(c, RunStatus.FAILURE) for c in claims.values()]
-        assert await completer.complete("w1", batch, T0 + secs(1)) == []
+        assert (await completer.complete("w1", batch, T0 + secs(1))).lost == []
         for e in eps:
             after = await current(claimer, e)
             assert (after.lease, after.failure_count) == (None, 1)

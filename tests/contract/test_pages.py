@@ -28,7 +28,7 @@ async def record_runs(
         )
     }
     completions = [done(claims[ep.id], status, at=at) for ep, at in zip(eps, starts, strict=True)]
-    assert await store.complete("w1", completions, starts[-1]) == []
+    assert (await store.complete("w1", completions, starts[-1])).lost == []
     return [c.run for c in completions]
 
 

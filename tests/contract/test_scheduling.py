@@ -10,7 +10,7 @@ from store_builders import T0, TENANT, done, endpoint, job, run_for, secs
 
 from cadenza.domain import errors
 from cadenza.domain.model import Endpoint, Pause, PlanSource, ResponseCapture, RunStatus
-from cadenza.ports import Claim, Completion, RunFilter, Store
+from cadenza.ports import Claim, Completed, Completion, RunFilter, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -85,8 +85,9 @@ async def test_completion_records_the_run_replans_and_releases(store: Store) -> 
     [ep] = await seed(store, T0)
     [cl] = await claim(store, "w1", T0)
     completion = done(cl, RunStatus.FAILURE)
-    assert await store.complete("w1", [completion], T0 + secs(1)) == []
+    completed = await store.complete("w1", [completion], T0 + secs(1))
     after = await current(store, ep)
+    assert completed == Completed([], after.next_run_at)
     assert after.lease is None
     assert after.failure_count == 1
     assert after.last_status is RunStatus.FAILURE
@@ -132,11 +133,11 @@ async def test_a_lost_lease_fences_the_late_worker(store: Store) -> None:
     assert lost.started_at == T0
     [b] = await claim(store, "B", T0 + secs(17))
     assert (b.attempt, b.scheduled_for) == (2, T0)
-    assert await store.complete("B", [done(b, at=T0 + secs(17))], T0 + secs(18)) == []
+    assert (await store.complete("B", [done(b, at=T0 + secs(17))], T0 + secs(18))).lost == []
     replanned = await current(store, ep)
     # A finishes late: its run replaces the 'lost' record, the endpoint is untouched.
     late = done(a, RunStatus.FAILURE, at=T0)
-    assert await store.complete("A", [late], T0 + secs(20)) == [ep.id]
+    assert (await store.complete("A", [late], T0 + secs(20))).lost == [ep.id]
     assert await current(store, ep) == replanned
     assert replanned.attempt == 1
     assert replanned.failure_count == 0
@@ -149,7 +150,7 @@ async def test_the_same_worker_cannot_write_with_a_stale_epoch(store: Store) -> 
     await store.sweep_expired(T0 + secs(60))
     [new] = await claim(store, "w1", T0 + secs(61))
     assert await store.extend_leases("w1", [old], T0 + secs(300)) == [ep.id]
-    assert await store.complete("w1", [done(old)], T0 + secs(62)) == [ep.id]
+    assert (await store.complete("w1", [done(old)], T0 + secs(62))).lost == [ep.id]
     assert (await current(store, ep)).lease == new.endpoint.lease
 
 
@@ -223,7 +224,7 @@ async def test_a_completion_after_a_heartbeat_replans_and_releases(store: Store)
     [ep] = await seed(store, T0)
     [cl] = await claim(store, "w1", T0)
     assert await store.extend_leases("w1", [cl], T0 + secs(300)) == []
-    assert await store.complete("w1", [done(cl)], T0 + secs(1)) == []
+    assert (await store.complete("w1", [done(cl)], T0 + secs(1))).lost == []
     after = await current(store, ep)
     assert (after.lease, after.next_run_at, after.success_streak) == (None, T0 + secs(60), 1)
 

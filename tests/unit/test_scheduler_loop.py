@@ -101,6 +101,41 @@ async def test_slots_entering_the_window_one_by_one_are_claimed_in_batches_early
     assert len([taken for _, taken in store.claims if taken]) <= 40
 
 
+async def test_a_slot_released_by_a_run_wakes_a_worker_that_meant_to_sleep_longer() -> None:
+    store = ClaimLog()
+    async with rig(store=store, poll_interval=60.0, lookahead=0.5) as r:
+        job = make_job()
+        endpoint = make_endpoint(job, T0 + SECOND, every=2 * SECOND)
+        await seed(store, job, [endpoint])
+        r.waker.wake()
+        for _ in range(120):
+            await r.clock.advance(0.05)
+        calls = r.fake.calls
+    # Nothing else is scheduled, so each rest would last the 60 s poll; the flush of
+    # each run says when the next slot comes due, and the loop wakes for it.
+    assert [c.at for c in calls] == [T0 + SECOND, T0 + 3 * SECOND, T0 + 5 * SECOND]
+    assert all(c.at == c.scheduled_for for c in calls)
+    # About one claim per slot: a run in hand is no reason to poll the store.
+    assert len(store.claims) <= 2 * len(calls)
+
+
+async def test_a_slot_released_while_the_loop_reads_the_store_is_not_slept_past() -> None:
+    clock = StepClock()
+    store = StaleNextDue(clock, lag=0.8)
+    async with rig(store=store, clock=clock, poll_interval=60.0, lookahead=0.5) as r:
+        job = make_job()
+        endpoint = make_endpoint(job, T0 + SECOND, every=2 * SECOND)
+        await seed(store, job, [endpoint])
+        r.waker.wake()
+        for _ in range(120):
+            await clock.advance(0.05)
+        calls = r.fake.calls
+    # Each run completes while ``next_due_at`` is under way with an answer read before
+    # that flush (its endpoint still leased: nothing due); the rest that follows is
+    # capped at the released slot's turn all the same.
+    assert [c.at for c in calls] == [T0 + SECOND, T0 + 3 * SECOND, T0 + 5 * SECOND]
+
+
 async def test_concurrency_is_bounded_globally_and_per_host() -> None:
     clock = StepClock()
     gated = GatedDispatcher(clock)
@@ -238,6 +273,20 @@ class ClaimLog(MemoryStore):
         claims = await super().claim_due(worker_id, now, **kwargs)
         self.claims.append((now, [c.scheduled_for for c in claims]))
         return claims
+
+
+class StaleNextDue(MemoryStore):
+    """``next_due_at`` answers ``lag`` seconds late with what it read at the start."""
+
+    def __init__(self, clock: StepClock, lag: float) -> None:
+        super().__init__()
+        self._clock = clock
+        self._lag = lag
+
+    async def next_due_at(self) -> datetime | None:
+        answer = await super().next_due_at()
+        await self._clock.sleep(self._lag)
+        return answer
 
 
 class CountingStore(MemoryStore):

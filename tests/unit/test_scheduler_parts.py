@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from scheduler_support import T0, StepClock, make_endpoint, make_job, settle
 
 from cadenza.domain import errors
 from cadenza.domain.model import PlanSource, Run, RunStatus
-from cadenza.ports import Claim, Completion
+from cadenza.ports import Claim, Completed, Completion
 from cadenza.scheduler.completer import Completer
 from cadenza.scheduler.limiter import Limiter
 from cadenza.scheduler.timer import Starter
@@ -97,7 +97,8 @@ async def test_the_starter_hands_back_what_it_has_not_launched() -> None:
 
 class ScriptedStore:
     """``complete`` fails as scripted: a run id that ``poison`` names always
-    conflicts; ``outages`` calls fail before anything succeeds."""
+    conflicts; ``outages`` calls fail before anything succeeds. Completion ``n``
+    releases its endpoint with a next slot ``n + 1`` seconds after T0."""
 
     def __init__(self, *, poison: str = "", outages: int = 0) -> None:
         self.poison = poison
@@ -106,7 +107,7 @@ class ScriptedStore:
 
     async def complete(
         self, worker_id: str, completions: Sequence[Completion], now: datetime
-    ) -> list[str]:
+    ) -> Completed:
         if self.outages:
             self.outages -= 1
             raise ConnectionError("database is down")
@@ -114,7 +115,11 @@ class ScriptedStore:
         if self.poison in ids:
             raise errors.Conflict("already recorded")
         self.written.append(ids)
-        return []
+        return Completed([], T0 + timedelta(seconds=min(_number(i) for i in ids) + 1))
+
+
+def _number(run_id: str) -> int:
+    return int(run_id.removeprefix("run_"))
 
 
 def _completion(n: int) -> Completion:
@@ -134,14 +139,24 @@ def _completion(n: int) -> Completion:
     return Completion(claim, run)
 
 
-def _completer(store: ScriptedStore, clock: StepClock, flushed: list[int]) -> Completer:
+def _completer(
+    store: ScriptedStore,
+    clock: StepClock,
+    flushed: list[int],
+    released: list[datetime | None] | None = None,
+) -> Completer:
+    def on_flushed(runs: int, done: Completed) -> None:
+        flushed.append(runs)
+        if released is not None:
+            released.append(done.earliest_next_run)
+
     return Completer(
         store,  # type: ignore[arg-type]
         clock,
         "w",
         interval=0.05,
         max_batch=100,
-        on_flushed=lambda runs, _fenced: flushed.append(runs),
+        on_flushed=on_flushed,
     )
 
 
@@ -167,13 +182,14 @@ async def test_a_conflicting_completion_is_dropped_without_holding_back_the_rest
     clock = StepClock()
     store = ScriptedStore(poison="run_3")
     flushed: list[int] = []
-    completer = _completer(store, clock, flushed)
-    for n in range(6):
+    released: list[datetime | None] = []
+    completer = _completer(store, clock, flushed, released)
+    for n in (3, 4, 5, 2):
         completer.add(_completion(n))
     await completer.flush()
-    assert sorted(i for batch in store.written for i in batch) == [
-        f"run_{n}" for n in (0, 1, 2, 4, 5)
-    ]
+    assert sorted(i for batch in store.written for i in batch) == [f"run_{n}" for n in (2, 4, 5)]
+    # Written one by one, the batch still reports the earliest slot it released.
+    assert (flushed, released) == ([4], [T0 + timedelta(seconds=3)])
 
 
 async def test_a_database_outage_is_retried_with_backoff() -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from enum import Enum
 
 import structlog
 
 from cadenza.domain import errors
-from cadenza.ports import Clock, Completion, Store
+from cadenza.ports import Clock, Completed, Completion, Store
 
 log = structlog.get_logger("cadenza.scheduler")
 
@@ -42,7 +43,7 @@ class Completer:
         *,
         interval: float,
         max_batch: int,
-        on_flushed: Callable[[int, int], None],
+        on_flushed: Callable[[int, Completed], None],
         max_inflight: int = 4,
     ) -> None:
         self._store = store
@@ -104,8 +105,7 @@ class Completer:
             await asyncio.gather(*self._inflight)
 
     async def _flush_batch(self, batch: Sequence[Completion]) -> None:
-        fenced = await self._write(batch)
-        self._on_flushed(len(batch), fenced)
+        self._on_flushed(len(batch), await self._write(batch))
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -117,29 +117,33 @@ class Completer:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            fenced = await self._write(batch)
-            self._on_flushed(len(batch), fenced)
+            self._on_flushed(len(batch), await self._write(batch))
 
-    async def _write(self, batch: Sequence[Completion]) -> int:
-        """Complete ``batch``; returns how many endpoints were fenced off."""
+    async def _write(self, batch: Sequence[Completion]) -> Completed:
+        """Complete ``batch``: what the store did, over the completions not dropped."""
         for attempt in range(_RETRIES):
-            lost = await self._complete(batch, attempt)
-            if isinstance(lost, int):
-                return lost
-            if lost is _Failure.CONFLICT:
+            done = await self._complete(batch, attempt)
+            if isinstance(done, Completed):
+                return done
+            if done is _Failure.CONFLICT:
                 break  # retrying the same rows cannot help: isolate the clash at once
             await self._clock.sleep(_RETRY_BACKOFF * 2**attempt)
         if len(batch) == 1:
             return self._drop(batch[0])
-        fenced = 0
+        lost: list[str] = []
+        slots: list[datetime] = []
         for completion in batch:
-            lost = await self._complete((completion,), _RETRIES)
-            fenced += lost if isinstance(lost, int) else self._drop(completion)
-        return fenced
+            done = await self._complete((completion,), _RETRIES)
+            if not isinstance(done, Completed):
+                done = self._drop(completion)
+            lost += done.lost
+            if done.earliest_next_run is not None:
+                slots.append(done.earliest_next_run)
+        return Completed(lost, min(slots, default=None))
 
-    async def _complete(self, batch: Sequence[Completion], attempt: int) -> int | _Failure:
+    async def _complete(self, batch: Sequence[Completion], attempt: int) -> Completed | _Failure:
         try:
-            lost = await self._store.complete(self._worker_id, batch, self._clock.now())
+            done = await self._store.complete(self._worker_id, batch, self._clock.now())
         except Exception as exc:  # any store failure: the caller retries, then isolates
             log.warning(
                 "completions.flush_failed",
@@ -148,16 +152,17 @@ class Completer:
                 error=f"{type(exc).__name__}: {exc}",
             )
             return _Failure.CONFLICT if isinstance(exc, errors.Conflict) else _Failure.OTHER
+        lost = done.lost
         log.debug("completions.flushed", runs=len(batch), fenced=len(lost))
         if lost:
             log.info("completions.fenced", endpoints=len(lost), sample=lost[:5])
-        return len(lost)
+        return done
 
     @staticmethod
-    def _drop(completion: Completion) -> int:
+    def _drop(completion: Completion) -> Completed:
         log.error(
             "completions.dropped",
             endpoint_id=completion.claim.endpoint.id,
             run_id=completion.run.id,
         )
-        return 0
+        return Completed([])

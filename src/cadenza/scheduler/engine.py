@@ -4,10 +4,11 @@
 
 * the claim loop leases due endpoints ``lookahead`` ahead, in batches, then sleeps
   until the earliest unleased ``next_run_at − lookahead`` (at least half the
-  look-ahead when that slot is still outside the window, at most ``poll_interval``,
-  at most ``RECHECK`` while runs are in hand, since their completions release
-  endpoints) or until the waker rings (an action changed a schedule, capacity came
-  back, a notification arrived from another process);
+  look-ahead when that slot is still outside the window, at most ``poll_interval``)
+  or until the waker rings (an action changed a schedule, capacity came back, a
+  notification arrived from another process). Completions release endpoints too:
+  each flush reports the earliest slot it released, and the claim loop wakes for
+  it if it meant to sleep past that slot's turn, so runs in hand cost no polling;
 * the starter (``timer.Starter``) launches each claim at its slot, never early;
 * each launched run takes a host slot and a global slot (``limiter.Limiter``), then
   the dispatcher performs it;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -31,7 +33,16 @@ import structlog
 
 from cadenza.domain.catchup import skips
 from cadenza.domain.lifecycle import replan
-from cadenza.ports import Claim, Clock, Completion, Dispatcher, DispatchResult, Store, WorkerInfo
+from cadenza.ports import (
+    Claim,
+    Clock,
+    Completed,
+    Completion,
+    Dispatcher,
+    DispatchResult,
+    Store,
+    WorkerInfo,
+)
 from cadenza.scheduler.completer import Completer
 from cadenza.scheduler.housekeeping import Housekeeper
 from cadenza.scheduler.limiter import Limiter
@@ -44,8 +55,6 @@ from cadenza.scheduler.waker import EventWaker, wait_or_sleep
 log = structlog.get_logger("cadenza.scheduler")
 
 INTERRUPTED = "Interrupted: the worker shut down before the request finished."
-RECHECK = 0.1
-"""Longest a flush may go unnoticed by a resting claim loop, in seconds."""
 _IDLE_FLOOR = 0.005
 """Shortest sleep after an empty claim, in case ``next_due_at`` names a row that
 ``claim_due`` will not take: never spin on the database."""
@@ -76,6 +85,8 @@ class Scheduler:
         self._ready = 0
         self._starved = False
         self._resting_until = 0.0
+        self._look_again = math.inf
+        self._alarm: asyncio.Task[None] | None = None
         self._stopping = False
         self._stop = asyncio.Event()
         self._limiter = Limiter(options.max_concurrency, options.max_per_host)
@@ -171,11 +182,7 @@ class Scheduler:
             claims = await self._skip_missed(claims, now)
             self._accept(claims, now)
             if len(claims) < room:
-                delay = await self._idle_for(bool(claims))
-                if self._tickets or len(self._completer):
-                    # Runs in hand will be flushed and replanned: look again soon.
-                    delay = min(delay, RECHECK)
-                await self._rest(delay)
+                await self._rest(await self._idle_for(bool(claims)))
 
     def _room(self) -> int:
         """How many claims to ask for now; 0 while a bigger batch is worth waiting for.
@@ -192,11 +199,38 @@ class Scheduler:
         return room
 
     async def _rest(self, seconds: float) -> None:
-        self._resting_until = self._clock.monotonic() + seconds
+        """Sleep ``seconds``, less if a flush released a slot to claim sooner (since
+        the last claim, or while asleep: ``_slot_released``), or until woken."""
+        now = self._clock.monotonic()
+        seconds = min(seconds, self._look_again - now)
+        self._look_again = math.inf
+        self._resting_until = now + seconds
         try:
             await self._waker.wait(self._clock, seconds)
         finally:
             self._resting_until = 0.0
+            if self._alarm is not None:
+                self._alarm.cancel()
+                self._alarm = None
+
+    def _slot_released(self, slot: datetime) -> None:
+        """A flush released an endpoint whose next slot is ``slot`` (the earliest of
+        its batch): see that the claim loop looks again in time to claim it."""
+        delay = self._until_claimable(slot)
+        at = self._clock.monotonic() + delay
+        if not self._resting_until:
+            # Claiming: the rest that follows may have read the slots before this
+            # flush committed, so it must not sleep past this one's turn.
+            self._look_again = min(self._look_again, at)
+        elif at < self._resting_until:
+            self._resting_until = at
+            if self._alarm is not None:
+                self._alarm.cancel()
+            self._alarm = asyncio.create_task(self._wake_after(delay), name="cadenza-alarm")
+
+    async def _wake_after(self, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+        self._waker.wake()
 
     async def _claim(self, now: datetime, limit: int) -> list[Claim] | None:
         try:
@@ -259,15 +293,20 @@ class Scheduler:
             return poll
         if nxt is None:
             return poll
+        return min(poll, max(self._until_claimable(nxt), 0.0 if claimed else _IDLE_FLOOR))
+
+    def _until_claimable(self, slot: datetime) -> float:
+        """Seconds until the claim loop should claim ``slot``: when it enters the
+        look-ahead window, but not sooner than half a window from now."""
         lookahead = self._opts.lookahead
-        delay = (nxt - self._clock.now()).total_seconds() - lookahead
+        delay = (slot - self._clock.now()).total_seconds() - lookahead
         if delay > 0:
             # Slots enter the window one after another: claiming each as it enters cost
             # a write transaction per run or two (~420 claims/s for 780 runs/s over 10k
             # endpoints). Waiting for half the window batches them, and each slot is
             # still claimed at least half the window before it is due.
             delay = max(delay, lookahead / 2)
-        return min(poll, max(delay, 0.0 if claimed else _IDLE_FLOOR))
+        return delay
 
     # -- running ----------------------------------------------------------------
 
@@ -329,14 +368,11 @@ class Scheduler:
 
     # -- callbacks from the completer and the housekeeper -----------------------
 
-    def _flushed(self, runs: int, fenced: int) -> None:
+    def _flushed(self, runs: int, done: Completed) -> None:
         self.stats.completed += runs
-        self.stats.fenced += fenced
-        # A flush released endpoints whose next slot may come before the claim loop
-        # means to wake up. While runs are in hand its rests are short anyway (at most
-        # RECHECK), so this rings only after the last run of a busy spell.
-        if self._resting_until - self._clock.monotonic() > RECHECK:
-            self._waker.wake()
+        self.stats.fenced += len(done.lost)
+        if done.earliest_next_run is not None:
+            self._slot_released(done.earliest_next_run)
 
     def _leases_lost(self, endpoint_ids: list[str]) -> None:
         lost = set(endpoint_ids)

@@ -18,7 +18,7 @@ from cadenza.domain import errors, lifecycle
 from cadenza.domain.model import Endpoint, Lease, PlanSource, Run, RunStatus
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
-from cadenza.ports import Claim, Completion, Tx, WorkerInfo
+from cadenza.ports import Claim, Completed, Completion, Tx, WorkerInfo
 from cadenza.testing.memory_tx import MemoryTx, Tables
 
 
@@ -82,9 +82,10 @@ class MemoryStore:
 
     async def complete(
         self, worker_id: str, completions: Sequence[Completion], now: datetime
-    ) -> list[str]:
-        """Record and replan; returns the ids of endpoints whose lease was lost."""
+    ) -> Completed:
+        """Record the runs, replan and release every endpoint still ours."""
         lost: list[str] = []
+        released: list[datetime] = []
         async with self._locked() as t:
             for done in completions:
                 _record(t, done.run)
@@ -94,9 +95,11 @@ class MemoryStore:
                     lost.append(done.claim.endpoint.id)
                     continue
                 job = t.jobs[ep.job_id]
-                t.endpoints[ep.id] = lifecycle.after_run(ep, job, done.run, now)
+                replanned = t.endpoints[ep.id] = lifecycle.after_run(ep, job, done.run, now)
                 t.claimed.pop(ep.id, None)
-        return lost
+                if replanned.next_run_at is not None:
+                    released.append(replanned.next_run_at)
+        return Completed(lost, min(released, default=None))
 
     async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
         async with self._locked() as t:

@@ -36,7 +36,7 @@ from cadenza.domain import errors, lifecycle
 from cadenza.domain.model import Endpoint, Job, PlanSource, Run, RunStatus
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
-from cadenza.ports import Claim, Completion
+from cadenza.ports import Claim, Completed, Completion
 
 _OWNER = ENDPOINT_COLUMNS.index("lease_owner")
 _EPOCH = ENDPOINT_COLUMNS.index("lease_epoch")
@@ -137,11 +137,13 @@ def _baseline_source(baseline: object) -> PlanSource:
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A completion batch encoded before its transaction: runs, the replans of the
-    claimed copies fenced on their revisions (``None``: the general path decides),
-    and the revision of each job as the claims saw it."""
+    claimed copies fenced on their revisions (``None``: the general path decides)
+    with the earliest next slot among them, and the revision of each job as the
+    claims saw it."""
 
     runs: list[tuple[Any, ...]]
     unchanged: list[tuple[Any, ...]] | None
+    earliest: datetime | None
     job_revisions: dict[str, int]
 
 
@@ -155,6 +157,7 @@ def prepare(
     """The CPU work of ``complete``, done without holding a transaction open."""
     runs = [hot.run_params(c.run) for c in completions]
     unchanged: list[tuple[Any, ...]] | None = []
+    slots: list[datetime] = []
     jobs: dict[str, int] = {}
     for done in completions:
         claim = done.claim
@@ -170,7 +173,9 @@ def prepare(
         replanned = lifecycle.after_run(claimed.endpoint, claimed.job, done.run, now)
         fenced = (claim.endpoint.id, worker_id, claim.epoch, claimed.revision)
         unchanged.append(hot.state_params(replanned, fenced))
-    return Prepared(runs, unchanged, jobs)
+        if replanned.next_run_at is not None:
+            slots.append(replanned.next_run_at)
+    return Prepared(runs, unchanged, min(slots, default=None), jobs)
 
 
 async def complete(
@@ -181,7 +186,7 @@ async def complete(
     completions: Sequence[Completion],
     prepared: Prepared,
     now: datetime,
-) -> list[str]:
+) -> Completed:
     """Insert the runs, then replan and release every endpoint still ours."""
     await _insert_runs(conn, hot, prepared.runs)
     if prepared.unchanged is not None and await _jobs_unchanged(conn, hot, prepared):
@@ -189,7 +194,7 @@ async def complete(
         written = await write_batch(conn, hot, hot.complete_unchanged, prepared.unchanged)
         if written == len(prepared.unchanged):
             await execute(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
-            return []
+            return Completed([], prepared.earliest)
         await execute(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
     return await _complete_from_current(conn, hot, codec, worker_id, completions, now)
 
@@ -207,12 +212,13 @@ async def _complete_from_current(
     worker_id: str,
     completions: Sequence[Completion],
     now: datetime,
-) -> list[str]:
+) -> Completed:
     """Re-read every endpoint and its job, replan, write what is still ours."""
     ids = hot.ids_param([c.claim.endpoint.id for c in completions])
     current = {r[0]: r for r in await fetch(conn, hot.current, (ids,))}
     jobs: dict[str, Job] = {}
     updates: list[tuple[Any, ...]] = []
+    slots: list[datetime] = []
     lost: list[str] = []
     ts = hot.ts_in
     for done in completions:
@@ -226,9 +232,11 @@ async def _complete_from_current(
         replanned = lifecycle.after_run(codec.endpoint(row, ts), job, done.run, now)
         fenced = (replanned.id, worker_id, done.claim.epoch)
         updates.append(hot.state_params(replanned, fenced))
+        if replanned.next_run_at is not None:
+            slots.append(replanned.next_run_at)
     if updates:
         await write_batch(conn, hot, hot.complete, updates)
-    return lost
+    return Completed(lost, min(slots, default=None))
 
 
 async def _insert_runs(conn: AsyncConnection, hot: HotSql, params: list[tuple[Any, ...]]) -> None:

@@ -36,7 +36,7 @@ from cadenza.adapters.store.statements import Statements
 from cadenza.adapters.store.tables import endpoints, workers
 from cadenza.adapters.store.tx import DriverExecutor, Executor, SqlTx
 from cadenza.domain.model import Endpoint, Run
-from cadenza.ports import Claim, Completion, SecretBox, Tx, WorkerInfo
+from cadenza.ports import Claim, Completed, Completion, SecretBox, Tx, WorkerInfo
 
 CHANNEL = "cadenza_wakeup"
 """The PostgreSQL LISTEN/NOTIFY channel told whenever endpoints may be due sooner."""
@@ -155,10 +155,10 @@ class SqlStore:
 
     async def complete(
         self, worker_id: str, completions: Sequence[Completion], now: datetime
-    ) -> list[str]:
-        """Record and replan; returns the ids of endpoints whose lease was lost."""
+    ) -> Completed:
+        """Record the runs, replan and release every endpoint still ours."""
         if not completions:
-            return []
+            return Completed([])
         prepared = scheduling.prepare(self._hot, self._in_flight, worker_id, completions, now)
         async with self._connect() as conn:
             return await scheduling.complete(
