@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import subprocess
+import sys
+
 import pytest
+from cryptography.fernet import Fernet
 
 from cadenza.adapters.secrets import FernetSecretBox, SecretKeyError
 
@@ -29,7 +34,34 @@ def test_a_secret_sealed_with_another_key_is_refused() -> None:
         FernetSecretBox(FernetSecretBox.generate_key()).open(sealed)
 
 
-@pytest.mark.parametrize("key", ["", " , ", "not-a-key"])
+_SHORT = base64.urlsafe_b64encode(bytes(31)).decode()
+_LONG = base64.urlsafe_b64encode(bytes(33)).decode()
+
+
+@pytest.mark.parametrize("key", ["", " , ", "not-a-key", _SHORT, _LONG, "é" * 44])
 def test_an_empty_or_malformed_key_is_refused(key: str) -> None:
     with pytest.raises(SecretKeyError):
         FernetSecretBox(key)
+
+
+def test_a_generated_key_is_a_fernet_key_and_a_fernet_key_is_accepted() -> None:
+    Fernet(FernetSecretBox.generate_key())
+    box = FernetSecretBox(Fernet.generate_key().decode())
+    assert box.open(box.seal("x")) == "x"
+
+
+def test_cryptography_is_loaded_only_when_a_secret_is_sealed_or_opened() -> None:
+    # A fresh interpreter: this one loaded cryptography for the tests above.
+    probe = (
+        "import sys\n"
+        "from cadenza import cli\n"
+        "from cadenza.adapters.secrets import FernetSecretBox\n"
+        "box = FernetSecretBox(FernetSecretBox.generate_key())\n"
+        "print('cryptography' in sys.modules)\n"
+        "box.open(box.seal('s'))\n"
+        "print('cryptography' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "True"]
