@@ -136,6 +136,28 @@ async def test_a_slot_released_while_the_loop_reads_the_store_is_not_slept_past(
     assert [c.at for c in calls] == [T0 + SECOND, T0 + 3 * SECOND, T0 + 5 * SECOND]
 
 
+async def test_slots_entering_the_window_during_each_claim_are_still_claimed_in_batches() -> None:
+    clock = StepClock()
+    store = SlowClaims(clock, lag=0.005)
+    async with rig(store=store, clock=clock, lookahead=0.5) as r:
+        job = make_job()
+        # A slot every millisecond, and each claim takes 5 ms: after every claim a
+        # few more slots have entered the window.
+        slots = [T0 + SECOND + timedelta(milliseconds=i) for i in range(1000)]
+        await seed(
+            store, job, [make_endpoint(job, slot, every=timedelta(hours=1)) for slot in slots]
+        )
+        r.waker.wake()
+        for _ in range(230):
+            await clock.advance(0.01)
+        calls = r.fake.calls
+    assert sorted(c.at for c in calls) == slots
+    claimed = [(at, slot) for at, taken in store.claims for slot in taken]
+    assert min(slot - at for at, slot in claimed) >= timedelta(seconds=0.25)
+    # Claiming again as soon as the last claim returned took ~4 slots at a time.
+    assert len([taken for _, taken in store.claims if taken]) <= 12
+
+
 async def test_concurrency_is_bounded_globally_and_per_host() -> None:
     clock = StepClock()
     gated = GatedDispatcher(clock)
@@ -272,6 +294,20 @@ class ClaimLog(MemoryStore):
     async def claim_due(self, worker_id, now, **kwargs):  # type: ignore[no-untyped-def]
         claims = await super().claim_due(worker_id, now, **kwargs)
         self.claims.append((now, [c.scheduled_for for c in claims]))
+        return claims
+
+
+class SlowClaims(ClaimLog):
+    """Each claim takes ``lag`` seconds of the step clock after it reads the rows."""
+
+    def __init__(self, clock: StepClock, lag: float) -> None:
+        super().__init__()
+        self._clock = clock
+        self._lag = lag
+
+    async def claim_due(self, worker_id, now, **kwargs):  # type: ignore[no-untyped-def]
+        claims = await super().claim_due(worker_id, now, **kwargs)
+        await self._clock.sleep(self._lag)
         return claims
 
 
