@@ -348,16 +348,6 @@ async def write_batch(
         await cursor.close()
 
 
-async def execute(conn: AsyncConnection, sql: str) -> None:
-    """Runs ``sql`` (no parameters, no rows: a savepoint) inside ``conn``'s transaction."""
-    driver = await _driver(conn)
-    if _is_psycopg(driver):
-        async with driver.cursor() as cur:
-            await cur.execute(sql)
-        return
-    await (await driver.execute(sql)).close()
-
-
 async def fetch(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
     """Rows of ``sql`` as tuples, run on the driver inside ``conn``'s transaction."""
     driver = await _driver(conn)

@@ -13,10 +13,12 @@ agent or the planner bumps (``SqlTx``). The completion replans those copies befo
 its transaction starts. In it, it checks the batch's jobs once (locked against
 change until commit), then writes the endpoints fenced on the lease *and* their
 revision: a row that passes is unchanged since the claim, so its copy is its
-current state. If a job changed, or any row fails the fence (its write is rolled
-back to a savepoint), the batch takes the general path: read the current rows,
-replan, write fenced on the lease alone, and report the endpoints no longer ours
-as lost.
+current state. If a job changed, or any row fails the fence, that transaction is
+rolled back (``Changed``) and the batch takes the general path in a new one: read
+the current rows, replan, write fenced on the lease alone, and report the
+endpoints no longer ours as lost. Rolling back the whole transaction costs the
+runs' insert again, but only when something changed during a run; a savepoint
+would cost two more round trips on every flush.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.adapters.store import documents as doc
 from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, ENDPOINT_WIDTH, JOB_COLUMNS, Codec, Row
-from cadenza.adapters.store.hot import HotSql, execute, fetch, write_batch
+from cadenza.adapters.store.hot import HotSql, fetch, write_batch
 from cadenza.adapters.store.statements import Statements
 from cadenza.domain import errors, lifecycle
 from cadenza.domain.model import Endpoint, Job, PlanSource, Run, RunStatus
@@ -44,7 +46,6 @@ _JOB = ENDPOINT_COLUMNS.index("job_id")
 _REVISION = ENDPOINT_COLUMNS.index("revision")
 _JOB_ID = JOB_COLUMNS.index("id")
 _JOB_REVISION = JOB_COLUMNS.index("revision")
-_SAVEPOINT = "cadenza_unchanged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,25 +179,21 @@ def prepare(
     return Prepared(runs, unchanged, min(slots, default=None), jobs)
 
 
-async def complete(
-    conn: AsyncConnection,
-    hot: HotSql,
-    codec: Codec,
-    worker_id: str,
-    completions: Sequence[Completion],
-    prepared: Prepared,
-    now: datetime,
-) -> Completed:
-    """Insert the runs, then replan and release every endpoint still ours."""
+class Changed(Exception):
+    """A job or an endpoint of the batch changed since its claim (see the module
+    docstring); raised to roll the transaction back."""
+
+
+async def complete_unchanged(conn: AsyncConnection, hot: HotSql, prepared: Prepared) -> Completed:
+    """Insert the runs and write the replanned copies, fenced on their revisions;
+    raises ``Changed`` unless every job and every endpoint is as claimed."""
+    unchanged = prepared.unchanged
+    if unchanged is None or not await _jobs_unchanged(conn, hot, prepared):
+        raise Changed
     await _insert_runs(conn, hot, prepared.runs)
-    if prepared.unchanged is not None and await _jobs_unchanged(conn, hot, prepared):
-        await execute(conn, f"SAVEPOINT {_SAVEPOINT}")
-        written = await write_batch(conn, hot, hot.complete_unchanged, prepared.unchanged)
-        if written == len(prepared.unchanged):
-            await execute(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}")
-            return Completed([], prepared.earliest)
-        await execute(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-    return await _complete_from_current(conn, hot, codec, worker_id, completions, now)
+    if await write_batch(conn, hot, hot.complete_unchanged, unchanged) != len(unchanged):
+        raise Changed
+    return Completed([], prepared.earliest)
 
 
 async def _jobs_unchanged(conn: AsyncConnection, hot: HotSql, prepared: Prepared) -> bool:
@@ -205,15 +202,18 @@ async def _jobs_unchanged(conn: AsyncConnection, hot: HotSql, prepared: Prepared
     return current == prepared.job_revisions
 
 
-async def _complete_from_current(
+async def complete_from_current(
     conn: AsyncConnection,
     hot: HotSql,
     codec: Codec,
     worker_id: str,
     completions: Sequence[Completion],
+    prepared: Prepared,
     now: datetime,
 ) -> Completed:
-    """Re-read every endpoint and its job, replan, write what is still ours."""
+    """Insert the runs, re-read every endpoint and its job, replan, and write what is
+    still ours."""
+    await _insert_runs(conn, hot, prepared.runs)
     ids = hot.ids_param([c.claim.endpoint.id for c in completions])
     current = {r[0]: r for r in await fetch(conn, hot.current, (ids,))}
     jobs: dict[str, Job] = {}

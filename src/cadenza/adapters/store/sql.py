@@ -160,8 +160,14 @@ class SqlStore:
         if not completions:
             return Completed([])
         prepared = scheduling.prepare(self._hot, self._in_flight, worker_id, completions, now)
+        if prepared.unchanged is not None:
+            try:
+                async with self._connect() as conn:
+                    return await scheduling.complete_unchanged(conn, self._hot, prepared)
+            except scheduling.Changed:
+                pass  # rolled back: replan from the current rows instead
         async with self._connect() as conn:
-            return await scheduling.complete(
+            return await scheduling.complete_from_current(
                 conn, self._hot, self._codec, worker_id, completions, prepared, now
             )
 
