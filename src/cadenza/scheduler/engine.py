@@ -3,8 +3,8 @@
 ``Scheduler.run`` drives five tasks until ``stop()``:
 
 * the claim loop leases due endpoints ``lookahead`` ahead, in batches, then sleeps
-  until the earliest unleased ``next_run_at − lookahead`` (at least half the
-  look-ahead when that slot is still outside the window, at most ``poll_interval``)
+  until the earliest unleased slot's turn (``_until_claimable``: as it enters the
+  look-ahead window, in batches of about half a window; at most ``poll_interval``)
   or until the waker rings (an action changed a schedule, capacity came back, a
   notification arrived from another process). Completions release endpoints too:
   each flush reports the earliest slot it released, and the claim loop wakes for
