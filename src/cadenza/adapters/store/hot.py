@@ -158,6 +158,8 @@ _UNREAD = frozenset({"lease_budget_us", "lease_slot", "lease_claimed_at"})
 """Columns ``Codec.endpoint`` skips: the claim returns NULL in their place, so that
 neither side formats and parses two timestamps and an integer per row for nothing."""
 _CLAIMED = ", ".join("NULL" if c in _UNREAD else c for c in ENDPOINT_COLUMNS)
+_CLAIMED_AS = ", ".join(f"NULL AS {c}" if c in _UNREAD else c for c in ENDPOINT_COLUMNS)
+"""``_CLAIMED`` with every column named, as a CTE needs (three NULL columns would clash)."""
 
 _RELEASED = "lease_owner = NULL, lease_until = NULL, lease_slot = NULL, lease_claimed_at = NULL"
 _DUE = (
@@ -175,15 +177,21 @@ def _sqlite_claim() -> str:
 
 
 def _pg_claim() -> str:
+    """The claim and its rows' jobs in one statement (each row: ``ENDPOINT_COLUMNS``
+    then ``JOB_COLUMNS``), run outside a transaction: a statement is atomic on its
+    own, and BEGIN, a second query and COMMIT would be three more round trips, each
+    waiting its turn in a busy worker's event loop."""
     # ANY(ARRAY(…)) runs the locking subquery once and then updates by primary key;
     # with IN (…) the planner may hash-join against a scan of the whole table.
     # Rows another worker is claiming right now are skipped, not waited for.
+    jobs = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
     return (
-        "UPDATE endpoints SET lease_owner = %s, "  # noqa: S608
+        "WITH claimed AS (UPDATE endpoints SET lease_owner = %s, "  # noqa: S608
         "lease_until = %s + (lease_budget_us + %s) * interval '1 microsecond', "
         "lease_epoch = lease_epoch + 1, lease_slot = next_run_at, lease_claimed_at = %s "
         f"WHERE id = ANY(ARRAY({_DUE.format(p='%s')} FOR UPDATE SKIP LOCKED)) "
-        f"RETURNING {_CLAIMED}"
+        f"RETURNING {_CLAIMED_AS}) "
+        f"SELECT c.*, {jobs} FROM claimed AS c JOIN jobs AS j ON j.id = c.job_id"
     )
 
 

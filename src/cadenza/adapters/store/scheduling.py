@@ -95,10 +95,17 @@ async def claim_rows(
     limit: int,
     margin: timedelta,
 ) -> tuple[list[Row], list[Row]]:
-    """Leases up to ``limit`` due endpoints in one statement: their rows, their jobs'."""
+    """Leases up to ``limit`` due endpoints in one statement: their rows, their jobs'.
+
+    On PostgreSQL that statement returns each job with its endpoint's row; on SQLite
+    (no RETURNING in a CTE) a second query in the same transaction reads the jobs.
+    """
     rows = await fetch(conn, hot.claim, hot.claim_params(worker_id, now, horizon, limit, margin))
     if not rows:
         return [], []
+    if hot.pg:
+        jobs = {row[_JOB]: row[ENDPOINT_WIDTH:] for row in rows}
+        return rows, list(jobs.values())
     job_ids = hot.ids_param(list({row[_JOB] for row in rows}))
     return rows, await fetch(conn, hot.jobs, (job_ids,))
 

@@ -86,6 +86,18 @@ class SqlStore:
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
+    @asynccontextmanager
+    async def _claiming(self) -> AsyncIterator[AsyncConnection]:
+        """Where a claim runs: on PostgreSQL a writer connection in autocommit, for the
+        claim is one statement there (``hot``); on SQLite a writing transaction."""
+        if not self.pg:
+            async with self._connect() as conn:
+                yield conn
+            return
+        async with self._engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     def _reads(self) -> AbstractAsyncContextManager[Executor]:
         """Where read-only statements run, each on its own snapshot (autocommit):
         inline on SQLite (``inline``), on a pool of their own on PostgreSQL."""
@@ -147,7 +159,7 @@ class SqlStore:
         """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
         if limit < 1:
             return []
-        async with self._connect() as conn:
+        async with self._claiming() as conn:
             rows, job_rows = await scheduling.claim_rows(
                 conn, self._hot, worker_id, now, now + lookahead, limit, lease_margin
             )
