@@ -121,7 +121,7 @@ async def test_a_slot_released_by_a_run_wakes_a_worker_that_meant_to_sleep_longe
 
 async def test_a_slot_released_while_the_loop_reads_the_store_is_not_slept_past() -> None:
     clock = StepClock()
-    store = StaleNextDue(clock, lag=0.8)
+    store = LaggingStore(clock, next_due_lag=0.8)
     async with rig(store=store, clock=clock, poll_interval=60.0, lookahead=0.5) as r:
         job = make_job()
         endpoint = make_endpoint(job, T0 + SECOND, every=2 * SECOND)
@@ -138,7 +138,7 @@ async def test_a_slot_released_while_the_loop_reads_the_store_is_not_slept_past(
 
 async def test_slots_entering_the_window_during_each_claim_are_still_claimed_in_batches() -> None:
     clock = StepClock()
-    store = SlowClaims(clock, lag=0.005)
+    store = LaggingStore(clock, claim_lag=0.005)
     async with rig(store=store, clock=clock, lookahead=0.5) as r:
         job = make_job()
         # A slot every millisecond, and each claim takes 5 ms: after every claim a
@@ -297,31 +297,24 @@ class ClaimLog(MemoryStore):
         return claims
 
 
-class SlowClaims(ClaimLog):
-    """Each claim takes ``lag`` seconds of the step clock after it reads the rows."""
+class LaggingStore(ClaimLog):
+    """``claim_due`` and ``next_due_at`` answer late, by ``claim_lag`` and
+    ``next_due_lag`` seconds of the step clock, with what they read at the start."""
 
-    def __init__(self, clock: StepClock, lag: float) -> None:
+    def __init__(self, clock: StepClock, *, claim_lag: float = 0, next_due_lag: float = 0) -> None:
         super().__init__()
         self._clock = clock
-        self._lag = lag
+        self._claim_lag = claim_lag
+        self._next_due_lag = next_due_lag
 
     async def claim_due(self, worker_id, now, **kwargs):  # type: ignore[no-untyped-def]
         claims = await super().claim_due(worker_id, now, **kwargs)
-        await self._clock.sleep(self._lag)
+        await self._clock.sleep(self._claim_lag)
         return claims
-
-
-class StaleNextDue(MemoryStore):
-    """``next_due_at`` answers ``lag`` seconds late with what it read at the start."""
-
-    def __init__(self, clock: StepClock, lag: float) -> None:
-        super().__init__()
-        self._clock = clock
-        self._lag = lag
 
     async def next_due_at(self) -> datetime | None:
         answer = await super().next_due_at()
-        await self._clock.sleep(self._lag)
+        await self._clock.sleep(self._next_due_lag)
         return answer
 
 
