@@ -84,7 +84,9 @@ class HotSql:
         self.ts_in, self.ts_out = timestamp_codec(pg=pg)
         self.claim = _pg_claim() if pg else _sqlite_claim()
         self.current = _current(pg)
-        self.jobs = _jobs(pg)
+        # The claimed rows' jobs: read by a second query on SQLite only, for the
+        # PostgreSQL claim returns them itself.
+        self.jobs = "" if pg else _sqlite_jobs()
         self.job_revisions = _job_revisions(pg)
         self.insert_runs = _pg_insert_runs() if pg else _sqlite_insert_runs()
         self.complete = _pg_complete() if pg else _sqlite_complete()
@@ -205,8 +207,8 @@ def _current(pg: bool) -> str:
     )
 
 
-def _jobs(pg: bool) -> str:
-    ids = "= ANY(%s)" if pg else "IN (SELECT value FROM json_each(?))"
+def _sqlite_jobs() -> str:
+    ids = "IN (SELECT value FROM json_each(?))"
     return f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id {ids}"  # noqa: S608
 
 
