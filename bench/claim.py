@@ -23,11 +23,17 @@ Both ways of draining are measured, one after the other, and reported apiece:
   replans the other batch.
 
 The targets apply to both modes. ``--sequential`` or ``--overlap`` measures one.
+
+Beside the store, each backend's *floor* is measured on as many fresh databases
+(``bench/floor.py``; ``--no-floor`` skips it): the same statements, schema and pragmas
+from a plain synchronous driver, with no decoding or replanning. It is what the
+database engine and its driver cost on this host for the store's work, and the
+store's sequential rate over it is the share of that ceiling the store reaches.
 Each drain runs under the garbage-collector settings of ``cadenza worker``
 (``container.tune_gc``), the process whose claims it stands for.
 
 Run: ``.venv/bin/python bench/claim.py [--sqlite-only] [--rows N] [--batch N]
-[--repeat N] [--sequential | --overlap]``.
+[--repeat N] [--sequential | --overlap] [--no-floor]``.
 PostgreSQL is measured on 127.0.0.1:5432 (user postgres, a scratch database that
 is dropped afterwards) and skipped with a message when no server answers.
 """
@@ -36,19 +42,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import secrets
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import floor
 from benchkit import pg_available
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.secrets import FernetSecretBox
@@ -60,6 +70,7 @@ from cadenza.ids import new_id
 from cadenza.ports import Claim, Completion
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+T = TypeVar("T")
 TARGET_ROWS_PER_S = 20_000
 TARGET_DRIFT = 2.0
 CLOCK = SystemClock()
@@ -179,12 +190,8 @@ async def drain(store: SqlStore, batch: int, *, overlap: bool = False) -> Result
 
 
 async def one_run(url: str, rows: int, batch: int, overlap: bool = False) -> Result:
-    migrate(url)
-    store = await open_store(url, FernetSecretBox(FernetSecretBox.generate_key()))
+    store = await seeded(url, rows)
     try:
-        job, eps = build(rows)
-        await seed(store, job, eps)
-        del eps  # a worker holds no copy of the table; neither should the GC's view
         result = await drain(store, batch, overlap=overlap)
         assert result.rows == (rows + 1) // 2, result.rows
         return result
@@ -192,19 +199,49 @@ async def one_run(url: str, rows: int, batch: int, overlap: bool = False) -> Res
         await store.close()
 
 
+async def seeded(url: str, rows: int) -> SqlStore:
+    """A store on a freshly migrated database holding ``build(rows)``."""
+    migrate(url)
+    store = await open_store(url, FernetSecretBox(FernetSecretBox.generate_key()))
+    try:
+        job, eps = build(rows)
+        await seed(store, job, eps)
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+async def floor_run(url: str, rows: int, batch: int) -> float:
+    """Rows/s of ``floor`` draining a database seeded as for ``one_run``."""
+    await (await seeded(url, rows)).close()
+    if url.startswith("sqlite"):
+        drained, seconds, _cpu = floor.drain_sqlite(floor.sqlite_path(url), NOW, batch)
+    else:
+        drained, seconds, _cpu = floor.drain_pg(floor.pg_dsn(url), NOW, batch)
+    assert drained == (rows + 1) // 2, drained
+    return drained / seconds
+
+
+class OnFresh(Protocol):
+    """Runs ``run(url)`` on ``repeat`` fresh databases of one backend."""
+
+    async def __call__(self, run: Callable[[str], Awaitable[Any]], repeat: int) -> list[Any]: ...
+
+
 def sqlite_urls(repeat: int, workdir: Path) -> list[str]:
     return [f"sqlite+aiosqlite:///{workdir / f'bench{i}.db'}" for i in range(repeat)]
 
 
-async def bench_pg(rows: int, batch: int, repeat: int, overlap: bool) -> list[Result]:
+async def on_scratch_pg(run: Callable[[str], Awaitable[T]], repeat: int) -> list[T]:
+    """``run(url)`` on ``repeat`` scratch PostgreSQL databases, each dropped after."""
     results = []
     for _ in range(repeat):
         name = f"cadenza_bench_{secrets.token_hex(4)}"
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         try:
-            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-            results.append(await one_run(url, rows, batch, overlap))
+            results.append(await run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
         finally:
             with psycopg.connect(
                 "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
@@ -232,6 +269,17 @@ def report(backend: str, overlap: bool, results: list[Result]) -> None:
     print(f"  last/first       {drift:>8.2f} x        target <= {TARGET_DRIFT:.0f}x  [{ok_drift}]")
 
 
+def report_floor(backend: str, rates: list[float], sequential: list[Result]) -> None:
+    """The floor's median rate, and the store's sequential median as a share of it."""
+    rate = statistics.median(rates)
+    runs = ", ".join(f"{r:,.0f}" for r in rates)
+    print(f"\n{backend}, floor (the store's statements alone, bench/floor.py):")
+    print(f"  drain rate      {rate:>10,.0f} rows/s   (runs: {runs})")
+    if sequential:
+        share = statistics.median(r.rate for r in sequential) / rate
+        print(f"  store/floor      {share:>8.2f}          (sequential drain over the floor)")
+
+
 def calibrate() -> float:
     """Microseconds for ``sum(range(1000))``, best of 50: about 8 on an idle modern core."""
     best = float("inf")
@@ -248,6 +296,7 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="claim/complete batch size")
     parser.add_argument("--repeat", type=int, default=3, help="fresh databases per backend")
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor (floor.py)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--sequential", action="store_true", help="measure sequential only")
     modes.add_argument("--overlap", action="store_true", help="measure overlapped only")
@@ -258,21 +307,35 @@ async def main() -> None:
         f"CPU calibration: sum(range(1000)) = {calibrate():.1f} us "
         "(about 8 us on an idle modern x86 core; scale the figures below accordingly)"
     )
-    for overlap in overlaps:
-        with tempfile.TemporaryDirectory() as tmp:
-            results = [
-                await one_run(url, args.rows, args.batch, overlap)
-                for url in sqlite_urls(args.repeat, Path(tmp))
-            ]
-        report("SQLite (aiosqlite, WAL)", overlap, results)
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = iter(sqlite_urls(args.repeat * 3, Path(tmp)))
+
+        async def on_sqlite(run: Callable[[str], Awaitable[T]], repeat: int) -> list[T]:
+            return [await run(next(urls)) for _ in range(repeat)]
+
+        await bench_backend("SQLite (aiosqlite, WAL)", on_sqlite, args, overlaps)
     if args.sqlite_only:
         return
     if not pg_available():
         print("\nPostgreSQL: skipped, no server answers on 127.0.0.1:5432")
         return
+    await bench_backend("PostgreSQL (psycopg 3)", on_scratch_pg, args, overlaps)
+
+
+async def bench_backend(
+    backend: str, on_fresh: OnFresh, args: argparse.Namespace, overlaps: list[bool]
+) -> None:
+    """Each drain mode, then the floor, on ``args.repeat`` fresh databases apiece."""
+    sequential: list[Result] = []
     for overlap in overlaps:
-        results = await bench_pg(args.rows, args.batch, args.repeat, overlap)
-        report("PostgreSQL (psycopg 3)", overlap, results)
+        drain_one = functools.partial(one_run, rows=args.rows, batch=args.batch, overlap=overlap)
+        results = await on_fresh(drain_one, args.repeat)
+        report(backend, overlap, results)
+        sequential = sequential if overlap else results
+    if not args.no_floor:
+        floor_one = functools.partial(floor_run, rows=args.rows, batch=args.batch)
+        rates = await on_fresh(floor_one, args.repeat)
+        report_floor(backend, rates, sequential)
 
 
 if __name__ == "__main__":

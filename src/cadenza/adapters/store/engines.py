@@ -55,7 +55,7 @@ async def open_store(url: str, secret_box: SecretBox) -> SqlStore:
     return _open_postgres(target, secret_box)
 
 
-def _sqlite_pragmas(dbapi_conn: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any) -> None:
     """Every SQLite connection's settings; the driver's own transaction handling off
     (``isolation_level = None``): writers issue their BEGIN themselves (``_sqlite_writer``)."""
     dbapi_conn.isolation_level = None
@@ -76,7 +76,7 @@ def _sqlite_pragmas(dbapi_conn: Any) -> None:
 def _sqlite_writer(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        _sqlite_pragmas(dbapi_conn)
+        sqlite_pragmas(dbapi_conn)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -86,7 +86,7 @@ def _sqlite_writer(engine: AsyncEngine) -> None:
 
 
 def _sqlite_reader(dbapi_conn: Any) -> None:
-    _sqlite_pragmas(dbapi_conn)
+    sqlite_pragmas(dbapi_conn)
     # Readers run in autocommit: a write slipped into a read-only unit of work would
     # commit on its own, so SQLite refuses it instead.
     dbapi_conn.execute("PRAGMA query_only=ON")
