@@ -22,6 +22,7 @@ from cadenza.adapters.store.hot import pg_staging_ddl
 from cadenza.adapters.store.inline import InlineReads
 from cadenza.adapters.store.migrate import async_url, sync_url
 from cadenza.adapters.store.sql import SQLITE_BUSY_TIMEOUT_MS, SqlStore
+from cadenza.adapters.store.sqlite_hot import SqliteHotWriter
 from cadenza.adapters.store.tx import PooledReads
 from cadenza.ports import SecretBox
 
@@ -167,5 +168,6 @@ def _open_sqlite(target: sa.URL, secret_box: SecretBox) -> SqlStore:
     )
     event.listen(threaded.sync_engine, "connect", lambda conn, _record: _sqlite_reader(conn))
     inline = InlineReads(sync_url(target), threaded, _sqlite_reader, SystemClock().monotonic)
-    checkpointer = Checkpointer(Path(target.database or ""))
-    return SqlStore(writer, inline, secret_box, checkpointer)
+    database = Path(target.database or "")
+    hot_writer = SqliteHotWriter(database, sqlite_pragmas)
+    return SqlStore(writer, inline, secret_box, Checkpointer(database), hot_writer)

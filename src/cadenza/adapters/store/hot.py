@@ -11,10 +11,11 @@ microseconds both ways (``tables.UtcDateTime``'s representation).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -336,6 +337,58 @@ _COPY_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
     (sa.LargeBinary, "bytea"),
     (sa.String, "text"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """A step of a transaction: read the rows of ``sql``."""
+
+    sql: str
+    params: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A step of a transaction: apply ``batch`` to every parameter row."""
+
+    batch: Batch
+    rows: Sequence[Sequence[Any]]
+
+
+T = TypeVar("T")
+Steps = Generator[Fetch | Write, Any, T]
+"""A claim's or a completion's statements, written once for both ways of running them:
+each ``Fetch`` is answered with its rows (tuples), each ``Write`` with the number of
+rows it changed; the generator's return value is the transaction's result, and an
+exception it raises rolls the transaction back."""
+
+
+async def run_steps(conn: AsyncConnection, hot: HotSql, steps: Steps[T]) -> T:
+    """Run ``steps`` inside ``conn``'s transaction, a round trip per step."""
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            return cast(T, done.value)
+        if isinstance(step, Fetch):
+            answer = await fetch(conn, step.sql, step.params)
+        else:
+            answer = await write_batch(conn, hot, step.batch, step.rows)
+
+
+def run_steps_blocking(conn: sqlite3.Connection, steps: Steps[T]) -> T:
+    """Run ``steps`` on a plain SQLite connection, in the caller's transaction."""
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            return cast(T, done.value)
+        if isinstance(step, Fetch):
+            answer = conn.execute(step.sql, step.params).fetchall()
+        else:
+            answer = conn.executemany(step.batch.sql, step.rows).rowcount
 
 
 async def write_batch(

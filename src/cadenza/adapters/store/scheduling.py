@@ -1,7 +1,11 @@
 """The scheduler's side of the SQL store: claim, complete, extend, sweep.
 
-Each function runs inside one transaction opened by ``SqlStore`` and is batched:
-a handful of statements per call, whatever the number of endpoints. Fencing is on
+Each function is one transaction's work, batched: a handful of statements per call,
+whatever the number of endpoints. The claim and the completions are written as
+``hot.Steps`` (the statements they yield, with the logic between them), which
+``SqlStore`` runs a round trip per statement on PostgreSQL and all in one call to
+SQLite's hot writer thread (``sqlite_hot``); ``extend`` and ``sweep`` run on a
+connection inside a transaction ``SqlStore`` opened. Fencing is on
 ``(lease_owner, lease_epoch)``: the epoch grows with every claim, so a worker whose
 lease expired cannot write even if it claimed the same endpoint again since.
 
@@ -32,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cadenza.adapters.store import documents as doc
 from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, ENDPOINT_WIDTH, JOB_COLUMNS, Codec, Row
-from cadenza.adapters.store.hot import HotSql, fetch, write_batch
+from cadenza.adapters.store.hot import Fetch, HotSql, Steps, Write
 from cadenza.adapters.store.statements import Statements
 from cadenza.domain import errors, lifecycle
 from cadenza.domain.model import Endpoint, Job, PlanSource, Run, RunStatus
@@ -86,28 +90,29 @@ def fence(worker_id: str, claim: Claim) -> dict[str, Any]:
     return {"b_id": claim.endpoint.id, "b_owner": worker_id, "b_epoch": claim.epoch}
 
 
-async def claim_rows(
-    conn: AsyncConnection,
+def claim_rows(
     hot: HotSql,
     worker_id: str,
     now: datetime,
     horizon: datetime,
     limit: int,
     margin: timedelta,
-) -> tuple[list[Row], list[Row]]:
+) -> Steps[tuple[list[Row], list[Row]]]:
     """Leases up to ``limit`` due endpoints in one statement: their rows, their jobs'.
 
     On PostgreSQL that statement returns each job with its endpoint's row; on SQLite
     (no RETURNING in a CTE) a second query in the same transaction reads the jobs.
     """
-    rows = await fetch(conn, hot.claim, hot.claim_params(worker_id, now, horizon, limit, margin))
+    params = hot.claim_params(worker_id, now, horizon, limit, margin)
+    rows: list[Row] = yield Fetch(hot.claim, params)
     if not rows:
         return [], []
     if hot.pg:
         jobs = {row[_JOB]: row[ENDPOINT_WIDTH:] for row in rows}
         return rows, list(jobs.values())
     job_ids = hot.ids_param(list({row[_JOB] for row in rows}))
-    return rows, await fetch(conn, hot.jobs, (job_ids,))
+    job_rows: list[Row] = yield Fetch(hot.jobs, (job_ids,))
+    return rows, job_rows
 
 
 def claims(
@@ -191,38 +196,36 @@ class Changed(Exception):
     docstring); raised to roll the transaction back."""
 
 
-async def complete_unchanged(conn: AsyncConnection, hot: HotSql, prepared: Prepared) -> Completed:
+def complete_unchanged(hot: HotSql, prepared: Prepared) -> Steps[Completed]:
     """Insert the runs and write the replanned copies, fenced on their revisions;
     raises ``Changed`` unless every job and every endpoint is as claimed."""
     unchanged = prepared.unchanged
-    if unchanged is None or not await _jobs_unchanged(conn, hot, prepared):
+    if unchanged is None:
         raise Changed
-    await _insert_runs(conn, hot, prepared.runs)
-    if await write_batch(conn, hot, hot.complete_unchanged, unchanged) != len(unchanged):
+    ids = hot.ids_param(list(prepared.job_revisions))
+    current: list[Row] = yield Fetch(hot.job_revisions, (ids,))
+    if {r[0]: r[1] for r in current} != prepared.job_revisions:
+        raise Changed
+    yield from _insert_runs(hot, prepared.runs)
+    if (yield Write(hot.complete_unchanged, unchanged)) != len(unchanged):
         raise Changed
     return Completed([], prepared.earliest)
 
 
-async def _jobs_unchanged(conn: AsyncConnection, hot: HotSql, prepared: Prepared) -> bool:
-    ids = hot.ids_param(list(prepared.job_revisions))
-    current = {r[0]: r[1] for r in await fetch(conn, hot.job_revisions, (ids,))}
-    return current == prepared.job_revisions
-
-
-async def complete_from_current(
-    conn: AsyncConnection,
+def complete_from_current(
     hot: HotSql,
     codec: Codec,
     worker_id: str,
     completions: Sequence[Completion],
     prepared: Prepared,
     now: datetime,
-) -> Completed:
+) -> Steps[Completed]:
     """Insert the runs, re-read every endpoint and its job, replan, and write what is
     still ours."""
-    await _insert_runs(conn, hot, prepared.runs)
+    yield from _insert_runs(hot, prepared.runs)
     ids = hot.ids_param([c.claim.endpoint.id for c in completions])
-    current = {r[0]: r for r in await fetch(conn, hot.current, (ids,))}
+    rows: list[Row] = yield Fetch(hot.current, (ids,))
+    current = {r[0]: r for r in rows}
     jobs: dict[str, Job] = {}
     updates: list[tuple[Any, ...]] = []
     slots: list[datetime] = []
@@ -242,12 +245,12 @@ async def complete_from_current(
         if replanned.next_run_at is not None:
             slots.append(replanned.next_run_at)
     if updates:
-        await write_batch(conn, hot, hot.complete, updates)
+        yield Write(hot.complete, updates)
     return Completed(lost, min(slots, default=None))
 
 
-async def _insert_runs(conn: AsyncConnection, hot: HotSql, params: list[tuple[Any, ...]]) -> None:
-    if await write_batch(conn, hot, hot.insert_runs, params) < len(params):
+def _insert_runs(hot: HotSql, params: list[tuple[Any, ...]]) -> Steps[None]:
+    if (yield Write(hot.insert_runs, params)) < len(params):
         raise errors.Conflict(
             "A run of this batch is already recorded for its endpoint, slot and attempt "
             "(only a 'lost' record may be replaced); nothing was written."

@@ -10,7 +10,8 @@ that wrote an endpoint it sends ``NOTIFY cadenza_wakeup`` (``CHANNEL``) so other
 processes replan at once.
 
 Claims and completions take the fast path in ``hot`` (raw driver SQL, batched
-writes); everything else is SQLAlchemy Core (``tx``, ``statements``). Read-only
+writes; on SQLite each transaction whole on a thread of its own, ``sqlite_hot``);
+everything else is SQLAlchemy Core (``tx``, ``statements``). Read-only
 units of work run in autocommit on a path of their own (``ReadPath``): inline on
 SQLite, a pool of readers on PostgreSQL. ``engines`` builds the store on its pools.
 
@@ -23,7 +24,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -31,13 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cadenza.adapters.store import scheduling
 from cadenza.adapters.store.checkpoints import Checkpointer
 from cadenza.adapters.store.codec import Codec
-from cadenza.adapters.store.hot import HotSql
+from cadenza.adapters.store.hot import HotSql, Steps, run_steps
+from cadenza.adapters.store.sqlite_hot import SqliteHotWriter
 from cadenza.adapters.store.statements import Statements
 from cadenza.adapters.store.tables import endpoints, workers
 from cadenza.adapters.store.tx import DriverExecutor, Executor, SqlTx
 from cadenza.domain.model import Endpoint, Run
 from cadenza.ports import Claim, Completed, Completion, SecretBox, Tx, WorkerInfo
 
+T = TypeVar("T")
 CHANNEL = "cadenza_wakeup"
 """The PostgreSQL LISTEN/NOTIFY channel told whenever endpoints may be due sooner."""
 
@@ -63,10 +66,12 @@ class SqlStore:
         reads: ReadPath,
         secret_box: SecretBox,
         checkpointer: Checkpointer | None = None,
+        hot_writer: SqliteHotWriter | None = None,
     ) -> None:
         self._engine = engine
         self._read_path = reads
         self._checkpointer = checkpointer
+        self._hot_writer = hot_writer
         self.pg = engine.dialect.name == "postgresql"
         self._codec = Codec(secret_box)
         self._sql = Statements(pg=self.pg)
@@ -83,17 +88,27 @@ class SqlStore:
         """A connection inside one writing transaction, committed on success."""
         async with self._write_turn(), self._engine.connect() as conn, conn.begin():
             yield conn
+        self._committed()
+
+    def _committed(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
+    async def _run_hot(self, steps: Steps[T], *, claim: bool = False) -> T:
+        """A claim's or a completion's statements as one transaction: on SQLite in one
+        hop to the hot writer's thread (``sqlite_hot``), on PostgreSQL a round trip
+        per statement; a claim there is one statement, run outside a transaction."""
+        if self._hot_writer is not None:
+            async with self._write_turn():
+                result = await self._hot_writer.run(steps)
+            self._committed()
+            return result
+        async with self._claiming() if claim else self._connect() as conn:
+            return await run_steps(conn, self._hot, steps)
+
     @asynccontextmanager
     async def _claiming(self) -> AsyncIterator[AsyncConnection]:
-        """Where a claim runs: on PostgreSQL a writer connection in autocommit, for the
-        claim is one statement there (``hot``); on SQLite a writing transaction."""
-        if not self.pg:
-            async with self._connect() as conn:
-                yield conn
-            return
+        """A writer connection in autocommit (PostgreSQL's claim, see ``hot``)."""
         async with self._engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
@@ -159,10 +174,10 @@ class SqlStore:
         """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
         if limit < 1:
             return []
-        async with self._claiming() as conn:
-            rows, job_rows = await scheduling.claim_rows(
-                conn, self._hot, worker_id, now, now + lookahead, limit, lease_margin
-            )
+        rows, job_rows = await self._run_hot(
+            scheduling.claim_rows(self._hot, worker_id, now, now + lookahead, limit, lease_margin),
+            claim=True,
+        )
         return scheduling.claims(self._hot, self._codec, self._in_flight, rows, job_rows)
 
     async def complete(
@@ -174,14 +189,14 @@ class SqlStore:
         prepared = scheduling.prepare(self._hot, self._in_flight, worker_id, completions, now)
         if prepared.unchanged is not None:
             try:
-                async with self._connect() as conn:
-                    return await scheduling.complete_unchanged(conn, self._hot, prepared)
+                return await self._run_hot(scheduling.complete_unchanged(self._hot, prepared))
             except scheduling.Changed:
                 pass  # rolled back: replan from the current rows instead
-        async with self._connect() as conn:
-            return await scheduling.complete_from_current(
-                conn, self._hot, self._codec, worker_id, completions, prepared, now
+        return await self._run_hot(
+            scheduling.complete_from_current(
+                self._hot, self._codec, worker_id, completions, prepared, now
             )
+        )
 
     async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
         if not claims:
@@ -259,6 +274,8 @@ class SqlStore:
 
     async def close(self) -> None:
         await self._read_path.close()
+        if self._hot_writer is not None:
+            await self._hot_writer.close()
         if self._checkpointer is not None:
             await self._checkpointer.close()
         await self._engine.dispose()

@@ -1,0 +1,72 @@
+"""SQLite claims and completions, each a single hop to a thread of their own.
+
+Through aiosqlite every statement is a hop: the call is queued to the connection's
+thread, which runs it and wakes the event loop with the answer. A claim is four such
+hops (BEGIN, the claim, its jobs, COMMIT) and a completion five, and each one waits
+for a thread to wake, then for the event loop's next turn; in a busy worker, or while
+the other batch is being decoded, that turn can be milliseconds away. Here the whole
+transaction (``hot.Steps``) runs on a plain ``sqlite3`` connection in one call to a
+dedicated thread: on a sequential 40k-row drain (bench/claim.py) ~20% more rows/s
+for the same instructions executed.
+
+The connection has the pragmas of every other (``configure``). Writers in this
+process still take turns (``SqlStore._write_turn``); other processes wait on
+SQLite's lock as usual (``BEGIN IMMEDIATE`` with the busy timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from cadenza.adapters.store.hot import Steps, run_steps_blocking
+
+T = TypeVar("T")
+
+
+class SqliteHotWriter:
+    """Runs each ``Steps`` as one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction."""
+
+    def __init__(self, database: Path, configure: Callable[[sqlite3.Connection], None]) -> None:
+        self._database = database
+        self._configure = configure
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cadenza-sqlite-hot")
+        self._conn: sqlite3.Connection | None = None  # opened and used on that thread only
+
+    async def run(self, steps: Steps[T]) -> T:
+        """Commits what ``steps`` wrote, or rolls it all back if they raise."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._transaction, steps)
+
+    def _transaction(self, steps: Steps[T]) -> T:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = run_steps_blocking(conn, steps)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self._database)
+            self._configure(conn)
+            self._conn = conn
+        return self._conn
+
+    async def close(self) -> None:
+        """Close the connection on its thread, then stop the thread."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._close)
+        self._thread.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

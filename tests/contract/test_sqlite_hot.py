@@ -1,0 +1,100 @@
+"""SQLite's hot writer: a claim's or a completion's statements as one transaction, run
+whole on a thread of its own, committed together or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cadenza.adapters.store.engines import sqlite_pragmas
+from cadenza.adapters.store.hot import Batch, Fetch, Steps, Write
+from cadenza.adapters.store.sqlite_hot import SqliteHotWriter
+
+pytestmark = pytest.mark.anyio
+
+_INSERT = Batch("INSERT INTO t (x) VALUES (?)")
+
+
+class Refused(Exception):
+    pass
+
+
+def _database(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    sqlite_pragmas(conn)
+    conn.execute("CREATE TABLE t (x TEXT NOT NULL)")
+    conn.close()
+
+
+def _rows(path: Path) -> list[Any]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT x FROM t ORDER BY x").fetchall()
+    finally:
+        conn.close()
+
+
+def _insert_then(values: list[str], fail: bool, threads: list[str]) -> Steps[int]:
+    """Insert ``values``, then count the table's rows (inside the transaction)."""
+    changed: int = yield Write(_INSERT, [(v,) for v in values])
+    assert changed == len(values)
+    threads.append(threading.current_thread().name)
+    counted: list[Any] = yield Fetch("SELECT count(*) FROM t", ())
+    threads.append(threading.current_thread().name)
+    if fail:
+        raise Refused
+    return int(counted[0][0])
+
+
+async def test_the_steps_commit_together_on_the_writers_thread(tmp_path: Path) -> None:
+    path = tmp_path / "hot.db"
+    _database(path)
+    writer = SqliteHotWriter(path, sqlite_pragmas)
+    threads: list[str] = []
+    try:
+        assert await writer.run(_insert_then(["a", "b"], False, threads)) == 2
+    finally:
+        await writer.close()
+    assert _rows(path) == [("a",), ("b",)]
+    assert len(threads) == 2
+    assert all(name.startswith("cadenza-sqlite-hot") for name in threads)
+    assert threading.current_thread().name not in threads
+
+
+async def test_steps_that_raise_leave_nothing_and_the_writer_usable(tmp_path: Path) -> None:
+    path = tmp_path / "hot.db"
+    _database(path)
+    writer = SqliteHotWriter(path, sqlite_pragmas)
+    try:
+        with pytest.raises(Refused):
+            await writer.run(_insert_then(["lost"], True, []))
+        assert _rows(path) == []
+        assert await writer.run(_insert_then(["kept"], False, [])) == 1
+    finally:
+        await writer.close()
+    assert _rows(path) == [("kept",)]
+
+
+async def test_a_transaction_waits_for_another_process_writer(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE queues on SQLite's lock (the busy timeout) instead of failing."""
+    path = tmp_path / "hot.db"
+    _database(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (x) VALUES ('first')")
+    writer = SqliteHotWriter(path, sqlite_pragmas)
+    try:
+        pending = asyncio.ensure_future(writer.run(_insert_then(["second"], False, [])))
+        await asyncio.sleep(0.2)
+        assert not pending.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(pending, 10) == 2  # 'first' and 'second'
+    finally:
+        other.close()
+        await writer.close()
+    assert _rows(path) == [("first",), ("second",)]
