@@ -98,3 +98,28 @@ async def test_a_transaction_waits_for_another_process_writer(tmp_path: Path) ->
         other.close()
         await writer.close()
     assert _rows(path) == [("first",), ("second",)]
+
+
+def _deferred_orphan() -> Steps[None]:
+    """A row whose deferred foreign key fails only at COMMIT."""
+    yield Write(Batch("INSERT INTO child (parent) VALUES (?)"), [("nobody",)])
+
+
+async def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    path = tmp_path / "hot.db"
+    _database(path)
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("CREATE TABLE parent (id TEXT PRIMARY KEY)")
+    setup.execute(
+        "CREATE TABLE child (parent TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    setup.close()
+    writer = SqliteHotWriter(path, sqlite_pragmas)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.run(_deferred_orphan())
+        assert await writer.run(_insert_then(["after"], False, [])) == 1
+    finally:
+        await writer.close()
+        await writer.close()  # a second close is a no-op
+    assert _rows(path) == [("after",)]

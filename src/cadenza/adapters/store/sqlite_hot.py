@@ -40,6 +40,7 @@ class SqliteHotWriter:
         self._configure = configure
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cadenza-sqlite-hot")
         self._conn: sqlite3.Connection | None = None  # opened and used on that thread only
+        self._closed = False
 
     async def run(self, steps: Steps[T]) -> T:
         """Commits what ``steps`` wrote, or rolls it all back if they raise."""
@@ -51,11 +52,21 @@ class SqliteHotWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = run_steps_blocking(conn, steps)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._roll_back(conn)
             raise
-        conn.execute("COMMIT")
         return result
+
+    def _roll_back(self, conn: sqlite3.Connection) -> None:
+        """Leave no transaction open, whatever failed (a COMMIT can fail too, on a
+        deferred constraint or a full disk): the next one would find it still
+        begun and fail in turn. A connection that cannot roll back is replaced."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._close()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -65,7 +76,10 @@ class SqliteHotWriter:
         return self._conn
 
     async def close(self) -> None:
-        """Close the connection on its thread, then stop the thread."""
+        """Close the connection on its thread, then stop the thread (once)."""
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=True)
