@@ -16,11 +16,10 @@ Both ways of draining are measured, one after the other, and reported apiece:
 * overlapped: a batch's completion runs while the next batch is claimed (one
   completion in flight), as the scheduler's separate claim loop and completer do
   (``cadenza.scheduler``); a claim's time then includes waiting for the completion
-  ahead of it on SQLite's write lock. On PostgreSQL this is the faster mode (the
-  server works on one batch while this process encodes or decodes another). On
-  SQLite it has not been: the two transactions take turns on the write lock, and
-  each hop of one to the driver's thread waits while the event loop decodes or
-  replans the other batch.
+  ahead of it on SQLite's write lock. It is the faster mode on both backends: the
+  database works on one batch (PostgreSQL's server; on SQLite the store's hot
+  writer thread, ``sqlite_hot``, which leaves the GIL inside SQLite) while the event
+  loop decodes or replans another.
 
 The targets apply to both modes. ``--sequential`` or ``--overlap`` measures one.
 
