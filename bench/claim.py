@@ -277,6 +277,11 @@ def report_floor(backend: str, rates: list[float], sequential: list[Result]) -> 
     if sequential:
         share = statistics.median(r.rate for r in sequential) / rate
         print(f"  store/floor      {share:>8.2f}          (sequential drain over the floor)")
+    if rate < TARGET_ROWS_PER_S:
+        print(
+            f"  the floor itself is below the {TARGET_ROWS_PER_S:,} rows/s target: this host "
+            "cannot show it, whatever the store does"
+        )
 
 
 def calibrate() -> float:
