@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -363,32 +363,41 @@ rows it changed; the generator's return value is the transaction's result, and a
 exception it raises rolls the transaction back."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Finished(Generic[T]):
+    value: T
+
+
+def _advance(steps: Steps[T], answer: Any) -> Fetch | Write | _Finished[T]:
+    """The next step of ``steps`` given the last one's answer, or their result."""
+    try:
+        return steps.send(answer)
+    except StopIteration as done:
+        return _Finished(cast(T, done.value))
+
+
 async def run_steps(conn: AsyncConnection, hot: HotSql, steps: Steps[T]) -> T:
     """Run ``steps`` inside ``conn``'s transaction, a round trip per step."""
-    answer: Any = None
-    while True:
-        try:
-            step = steps.send(answer)
-        except StopIteration as done:
-            return cast(T, done.value)
+    step = _advance(steps, None)
+    while not isinstance(step, _Finished):
         if isinstance(step, Fetch):
-            answer = await fetch(conn, step.sql, step.params)
+            answer: Any = await fetch(conn, step.sql, step.params)
         else:
             answer = await write_batch(conn, hot, step.batch, step.rows)
+        step = _advance(steps, answer)
+    return step.value
 
 
 def run_steps_blocking(conn: sqlite3.Connection, steps: Steps[T]) -> T:
     """Run ``steps`` on a plain SQLite connection, in the caller's transaction."""
-    answer: Any = None
-    while True:
-        try:
-            step = steps.send(answer)
-        except StopIteration as done:
-            return cast(T, done.value)
+    step = _advance(steps, None)
+    while not isinstance(step, _Finished):
         if isinstance(step, Fetch):
-            answer = conn.execute(step.sql, step.params).fetchall()
+            answer: Any = conn.execute(step.sql, step.params).fetchall()
         else:
             answer = conn.executemany(step.batch.sql, step.rows).rowcount
+        step = _advance(steps, answer)
+    return step.value
 
 
 async def write_batch(
