@@ -123,3 +123,29 @@ async def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) ->
         await writer.close()
         await writer.close()  # a second close is a no-op
     assert _rows(path) == [("after",)]
+
+
+def _insert_when(gate: threading.Event, entered: threading.Event) -> Steps[None]:
+    yield Write(_INSERT, [("abandoned",)])
+    entered.set()
+    assert gate.wait(10)
+
+
+async def test_a_cancelled_caller_commits_nothing(tmp_path: Path) -> None:
+    """A claim whose caller is gone must leave no leases that no one will run."""
+    path = tmp_path / "hot.db"
+    _database(path)
+    writer = SqliteHotWriter(path, sqlite_pragmas)
+    gate, entered = threading.Event(), threading.Event()
+    try:
+        pending = asyncio.ensure_future(writer.run(_insert_when(gate, entered)))
+        assert await asyncio.to_thread(entered.wait, 10)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        gate.set()
+        assert await writer.run(_insert_then(["next"], False, [])) == 1
+    finally:
+        gate.set()
+        await writer.close()
+    assert _rows(path) == [("next",)]

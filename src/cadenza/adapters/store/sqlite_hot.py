@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,10 @@ from typing import TypeVar
 from cadenza.adapters.store.hot import Steps, run_steps_blocking
 
 T = TypeVar("T")
+
+
+class Abandoned(Exception):
+    """The caller was cancelled before the transaction committed; rolled back."""
 
 
 class SqliteHotWriter:
@@ -43,15 +48,28 @@ class SqliteHotWriter:
         self._closed = False
 
     async def run(self, steps: Steps[T]) -> T:
-        """Commits what ``steps`` wrote, or rolls it all back if they raise."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._transaction, steps)
+        """Commits what ``steps`` wrote, or rolls it all back if they raise.
 
-    def _transaction(self, steps: Steps[T]) -> T:
+        Cancelled while the thread works, it rolls back unless COMMIT has begun, as
+        a unit of work on the other connections does: above all, a claim whose
+        caller is gone must not leave leases no one will run (they would expire and
+        be recorded as lost attempts).
+        """
+        abandoned = threading.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._thread, self._transaction, steps, abandoned)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+
+    def _transaction(self, steps: Steps[T], abandoned: threading.Event) -> T:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = run_steps_blocking(conn, steps)
+            if abandoned.is_set():
+                raise Abandoned
             conn.execute("COMMIT")
         except BaseException:
             self._roll_back(conn)
