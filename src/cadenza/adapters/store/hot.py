@@ -2,9 +2,12 @@
 
 These two run for every endpoint on every cycle, so they skip SQLAlchemy's per-row
 work (parameter processing, result processing, ``Row`` objects): the SQL is
-written out once per dialect and executed on the DBAPI driver's own connection,
-inside the transaction SQLAlchemy opened. Rows come back as plain tuples in the
-column order of ``codec.ENDPOINT_COLUMNS``; on SQLite, timestamps travel as epoch
+written out once per dialect and executed by the driver itself. Their statements
+are ``Steps``, written once (``scheduling``) and run two ways: on PostgreSQL by
+``run_steps``, on psycopg's connection inside the transaction SQLAlchemy opened; on
+SQLite by ``run_steps_blocking``, on the plain ``sqlite3`` connection of the store's
+hot writer thread (``sqlite_hot``). Rows come back as plain tuples in the column
+order of ``codec.ENDPOINT_COLUMNS``; on SQLite, timestamps travel as epoch
 microseconds both ways (``tables.UtcDateTime``'s representation).
 """
 
@@ -376,14 +379,14 @@ def _advance(steps: Steps[T], answer: Any) -> Fetch | Write | _Finished[T]:
         return _Finished(cast(T, done.value))
 
 
-async def run_steps(conn: AsyncConnection, hot: HotSql, steps: Steps[T]) -> T:
-    """Run ``steps`` inside ``conn``'s transaction, a round trip per step."""
+async def run_steps(conn: AsyncConnection, steps: Steps[T]) -> T:
+    """Run ``steps`` on PostgreSQL inside ``conn``'s transaction, a round trip per step."""
     step = _advance(steps, None)
     while not isinstance(step, _Finished):
         if isinstance(step, Fetch):
             answer: Any = await fetch(conn, step.sql, step.params)
         else:
-            answer = await write_batch(conn, hot, step.batch, step.rows)
+            answer = await copy_batch(conn, step.batch, step.rows)
         step = _advance(steps, answer)
     return step.value
 
@@ -400,24 +403,17 @@ def run_steps_blocking(conn: sqlite3.Connection, steps: Steps[T]) -> T:
     return step.value
 
 
-async def write_batch(
-    conn: AsyncConnection, hot: HotSql, batch: Batch, rows: Sequence[Sequence[Any]]
-) -> int:
-    """Applies ``batch`` to every parameter row on the driver; returns the rows changed."""
+async def copy_batch(conn: AsyncConnection, batch: Batch, rows: Sequence[Sequence[Any]]) -> int:
+    """On PostgreSQL: copies the rows into ``batch``'s staging table and applies them
+    with its one statement; returns the rows changed."""
     driver = await _driver(conn)
-    if hot.pg:
-        async with driver.cursor() as cur:
-            async with cur.copy(batch.copy) as copy:
-                copy.set_types(list(batch.types))
-                for row in rows:
-                    await copy.write_row(row)
-            await cur.execute(batch.sql)
-            return int(cur.rowcount)
-    cursor = await driver.executemany(batch.sql, rows)
-    try:
-        return int(cursor.rowcount)
-    finally:
-        await cursor.close()
+    async with driver.cursor() as cur:
+        async with cur.copy(batch.copy) as copy:
+            copy.set_types(list(batch.types))
+            for row in rows:
+                await copy.write_row(row)
+        await cur.execute(batch.sql)
+        return int(cur.rowcount)
 
 
 async def fetch(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:

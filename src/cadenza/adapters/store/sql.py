@@ -73,6 +73,8 @@ class SqlStore:
         self._checkpointer = checkpointer
         self._hot_writer = hot_writer
         self.pg = engine.dialect.name == "postgresql"
+        if self.pg == (hot_writer is not None):
+            raise ValueError("SqlStore takes a SqliteHotWriter on SQLite, and none on PostgreSQL")
         self._codec = Codec(secret_box)
         self._sql = Statements(pg=self.pg)
         self._hot = HotSql(pg=self.pg)
@@ -98,13 +100,13 @@ class SqlStore:
         """A claim's or a completion's statements as one transaction: on SQLite in one
         hop to the hot writer's thread (``sqlite_hot``), on PostgreSQL a round trip
         per statement; a claim there is one statement, run outside a transaction."""
-        if self._hot_writer is not None:
-            async with self._write_turn():
-                result = await self._hot_writer.run(steps)
-            self._committed()
-            return result
-        async with self._claiming() if claim else self._connect() as conn:
-            return await run_steps(conn, self._hot, steps)
+        if self._hot_writer is None:
+            async with self._claiming() if claim else self._connect() as conn:
+                return await run_steps(conn, steps)
+        async with self._write_turn():
+            result = await self._hot_writer.run(steps)
+        self._committed()
+        return result
 
     @asynccontextmanager
     async def _claiming(self) -> AsyncIterator[AsyncConnection]:
