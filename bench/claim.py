@@ -234,9 +234,9 @@ async def floor_run(url: str, rows: int, batch: int) -> Floor:
     """``floor`` draining a database seeded as for ``one_run``."""
     await (await seeded(url, rows)).close()
     if url.startswith("sqlite"):
-        drained = Floor(*floor.drain_sqlite(floor.sqlite_path(url), NOW, batch))
+        drained = Floor(*await floor.drain_sqlite(floor.sqlite_path(url), NOW, batch))
     else:
-        drained = Floor(*floor.drain_pg(floor.pg_dsn(url), NOW, batch))
+        drained = Floor(*await floor.drain_pg(floor.pg_dsn(url), NOW, batch))
     assert drained.rows == (rows + 1) // 2, drained
     return drained
 

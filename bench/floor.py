@@ -3,32 +3,35 @@ none of its Python around them.
 
 ``bench/claim.py`` measures ``SqlStore``. This drains a database seeded the same way
 with the statements the store sends (``HotSql``), on the same schema and pragmas,
-from a plain synchronous driver: no decoding into endpoints, no replanning, no event
-loop. Each claimed row becomes a successful run and the same next slot one hour on
-(built straight from the row's tuple). That is what the database engine and the
-driver cost on this host for exactly the store's work; the store's rate divided by
-this one is the share of that ceiling the store reaches, a figure that a slow or
-busy host changes far less than the rates themselves.
+but with no decoding into endpoints and no replanning. On SQLite it runs the store's
+own steps (``scheduling``) on its hot writer thread and checkpointer; on PostgreSQL
+the same statements from a plain synchronous psycopg connection. Each claimed row
+becomes a successful run and the same next slot one hour on (built straight from
+the row's tuple). That is what the database engine and the driver cost on this host
+for exactly the store's work; the store's rate divided by this one is the share of
+that ceiling the store reaches, a figure that a slow or busy host changes far less
+than the rates themselves.
 
 Batches run one after the other (claim, then complete), as in the sequential drain.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from cadenza.adapters.clock import SystemClock
-from cadenza.adapters.store.checkpoints import EVERY_COMMITS
+from cadenza.adapters.store import scheduling
+from cadenza.adapters.store.checkpoints import Checkpointer
 from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, JOB_COLUMNS
 from cadenza.adapters.store.engines import sqlite_pragmas
 from cadenza.adapters.store.hot import Batch, HotSql, pg_staging_ddl
+from cadenza.adapters.store.sqlite_hot import SqliteHotWriter
 from cadenza.domain.model import PlanSource
 from cadenza.ids import new_id
 
@@ -70,41 +73,35 @@ class _Params:
         )  # fmt: skip
 
 
-def drain_sqlite(path: str, now: datetime, batch: int) -> tuple[int, float, float]:
-    """Rows, seconds and CPU seconds to drain the SQLite database at ``path``."""
+async def drain_sqlite(path: str, now: datetime, batch: int) -> tuple[int, float, float]:
+    """Rows, seconds and CPU seconds to drain the SQLite database at ``path``: the
+    store's own steps (``scheduling``) on its hot writer, with its checkpointer."""
     hot = HotSql(pg=False)
     params = _Params(hot, now)
-    conn = sqlite3.connect(path, check_same_thread=False)
-    sqlite_pragmas(conn)
-    checkpoints = _Checkpoints(path)
-    claim = hot.claim_params(WORKER, now, now, batch, MARGIN)
+    writer = SqliteHotWriter(Path(path), sqlite_pragmas)
+    checkpointer = Checkpointer(Path(path))
 
-    def cycle() -> int:
-        conn.execute("BEGIN IMMEDIATE")
-        rows = conn.execute(hot.claim, claim).fetchall()
-        if rows:
-            ids = hot.ids_param(list({r[_JOB] for r in rows}))
-            conn.execute(hot.jobs, (ids,)).fetchall()
-        conn.execute("COMMIT")
-        checkpoints.committed()
+    async def cycle() -> int:
+        claim = scheduling.claim_rows(hot, WORKER, now, now, batch, MARGIN)
+        rows, jobs = await writer.run(claim)
+        checkpointer.committed()
         if not rows:
             return 0
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(hot.job_revisions, (ids,)).fetchall()
-        for batch, build in ((hot.insert_runs, params.run), (hot.complete_unchanged, params.state)):
-            _check(batch, conn.executemany(batch.sql, [build(r) for r in rows]).rowcount, rows)
-        conn.execute("COMMIT")
-        checkpoints.committed()
+        revisions = {job[_JOB_ID]: job[_JOB_REVISION] for job in jobs}
+        states = [params.state(r) for r in rows]
+        prepared = scheduling.Prepared([params.run(r) for r in rows], states, None, revisions)
+        await writer.run(scheduling.complete_unchanged(hot, prepared))  # checks every row
+        checkpointer.committed()
         return len(rows)
 
     try:
-        return _timed(cycle)
+        return await _timed(cycle)
     finally:
-        checkpoints.close()
-        conn.close()
+        await writer.close()
+        await checkpointer.close()
 
 
-def drain_pg(dsn: str, now: datetime, batch: int) -> tuple[int, float, float]:
+async def drain_pg(dsn: str, now: datetime, batch: int) -> tuple[int, float, float]:
     """Rows, seconds and CPU seconds to drain the PostgreSQL database at ``dsn``."""
     hot = HotSql(pg=True)
     params = _Params(hot, now)
@@ -114,7 +111,7 @@ def drain_pg(dsn: str, now: datetime, batch: int) -> tuple[int, float, float]:
             conn.execute(ddl)
         conn.commit()
 
-        def cycle() -> int:
+        async def cycle() -> int:  # blocking: nothing else runs meanwhile
             conn.autocommit = True  # the claim is one statement outside a transaction
             rows = conn.execute(hot.claim, claim).fetchall()
             conn.autocommit = False
@@ -128,7 +125,7 @@ def drain_pg(dsn: str, now: datetime, batch: int) -> tuple[int, float, float]:
                 _copy(conn, hot.complete_unchanged, [params.state(r) for r in rows])
             return len(rows)
 
-        return _timed(cycle)
+        return await _timed(cycle)
 
 
 def _copy(conn: psycopg.Connection[Any], batch: Batch, rows: list[tuple[Any, ...]]) -> None:
@@ -138,50 +135,17 @@ def _copy(conn: psycopg.Connection[Any], batch: Batch, rows: list[tuple[Any, ...
             for row in rows:
                 copy.write_row(row)
         cur.execute(batch.sql)
-        _check(batch, cur.rowcount, rows)
+        # Every row written: the floor must do all of the store's work, never less.
+        if cur.rowcount != len(rows):
+            raise RuntimeError(f"{batch.sql[:40]}…: {cur.rowcount} of {len(rows)} rows written")
 
 
-def _check(batch: Batch, changed: int, rows: Sequence[object]) -> None:
-    """Every row written: the floor must do all of the store's work, never less."""
-    if changed != len(rows):
-        raise RuntimeError(f"{batch.sql[:40]}…: {changed} of {len(rows)} rows written")
-
-
-def _timed(cycle: Callable[[], int]) -> tuple[int, float, float]:
+async def _timed(cycle: Callable[[], Awaitable[int]]) -> tuple[int, float, float]:
     rows = 0
     cpu, started = time.process_time(), CLOCK.monotonic()
-    while done := cycle():
+    while done := await cycle():
         rows += done
     return rows, CLOCK.monotonic() - started, time.process_time() - cpu
-
-
-class _Checkpoints:
-    """The store's checkpointing (``checkpoints.Checkpointer``) for a synchronous
-    writer: a PASSIVE checkpoint in a thread every ``EVERY_COMMITS`` commits."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._commits = 0
-        self._thread: threading.Thread | None = None
-
-    def committed(self) -> None:
-        self._commits += 1
-        if self._commits < EVERY_COMMITS or (self._thread and self._thread.is_alive()):
-            return
-        self._commits = 0
-        self._thread = threading.Thread(target=self._run)
-        self._thread.start()
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._path)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
 
 
 def pg_dsn(sqlalchemy_url: str) -> str:
