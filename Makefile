@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[postgres,fast]"
+	$(BIN)/pip install --quiet -e ".[postgres,fast,ai]"
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python

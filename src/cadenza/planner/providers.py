@@ -4,18 +4,19 @@
 (OpenAI itself, vLLM, Ollama, LiteLLM proxies …). ``anthropic`` needs the optional
 ``anthropic`` package. The SDK's own retries are switched off: the planner retries
 with backoff on the injected clock, so tests never wait and the loop stays in charge.
+
+The SDKs are imported only when a model is built: the rules planner, the default,
+runs without the ``ai`` extra installed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from openai import AsyncOpenAI
-from pydantic_ai.models import Model
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.openai import OpenAIProvider
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,15 @@ class ModelSettings:
 
 
 def build_model(settings: ModelSettings) -> Model:
+    try:
+        from openai import AsyncOpenAI
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+    except ImportError as exc:
+        raise RuntimeError(
+            "A planner model is configured, but the LLM planner needs the 'ai' extra: "
+            "pip install 'cadenza[ai]'."
+        ) from exc
     if settings.provider == "anthropic":
         return _anthropic(settings)
     client = AsyncOpenAI(

@@ -17,7 +17,6 @@ from datetime import timedelta
 from cadenza.actions.base import Services
 from cadenza.domain.planning import PlannerKind
 from cadenza.planner.budget import Budget
-from cadenza.planner.llm import LlmOptions, LlmPlanner
 from cadenza.planner.loop import LoopOptions, PlannerLoop
 from cadenza.planner.port import Planner
 from cadenza.planner.providers import ModelSettings, build_model
@@ -45,6 +44,9 @@ def build_planner_loop(
 ) -> PlannerLoop:
     planners: dict[PlannerKind, Planner] = {PlannerKind.RULES: RulesPlanner()}
     if config.model is not None:
+        # Imported here: the LLM planner needs the 'ai' extra, the rules planner not.
+        from cadenza.planner.llm import LlmOptions, LlmPlanner
+
         llm = LlmOptions(max_steps=config.max_steps, attempts=config.model_attempts)
         planners[PlannerKind.LLM] = LlmPlanner(build_model(config.model), services.clock, llm)
     options = LoopOptions(
