@@ -175,7 +175,7 @@ def _stop_all(services: Iterable[Service]) -> None:
         service.stop()
 
 
-# -- MCP on stdio (cadenza.mcp_server) ---------------------------------------------
+# -- MCP on stdio (cadenza.mcp.server) ---------------------------------------------
 
 
 @app.command()
@@ -203,7 +203,7 @@ def mcp(
 
 async def _mcp(settings: Settings, api_key: str) -> None:
     # Imported here: the MCP SDK is slow to import and only this command needs it.
-    from cadenza.mcp_server import run_stdio
+    from cadenza.mcp.server import run_stdio
 
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
         await run_stdio(services, api_key)

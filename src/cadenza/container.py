@@ -324,7 +324,7 @@ def build_http(settings: Settings, services: Services) -> Service:
     # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
     from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
-    from cadenza.mcp_server import mount_mcp
+    from cadenza.mcp.http import mount_mcp
 
     app = create_app(services, settings)
     mount_mcp(app, services, rate_limit=app.state.rate_limit)

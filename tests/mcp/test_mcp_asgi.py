@@ -18,7 +18,7 @@ from cadenza.actions.base import Services
 from cadenza.api import create_app
 from cadenza.config import Settings
 from cadenza.domain import errors
-from cadenza.mcp_server import create_mcp_app, mount_mcp
+from cadenza.mcp.http import create_mcp_app, mount_mcp
 
 pytestmark = pytest.mark.anyio
 
