@@ -170,6 +170,7 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}/health",
         mutates=False,
         idempotent=True,
+        planner_tool=True,
         examples=(
             Example(
                 {"endpoint_id": EXAMPLE_IDS["endpoint_id"], "window_seconds": 3600},

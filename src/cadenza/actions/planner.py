@@ -309,7 +309,8 @@ ACTIONS = (
         summary="List the planner's analyses",
         description=(
             "Every analysis, newest first: planner, model, tokens, tool calls, outcome "
-            "(changed, proposed, no_change, refused, skipped_budget, error) and summary."
+            "(changed, proposed, no_change, refused, skipped_budget, error, cancelled) and "
+            "summary."
         ),
         input_model=ListSessionsInput,
         output_model=SessionPage,
