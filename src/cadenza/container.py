@@ -328,7 +328,7 @@ def build_http(settings: Settings, services: Services) -> Service:
 
     app = create_app(services, settings)
     mount_mcp(app, services, rate_limit=app.state.rate_limit)
-    return HttpServer(app, settings.host, settings.port)
+    return HttpServer(app, settings.host, settings.port, settings.shutdown_grace_seconds)
 
 
 # -- the planner ---------------------------------------------------------------------
@@ -370,6 +370,9 @@ def planner_config(settings: Settings) -> PlannerConfig:
         monthly_token_budget=settings.planner_monthly_token_budget,
         model=model,
         max_steps=settings.planner_max_steps,
+        max_tokens=settings.planner_max_tokens,
+        concurrency=settings.planner_concurrency,
+        deadline_seconds=settings.planner_deadline_seconds,
     )
 
 
