@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
+import socket
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx2
+from anyio.abc import Process
 from mcp_types import CallToolResult, TextContent
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -26,6 +32,8 @@ from cadenza.ports import Completion
 from cadenza.testing import FrozenClock
 
 LOOPBACK = "127.0.0.1"
+CADENZA = shutil.which("cadenza", path=str(Path(sys.executable).parent)) or "cadenza"
+"""The ``cadenza`` command of this environment."""
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECRET = b"mcp-test-server-secret-0123456789"
 
@@ -58,6 +66,32 @@ class Live:
     services: Services
     env: dict[str, str]
     cwd: Path
+
+
+@dataclass
+class Served:
+    """A ``cadenza serve`` process and the URL of its MCP endpoint."""
+
+    url: str
+    process: Process
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_until_ready(url: str, process: Process) -> None:
+    """Poll until the server answers (any status) or the process dies."""
+    async with httpx2.AsyncClient(timeout=2) as http:
+        while True:
+            assert process.returncode is None, "cadenza serve exited during startup"
+            try:
+                await http.get(url)
+                return
+            except httpx2.TransportError:
+                await anyio.sleep(0.2)
 
 
 @dataclass
