@@ -110,7 +110,6 @@ class RequestSpec(Input):
     url: str = Field(
         min_length=1,
         max_length=limits.MAX_URL_LENGTH,
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+([/?#]\S*)?$",
         description="Absolute http:// or https:// URL.",
         examples=["https://example.com/health"],
     )

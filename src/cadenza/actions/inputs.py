@@ -23,7 +23,7 @@ import functools
 import json
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -42,13 +42,29 @@ _COLLECTIONS = (list, tuple, set, frozenset)
 
 def validate_model(model: type[M], payload: Mapping[str, Any]) -> M:
     """``payload`` (JSON-shaped) as ``model``, strictly; ``InvalidInput`` otherwise."""
-    schema = _schema(model)
-    given = _whole_numbers_as_integers(dict(payload), schema, schema.get("$defs", {}))
+    given = _as_schema_reads(model, payload, text=False)
     try:
         document = json.dumps(given, default=_json_default, allow_nan=False)
     except ValueError:
         raise errors.InvalidInput([("", "Numbers must be finite.")]) from None
     return validate_json(model, document)
+
+
+def decode_text(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values that came as text (a query string, a form) as the JSON values ``model``
+    takes (module docstring), at any depth.
+
+    A text is read as a number or a boolean only where the schema takes that and no
+    string, and only when it is that value's JSON form (``"20"``, ``"0.5"``,
+    ``"true"``); anything else stays text, so strict validation names the field.
+    Values that are not text, and unknown names, are left as they are.
+    """
+    return _as_schema_reads(model, values, text=True)
+
+
+def _as_schema_reads(model: type[BaseModel], payload: Mapping[str, Any], *, text: bool) -> Any:
+    schema = _schema(model)
+    return _read(dict(payload), schema, schema.get("$defs", {}), text)
 
 
 @functools.cache
@@ -57,36 +73,49 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def _whole_numbers_as_integers(
-    value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any]
-) -> Any:
-    """``value`` with every ``n.0`` where ``schema`` takes an integer (and no other
-    number) turned into ``n``; anything else unchanged."""
-    while "$ref" in schema:
-        schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
-    if isinstance(value, float) and value.is_integer() and _integer_only(schema, defs):
-        return int(value)
+def _read(value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], text: bool) -> Any:
+    """``value`` as ``schema`` reads it: ``n.0`` is an integer where only integers
+    are taken; with ``text``, a text is a number or a boolean where only those are."""
+    schema = _resolved(schema, defs)
+    taken = _types(schema, defs)
+    if isinstance(value, float) and value.is_integer() and "number" not in taken:
+        return int(value) if "integer" in taken else value
+    if text and isinstance(value, str) and taken and "string" not in taken:
+        return _scalar(value, taken)
     for option in schema.get("anyOf", []) + schema.get("oneOf", []):
-        value = _whole_numbers_as_integers(value, option, defs)
+        value = _read(value, option, defs, text)
     if isinstance(value, dict) and "properties" in schema:
         props = schema["properties"]
-        return {
-            k: _whole_numbers_as_integers(v, props[k], defs) if k in props else v
-            for k, v in value.items()
-        }
+        return {k: _read(v, props[k], defs, text) if k in props else v for k, v in value.items()}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [_whole_numbers_as_integers(item, schema["items"], defs) for item in value]
+        return [_read(item, schema["items"], defs, text) for item in value]
     return value
 
 
-def _integer_only(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> bool:
-    types: set[str] = set()
+def _scalar(text: str, taken: set[str]) -> Any:
+    if "boolean" in taken and text in _BOOLEANS:
+        return _BOOLEANS[text]
+    if taken & {"integer", "number"} and _INTEGER.fullmatch(text):
+        return int(text)
+    if "number" in taken and _NUMBER.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _resolved(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in schema:
+        schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+    return schema
+
+
+def _types(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> set[str]:
+    """The JSON types ``schema`` names, through ``anyOf``/``oneOf`` (empty: any)."""
+    found: set[str] = set()
     for option in [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]:
-        while "$ref" in option:
-            option = defs.get(str(option["$ref"]).rsplit("/", 1)[-1], {})
+        option = _resolved(option, defs)
         declared = option.get("type")
-        types.update(declared if isinstance(declared, list) else [declared] if declared else [])
-    return "integer" in types and "number" not in types
+        found.update(declared if isinstance(declared, list) else [declared] if declared else [])
+    return found
 
 
 def validate_json(model: type[M], document: str | bytes) -> M:
@@ -120,54 +149,6 @@ def _message(err: Any) -> str:
 def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
     """A dotted path from a Pydantic error location, list indexes kept as numbers."""
     return ".".join(str(part) for part in loc)
-
-
-def decode_text(
-    model: type[BaseModel], values: Mapping[str, str | Sequence[str]]
-) -> dict[str, Any]:
-    """Text values as the JSON values ``model`` expects (module docstring).
-
-    A value is decoded only when its text is the JSON form of the field's type;
-    anything else stays text, so strict validation names the field. Unknown names
-    are kept as they are, for the model to refuse.
-    """
-    fields = model.model_fields
-    decoded: dict[str, Any] = {}
-    for name, value in values.items():
-        info = fields.get(name)
-        kinds = scalar_kinds(info.annotation) if info is not None else frozenset()
-        if isinstance(value, str):
-            decoded[name] = _decode_scalar(value, kinds)
-        else:
-            decoded[name] = [_decode_scalar(item, kinds) for item in value]
-    return decoded
-
-
-def _decode_scalar(text: str, kinds: frozenset[type]) -> Any:
-    if str in kinds or not kinds:
-        return text
-    if bool in kinds and text in _BOOLEANS:
-        return _BOOLEANS[text]
-    if int in kinds and _INTEGER.fullmatch(text):
-        return int(text)
-    if float in kinds and _NUMBER.fullmatch(text):
-        return float(text)
-    return text
-
-
-def scalar_kinds(annotation: Any) -> frozenset[type]:
-    """The JSON scalar types a field takes, ``str`` standing for every text-like one
-    (strings, enums, times), looking through ``Optional``, ``Annotated`` and lists."""
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return scalar_kinds(get_args(annotation)[0])
-    if origin in (Union, types.UnionType, *_COLLECTIONS):
-        return frozenset().union(*(scalar_kinds(arg) for arg in get_args(annotation)))
-    if annotation is type(None):
-        return frozenset()
-    if annotation in (bool, int, float):
-        return frozenset({annotation})
-    return frozenset({str})
 
 
 def takes_many(annotation: Any) -> bool:

@@ -42,12 +42,10 @@ from cadenza.domain.model import Endpoint, Run
 from cadenza.domain.planning import MAX_RULE_WINDOW, PlannerKind, PlannerSession, WatchState
 from cadenza.ids import floor_id
 from cadenza.planner import triggers
-from cadenza.planner.analysis import PLANNER_SCOPES, Analyst, Reading, planner_actor
+from cadenza.planner.analysis import Analyst, Reading
 from cadenza.planner.budget import Budget
 from cadenza.planner.port import Planner
 from cadenza.ports import Clock, PlannerStore, RunFilter
-
-__all__ = ["PLANNER_SCOPES", "LoopOptions", "PlannerLoop", "planner_actor"]
 
 log = structlog.get_logger("cadenza.planner")
 
