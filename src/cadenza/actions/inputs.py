@@ -62,9 +62,12 @@ def decode_text(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, 
     return _as_schema_reads(model, values, text=True)
 
 
-def _as_schema_reads(model: type[BaseModel], payload: Mapping[str, Any], *, text: bool) -> Any:
+def _as_schema_reads(
+    model: type[BaseModel], payload: Mapping[str, Any], *, text: bool
+) -> dict[str, Any]:
     schema = _schema(model)
-    return _read(dict(payload), schema, schema.get("$defs", {}), text)
+    read: dict[str, Any] = _read(dict(payload), schema, schema.get("$defs", {}), text)
+    return read
 
 
 @functools.cache
