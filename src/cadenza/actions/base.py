@@ -44,9 +44,9 @@ class Services:
     clock: Clock
     waker: Waker
     dispatcher: Dispatcher
-    secret_key: bytes
+    secret_key: bytes = field(repr=False)
     planner: PlannerStore | None = None
-    key_cache: KeyCache = field(init=False)
+    key_cache: KeyCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.secret_key) < 16:
@@ -56,38 +56,33 @@ class Services:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """One caller in one tenant, with the services its actions may use."""
+    """One caller in one tenant, and the process's ``Services``.
+
+    ``store``, ``clock`` and ``now()`` are shortcuts for what nearly every handler
+    uses; the other ports are reached through ``services`` (``ctx.services.waker``).
+    """
 
     tenant_id: str
     actor: Actor
     scopes: frozenset[Scope]
-    store: Store
-    clock: Clock
-    waker: Waker
-    dispatcher: Dispatcher
-    secret_key: bytes = field(repr=False, default=b"")
-    planner: PlannerStore | None = None
-    key_cache: KeyCache | None = None
+    services: Services = field(repr=False)
 
     @classmethod
     def for_caller(
         cls, services: Services, tenant_id: str, actor: Actor, scopes: frozenset[Scope]
     ) -> Context:
-        return cls(
-            tenant_id=tenant_id,
-            actor=actor,
-            scopes=scopes,
-            store=services.store,
-            clock=services.clock,
-            waker=services.waker,
-            dispatcher=services.dispatcher,
-            secret_key=services.secret_key,
-            planner=services.planner,
-            key_cache=services.key_cache,
-        )
+        return cls(tenant_id, actor, scopes, services)
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
 
     def now(self) -> datetime:
-        return self.clock.now()
+        return self.services.clock.now()
 
 
 @dataclass(frozen=True, slots=True)
