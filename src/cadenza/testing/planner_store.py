@@ -145,4 +145,3 @@ class MemoryPlannerStore:
         runs = self._store._t.runs.values()
         newer = sorted((r for r in runs if cursor is None or r.id > cursor), key=lambda r: r.id)
         return newer[:limit]
-
