@@ -312,7 +312,7 @@ def line(name: str, f: Figures, bare: Figures | None, aps: Figures | None) -> st
             ratios += f"  ×{label}: rate {f.rate / ref.rate:4.2f} CPU {f.cpu_us / ref.cpu_us:4.2f}"
     return (
         f"  {name:17}{f.rate:8.0f} exec/s {f.cpu_us:6.0f} µs/run  lateness p50 "
-        f"{f.p50_ms:8.1f} p99 {f.p99_ms:8.1f} ms  missed {f.missed:>7} of {f.due:<7}{ratios}"
+        f"{f.p50_ms:8.1f} p99 {f.p99_ms:8.1f} ms  missed {f.missed:>7.0f} of {f.due:<7.0f}{ratios}"
     )
 
 
