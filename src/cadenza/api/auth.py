@@ -126,6 +126,30 @@ class Auth:
         caller = await self.caller(request)
         return Context.for_caller(self.services, caller.tenant_id, caller.actor, caller.scopes)
 
+    async def sign_in(
+        self, request: Request, response: Response, email: str, password: str
+    ) -> Caller:
+        """Check the password (rate-limited per client address) and set the session
+        cookie on ``response``; ``AuthenticationFailed`` when they do not match."""
+        s = self.services
+        self.limiter.take(f"login:{request.client.host if request.client else '?'}")
+        user = await authenticate_password(s.store, email, password)
+        expires = s.clock.now() + SESSION_LIFETIME
+        response.set_cookie(
+            SESSION_COOKIE,
+            sign_session(s.secret_key, user.id, expires),
+            max_age=int(SESSION_LIFETIME.total_seconds()),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return caller_for_user(user)
+
+    async def sign_out(self, request: Request, response: Response) -> None:
+        """End the request's session: the cookie is cleared on ``response``."""
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+
 
 def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
@@ -149,20 +173,7 @@ def add_session_routes(router: APIRouter, prefix: str, auth: Auth) -> None:
         tags=["session"],
     )
     async def sign_in(body: SessionInput, request: Request, response: Response) -> WhoAmIOut:
-        s = auth.services
-        auth.limiter.take(f"login:{request.client.host if request.client else '?'}")
-        user = await authenticate_password(s.store, body.email, body.password)
-        expires = s.clock.now() + SESSION_LIFETIME
-        response.set_cookie(
-            SESSION_COOKIE,
-            sign_session(s.secret_key, user.id, expires),
-            max_age=int(SESSION_LIFETIME.total_seconds()),
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
-        caller = caller_for_user(user)
+        caller = await auth.sign_in(request, response, body.email, body.password)
         return WhoAmIOut(
             tenant_id=caller.tenant_id,
             actor=ActorOut.of(caller.actor),
@@ -170,7 +181,7 @@ def add_session_routes(router: APIRouter, prefix: str, auth: Auth) -> None:
         )
 
     @router.delete(f"{prefix}/session", status_code=204, summary="Sign out", tags=["session"])
-    async def sign_out(response: Response) -> Response:
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    async def sign_out(request: Request, response: Response) -> Response:
+        await auth.sign_out(request, response)
         response.status_code = 204
         return response
