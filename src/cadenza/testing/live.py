@@ -35,6 +35,8 @@ ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway test login
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
+HOLD_TIMEOUT_S = 120.0
+"""The longest a held request waits for ``release`` (a hang guard, not a timing)."""
 
 
 def free_port() -> int:
@@ -137,11 +139,14 @@ class Answer:
 
 class LoopbackTarget:
     """An HTTP server on 127.0.0.1 answering each path with the ``Answer`` set for it
-    (200 and ``{"status": "ok"}`` by default), counting the requests per path."""
+    (200 and ``{"status": "ok"}`` by default), counting the requests per path. A
+    path can be held: its requests wait until ``release`` (so a test decides when a
+    run finishes, whatever the machine's speed)."""
 
     def __init__(self) -> None:
         self.answers: dict[str, Answer] = {}
         self.hits: Counter[str] = Counter()
+        self._held: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         target = self
 
@@ -150,6 +155,10 @@ class LoopbackTarget:
                 path = self.path.split("?")[0]
                 with target._lock:
                     target.hits[path] += 1
+                    gate = target._held.get(path)
+                if gate is not None:
+                    gate.wait(HOLD_TIMEOUT_S)
+                with target._lock:
                     answer = target.answers.get(path, Answer())
                 payload = json.dumps(answer.body).encode()
                 self.send_response(answer.status)
@@ -175,11 +184,27 @@ class LoopbackTarget:
         with self._lock:
             self.answers[path] = Answer(status, body if body is not None else {"status": status})
 
+    def hold(self, path: str) -> None:
+        """Requests to ``path`` wait (up to ``HOLD_TIMEOUT_S``) until ``release``."""
+        with self._lock:
+            self._held[path] = threading.Event()
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            gate = self._held.pop(path, None)
+        if gate is not None:
+            gate.set()
+
     def __enter__(self) -> LoopbackTarget:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            gates = list(self._held.values())
+            self._held.clear()
+        for gate in gates:
+            gate.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(STOP_TIMEOUT_S)

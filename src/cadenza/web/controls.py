@@ -6,9 +6,10 @@ carries as hidden fields and what happens after success. ``POST /controls/{name}
 reads the submission, checks the CSRF token, runs the action in-process as the
 signed-in person, and answers htmx with the form again: with a note and an
 ``HX-Trigger`` that refreshes the page's live parts on success, or with each
-problem beside its field (status 422) when the action refused the input, in which
-case nothing was stored. Without JavaScript the same route redirects back on
-success and shows the form with its problems on a page of its own.
+problem beside its field when the action refused (status 422 for bad input, 404,
+409 … as the error's type says), in which case nothing was stored. Without
+JavaScript the same route redirects back on success and shows the form with its
+problems on a page of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.responses import Response
 
 from cadenza.actions import BY_NAME
 from cadenza.domain import errors
-from cadenza.web.core import Dashboard, Viewer, is_htmx, local_path, redirect
+from cadenza.web.core import Dashboard, Viewer, is_htmx, local_path, redirect, status_of
 from cadenza.web.forms import Form, Submitted, build_form, payload, values_of
 from cadenza.web.gate import CSRF_FIELD
 
@@ -247,7 +248,7 @@ async def perform(dashboard: Dashboard, request: Request) -> Response:
         view = control_view(
             control.name, ids, values=fields, problems=problems_of(exc), next_url=next_url
         )
-        return _answer(dashboard, request, viewer, view, status=422)
+        return _answer(dashboard, request, viewer, view, status=status_of(exc)[0])
     return _succeeded(dashboard, request, viewer, control, ids, fields, result, next_url)
 
 

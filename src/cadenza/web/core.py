@@ -38,6 +38,11 @@ _ERROR_PAGES: tuple[tuple[type[errors.CadenzaError], int, str], ...] = (
 """The dashboard's one table from error types to pages (REST has its own)."""
 
 
+def status_of(exc: errors.CadenzaError) -> tuple[int, str]:
+    """The HTTP status and title the dashboard answers ``exc`` with."""
+    return next((s, t) for kind, s, t in _ERROR_PAGES if isinstance(exc, kind))
+
+
 @dataclass(frozen=True, slots=True)
 class Viewer:
     """A signed-in person looking at a page, with the token their forms carry."""
@@ -127,7 +132,7 @@ class Dashboard:
         return response
 
     def error_page(self, request: Request, exc: errors.CadenzaError) -> Response:
-        status, title = next((s, t) for kind, s, t in _ERROR_PAGES if isinstance(exc, kind))
+        status, title = status_of(exc)
         data = {"title": title, "message": exc.message, "status": status}
         if is_htmx(request):
             return self.templates.response("error_note.html", data, status)

@@ -20,8 +20,8 @@ import annotated_types
 from pydantic import AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
-LONG_TEXT_LENGTH = 1000
-"""Strings allowed to be longer than this get a text area (a reason still fits a line)."""
+LONG_TEXT_LENGTH = 2048
+"""Strings allowed to be longer than this (a URL's limit) get a text area."""
 _TIMES: tuple[Any, ...] = (datetime, AwareDatetime)
 
 
