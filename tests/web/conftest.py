@@ -15,7 +15,9 @@ from web_kit import SECRET, START, CountingWaker, Person, make_person
 from cadenza.actions.base import Services
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
+from cadenza.adapters.store.auth_sql import SqlAuthStore
 from cadenza.api import create_app
+from cadenza.api.browser import BrowserSessions
 from cadenza.config import Settings
 from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
@@ -46,6 +48,7 @@ async def services(tmp_path: Path, web_template: Path) -> AsyncIterator[Services
         dispatcher=FakeDispatcher(clock),
         secret_key=SECRET,
         planner=MemoryPlannerStore(),
+        auth_store=SqlAuthStore(store.engine),
     )
     await store.close()
 
@@ -53,7 +56,7 @@ async def services(tmp_path: Path, web_template: Path) -> AsyncIterator[Services
 @pytest.fixture
 def app(services: Services) -> FastAPI:
     app = create_app(services, Settings(_env_file=None, rate_limit_per_minute=1_000_000))
-    mount_dashboard(app, services, app.state.auth)
+    mount_dashboard(app, services, BrowserSessions(app.state.auth))
     return app
 
 

@@ -61,7 +61,7 @@ async def make_person(services: Services, email: str) -> Person:
     _, key = await issue_api_key(
         services.store,
         services.clock,
-        services.secret_key,
+        services.keyring,
         user.tenant_id,
         "admin",
         frozenset({Scope.ADMIN}),

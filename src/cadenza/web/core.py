@@ -81,7 +81,7 @@ class Dashboard:
     def __init__(self, services: Services, gate: SessionGate, templates: Templates) -> None:
         self.services = services
         self.gate = gate
-        self.csrf = Csrf(services.secret_key)
+        self.csrf = Csrf(services.keyring)
         self.templates = templates
 
     @staticmethod
