@@ -363,3 +363,28 @@ async def test_signing_out_clears_the_session_cookie(
     assert answer.status_code == 303
     assert answer.headers["location"] == "/sign-in"
     assert (await client.get("/")).status_code == 303
+
+
+async def test_an_edit_form_opens_filled_with_the_stored_values(
+    client: httpx2.AsyncClient, alice: Person
+) -> None:
+    await sign_in(client, alice)
+    _, endpoint_id = await make_endpoint(client, alice, min_interval_seconds=15)
+    form = await client.get(f"/controls/edit_endpoint?endpoint_id={endpoint_id}", headers=HTMX)
+    assert form.status_code == 200
+    assert 'value="https://example.com/health"' in form.text
+    assert re.search(r'name="min_interval_seconds" value="15"', form.text)
+    page = await client.get(f"/controls/edit_endpoint?endpoint_id={endpoint_id}&next=/x")
+    assert "<h1>Save endpoint</h1>" in page.text
+
+
+async def test_static_files_are_cached_for_a_year_when_their_url_names_the_version(
+    client: httpx2.AsyncClient, alice: Person
+) -> None:
+    await sign_in(client, alice)
+    page = (await client.get("/")).text
+    css = re.search(r'href="(/static/app\.css\?v=[0-9a-f]+)"', page)
+    assert css
+    versioned = await client.get(css.group(1))
+    assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert (await client.get("/static/app.css")).headers["cache-control"] == "no-cache"

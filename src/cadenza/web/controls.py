@@ -56,6 +56,9 @@ class Control:
     tone: str = ""
     layout: str = ""
     """"" (every field with its help), "compact" (no help texts) or "inline"."""
+    prefill: tuple[str, Callable[[Any], Mapping[str, Any]]] | None = None
+    """A read action (given the control's ids) and how its output fills the form:
+    such a form is fetched when opened (``GET /controls/{name}``), not with the page."""
 
     def available(self) -> bool:
         return self.action in BY_NAME
@@ -74,6 +77,14 @@ _ENDPOINT_SETUP = (
     "catch_up",
     "jitter_seconds",
 )
+
+
+def _as_fields(result: Any) -> Mapping[str, Any]:
+    return dict(result.model_dump())
+
+
+def _planner_fields(result: Any) -> Mapping[str, Any]:
+    return dict(result.settings.model_dump(mode="json"))
 
 
 def _to_endpoint(result: Any) -> str:
@@ -96,7 +107,7 @@ CONTROLS: dict[str, Control] = {
                 after=After.REDIRECT, go_to=_to_job),
         Control("edit_job", "update_job", "Save job",
                 ("name", "description", "tags", "planner_enabled", "reason"),
-                _JOB, done="Saved.", keep_values=True),
+                _JOB, done="Saved.", keep_values=True, prefill=("get_job", _as_fields)),
         Control("pause_job", "pause_job", "Pause job", ("until", "reason"), _JOB,
                 done="Job paused."),
         Control("resume_job", "resume_job", "Resume job", ("reason",), _JOB,
@@ -124,7 +135,8 @@ CONTROLS: dict[str, Control] = {
         Control("reset_failures", "reset_failure_count", "Reset failures", ("reason",),
                 _ENDPOINT, done="Failure count reset.", layout="compact"),
         Control("edit_endpoint", "update_endpoint", "Save endpoint",
-                (*_ENDPOINT_SETUP, "reason"), _ENDPOINT, done="Saved.", keep_values=True),
+                (*_ENDPOINT_SETUP, "reason"), _ENDPOINT, done="Saved.", keep_values=True,
+                prefill=("get_endpoint", _as_fields)),
         Control("archive_endpoint", "delete_endpoint", "Archive endpoint", ("reason",),
                 _ENDPOINT, after=After.REDIRECT, go_to=_to_job, tone="danger",
                 confirm="Archive this endpoint? It stops for good; history is kept."),
@@ -136,7 +148,8 @@ CONTROLS: dict[str, Control] = {
                 layout="compact"),
         Control("planner_settings", "set_endpoint_planner", "Save planner settings",
                 ("kind", "approval", "rules", "policies", "reason"), _ENDPOINT,
-                done="Planner settings saved.", keep_values=True),
+                done="Planner settings saved.", keep_values=True,
+                prefill=("get_endpoint_planner", _planner_fields)),
         Control("approve", "decide_proposal", "Approve", (), ("proposal_id",),
                 fixed={"decision": "approve"}, done="Approved.", layout="inline"),
         Control("reject", "decide_proposal", "Reject", (), ("proposal_id",),
@@ -197,12 +210,22 @@ def control_view(
     return ControlView(control, form, f"c-{name}-{tag}", local_path(next_url))
 
 
-def prefill(name: str, data: Mapping[str, Any]) -> dict[str, list[str]]:
-    """``data`` (an output's fields) as the values of control ``name``'s form."""
-    control = CONTROLS[name]
-    if not control.available():
-        return {}
-    return values_of(BY_NAME[control.action].input_model, data)
+async def show(dashboard: Dashboard, request: Request) -> Response:
+    """``GET /controls/{name}?<ids>``: the control's form, filled from its read action
+    (for htmx, the form alone; otherwise a page with it)."""
+    control = CONTROLS.get(request.path_params["name"])
+    if control is None or not control.available():
+        raise errors.NotFound("There is no such control.")
+    viewer = await dashboard.viewer(request)
+    ids = {k: request.query_params[k] for k in control.keys if k in request.query_params}
+    values: dict[str, list[str]] | None = None
+    if control.prefill is not None:
+        read, fields = control.prefill
+        current = await dashboard.call(viewer, read, ids)
+        values = values_of(BY_NAME[control.action].input_model, fields(current))
+    next_url = request.query_params.get("next", "/")
+    view = control_view(control.name, ids, values=values, next_url=next_url)
+    return _answer(dashboard, request, viewer, view)
 
 
 def _submitted(form: FormData) -> dict[str, list[str]]:

@@ -8,10 +8,12 @@ untouched. None of them appears in the OpenAPI document.
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from cadenza.actions.base import Services
-from cadenza.web.controls import perform
+from cadenza.web.controls import perform, show
 from cadenza.web.core import Dashboard, Handler, guarded
 from cadenza.web.gate import SessionGate
 from cadenza.web.pages.endpoints import endpoint_page
@@ -31,11 +33,25 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("/audit", "GET", audit_page),
     ("/keys", "GET", keys_page),
     ("/live", "GET", live_feed),
+    ("/controls/{name}", "GET", show),
     ("/controls/{name}", "POST", perform),
     ("/sign-in", "GET", sign_in_page),
     ("/sign-in", "POST", sign_in),
     ("/sign-out", "POST", sign_out),
 )
+
+
+class VersionedStatic(StaticFiles):
+    """Static files; a URL with the file's version (``?v=<hash>``, as the templates
+    write them) may be kept by browsers for a year, any other is revalidated."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        versioned = b"v=" in scope.get("query_string", b"")
+        response.headers["Cache-Control"] = (
+            "public, max-age=31536000, immutable" if versioned else "no-cache"
+        )
+        return response
 
 
 def mount_dashboard(app: Starlette, services: Services, gate: SessionGate) -> Dashboard:
@@ -45,5 +61,5 @@ def mount_dashboard(app: Starlette, services: Services, gate: SessionGate) -> Da
         app.router.add_route(
             path, guarded(dashboard, handler), methods=[method], include_in_schema=False
         )
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+    app.mount(STATIC_PATH, VersionedStatic(directory=STATIC_DIR), name="dashboard-static")
     return dashboard

@@ -13,7 +13,8 @@ Its parts, each read through the catalogue and each refreshable on its own
 
 The controls (hints, one-shot, run now when the catalogue has it, pause, resume,
 clear hints, reset failures, edit, archive, the planner's switch and settings) are
-outside the refreshed parts, so a form being filled in is never replaced.
+outside the refreshed parts, so a form being filled in is never replaced. The edit
+and planner settings forms, the largest, are fetched when opened.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cadenza.domain import errors
-from cadenza.web.controls import control_view, prefill
+from cadenza.web.controls import control_view
 from cadenza.web.core import Dashboard, Viewer
 from cadenza.web.timeline import CHANGE_LABELS, series, swimlane
 
@@ -83,10 +84,12 @@ async def load_planner(dashboard: Dashboard, viewer: Viewer, endpoint: Any) -> d
     return {"planner_off": False, "proposals": proposals, "sessions": sessions.items}
 
 
-async def _controls(dashboard: Dashboard, viewer: Viewer, endpoint: Any) -> dict[str, Any]:
+def _controls(endpoint: Any) -> dict[str, Any]:
+    """The controls rendered with the page (the edit and planner settings forms are
+    fetched when opened)."""
     ids = {"endpoint_id": endpoint.id}
     here = f"/endpoints/{endpoint.id}"
-    simple = (
+    names = (
         "interval_hint",
         "one_shot",
         "run_now",
@@ -98,21 +101,7 @@ async def _controls(dashboard: Dashboard, viewer: Viewer, endpoint: Any) -> dict
         "planner_on",
         "planner_off",
     )
-    controls = {name: control_view(name, ids, next_url=here) for name in simple}
-    controls["edit"] = control_view(
-        "edit_endpoint", ids, values=prefill("edit_endpoint", endpoint.model_dump()), next_url=here
-    )
-    settings = None
-    try:
-        settings = await dashboard.call(viewer, "get_endpoint_planner", ids)
-    except errors.Conflict:
-        controls["planner_settings"] = None
-    if settings is not None:
-        values = prefill("planner_settings", settings.settings.model_dump(mode="json"))
-        controls["planner_settings"] = control_view(
-            "planner_settings", ids, values=values, next_url=here
-        )
-    return controls
+    return {name: control_view(name, ids, next_url=here) for name in names}
 
 
 async def endpoint_page(dashboard: Dashboard, request: Request) -> Response:
@@ -129,5 +118,5 @@ async def endpoint_page(dashboard: Dashboard, request: Request) -> Response:
     if part in _PARTS:
         return dashboard.page(request, viewer, _PARTS[part], data)
     data["job"] = await dashboard.call(viewer, "get_job", {"job_id": endpoint.job_id})
-    data["controls"] = await _controls(dashboard, viewer, endpoint)
+    data["controls"] = _controls(endpoint)
     return dashboard.page(request, viewer, "endpoint.html", data)

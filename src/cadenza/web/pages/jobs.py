@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cadenza.web.controls import control_view, prefill
+from cadenza.web.controls import control_view
 from cadenza.web.core import Dashboard
 from cadenza.web.timeline import sparkline
 
@@ -50,7 +50,6 @@ async def job_page(dashboard: Dashboard, request: Request) -> Response:
         rows.append(EndpointRow(endpoint, len(runs.items), rate, sparkline(runs.items)))
     here = request.url.path
     ids = {"job_id": job_id}
-    edit_values = prefill("edit_job", job.model_dump())
     data = {
         "job": job,
         "rows": rows,
@@ -61,7 +60,6 @@ async def job_page(dashboard: Dashboard, request: Request) -> Response:
             "pause": control_view("pause_job", ids, next_url=here),
             "resume": control_view("resume_job", ids, next_url=here),
             "archive": control_view("archive_job", ids, next_url=here),
-            "edit": control_view("edit_job", ids, values=edit_values, next_url=here),
             "add_endpoint": control_view("add_endpoint", ids, next_url=here),
         },
     }

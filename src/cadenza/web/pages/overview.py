@@ -42,7 +42,6 @@ class JobHealth:
     paused: int = 0
     hinted: int = 0
     more: bool = False
-    named: list[tuple[EndpointOut, Any]] = field(default_factory=list)
 
     @property
     def healthy(self) -> int:
@@ -62,6 +61,8 @@ class Overview:
     jobs: list[JobHealth] = field(default_factory=list)
     attention: list[Attention] = field(default_factory=list)
     steered: list[tuple[Any, Any]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    """"job / endpoint" by endpoint id, for the runs and planner lists."""
     next_cursor: str | None = None
 
 
@@ -80,7 +81,7 @@ def late_by(endpoint: EndpointOut, now: datetime) -> float | None:
 
 def _tally(health: JobHealth, endpoint: EndpointOut, overview: Overview, now: datetime) -> None:
     health.endpoints += 1
-    health.named.append((endpoint, health.job))
+    overview.names[endpoint.id] = f"{health.job.name} / {endpoint.name}"
     failing, late = is_failing(endpoint), late_by(endpoint, now)
     health.failing += failing
     health.late += late is not None and not failing
@@ -128,9 +129,8 @@ async def overview_page(dashboard: Dashboard, request: Request) -> Response:
     planner = await _planner_or_nothing(dashboard, viewer)
     runs = await dashboard.call(viewer, "list_runs", {"limit": LATEST_RUNS})
     workers = await dashboard.call_if_present(viewer, "list_workers", {})
-    names = {e.id: f"{j.name} / {e.name}" for h in overview.jobs for e, j in h.named}
     data = {
-        "names": names,
+        "names": overview.names,
         "overview": overview,
         "attention": overview.attention[:ATTENTION_ROWS],
         "latest_runs": runs.items,
