@@ -63,18 +63,31 @@ def set_up(server: LiveServer, target: LoopbackTarget) -> dict[str, str]:
         endpoint(target, "slack-alert", "/slack", 60, tier="alert"),
     ):
         ids[body["name"]] = api(server, "POST", f"/jobs/{job['id']}/endpoints", body)["id"]
-    rules = {
-        "approval": True,
+    watch = {
         "rules": [
             {
                 "name": "watch-checkout",
                 "when": [{"kind": "outcome", "statuses": ["failure"]}],
-                "then": [{"verb": "interval_hint", "interval_seconds": 1, "ttl_seconds": 600}],
+                "then": [{"verb": "interval_hint", "interval_seconds": 1, "ttl_seconds": 8}],
+                "cooldown_seconds": 6,
             }
         ],
         "reason": "Watch closely while checkout fails.",
     }
-    api(server, "PUT", f"/endpoints/{ids['checkout']}/planner", rules)
+    api(server, "PUT", f"/endpoints/{ids['checkout']}/planner", watch)
+    ask = {
+        "approval": True,
+        "rules": [
+            {
+                "name": "reindex-when-slow",
+                "when": [{"kind": "metric", "metric": "success_streak", "op": "ge", "value": 3}],
+                "then": [{"verb": "interval_hint", "interval_seconds": 30, "ttl_seconds": 3600}],
+                "cooldown_seconds": 600,
+            }
+        ],
+        "reason": "Relax the index checks once they are steady; a person approves.",
+    }
+    api(server, "PUT", f"/endpoints/{ids['search-index']}/planner", ask)
     hint = {"interval_seconds": 1.5, "ttl_seconds": 900, "reason": "deploy 1.42"}
     api(server, "POST", f"/endpoints/{ids['homepage']}/hints/interval", hint)
     pause = {"until": "2100-01-01T06:00:00Z", "reason": "quiet during the sale"}

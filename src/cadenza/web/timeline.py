@@ -94,15 +94,24 @@ def _clock(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%H:%M:%S")
 
 
+def _tick_format(window: Window) -> str:
+    """Seconds on a short axis, dates on one longer than two days."""
+    length = window.end - window.start
+    if length <= timedelta(minutes=10):
+        return "%H:%M:%S"
+    return "%H:%M" if length <= timedelta(days=2) else "%m-%d %H:%M"
+
+
 def _axis(window: Window, y: float) -> list[str]:
     parts = [_tag("line", {"class": "axis", "x1": LEFT, "x2": WIDTH - RIGHT, "y1": y, "y2": y})]
+    fmt = _tick_format(window)
     for i in range(TICKS + 1):
         at = window.start + (window.end - window.start) * (i / TICKS)
         x = window.x(at)
         anchor = "start" if i == 0 else "end" if i == TICKS else "middle"
         parts.append(_tag("line", {"class": "tick", "x1": x, "x2": x, "y1": y, "y2": y + 4}))
         text = {"class": "tick-label", "x": x, "y": y + 16, "text-anchor": anchor}
-        parts.append(_tag("text", text, inner=[escape(_clock(at)[:5])]))
+        parts.append(_tag("text", text, inner=[at.astimezone(UTC).strftime(fmt)]))
     return parts
 
 
