@@ -9,15 +9,16 @@ dashboard mounted) then runs in this process, and an ASGI wrapper times each
 request inside the server, from the first byte in to the last byte out.
 
 Two pages are measured, each against the REST reads of the same data made with
-the same actions and parameters (what a JSON client would fetch to show the same
-thing), timed the same way and summed:
+the same actions and parameters as the page (read from the page modules'
+constants), what a JSON client would fetch to show the same thing, timed the same
+way and summed:
 
-* overview (``GET /``): ``list_jobs`` (first page of 50), ``list_endpoints`` for
+* overview (``GET /``): ``list_jobs`` (its first page), ``list_endpoints`` for
   each of those jobs, ``list_planner_sessions``, ``list_proposals`` (pending) and
-  ``list_runs`` (latest 12);
+  ``list_runs`` (the latest);
 * endpoint page (``GET /endpoints/{id}``): ``get_endpoint``, ``get_job``,
-  ``explain_schedule`` (10 runs ahead), ``list_runs`` (150), ``list_audit_events``
-  (100), ``summarize_endpoint_health`` (24 h), ``list_proposals`` and
+  ``explain_schedule``, ``list_runs``, ``list_audit_events``,
+  ``summarize_endpoint_health`` (24 h), ``list_proposals`` and
   ``list_planner_sessions`` (the edit and planner-settings forms are fetched when
   opened, not with the page).
 
@@ -53,11 +54,13 @@ from cadenza.config import Settings
 from cadenza.container import tune_gc
 from cadenza.domain.identity import KeyKind, Scope
 from cadenza.domain.lifecycle import replan
+from cadenza.domain.limits import MAX_PAGE_SIZE
 from cadenza.domain.model import Endpoint, Job, Method, PlanSource, Request
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
 from cadenza.ports import DispatchResult
 from cadenza.web import mount_dashboard
+from cadenza.web.pages import endpoints, overview
 
 TARGET_RATIO = 2.0
 SECRET = b"bench-pages-secret-0123456789abcdef"
@@ -191,27 +194,29 @@ async def sign_in(client: httpx2.AsyncClient) -> None:
 
 
 async def overview_reads(client: httpx2.AsyncClient, key: dict[str, str]) -> list[str]:
-    jobs = (await client.get("/api/v1/jobs?limit=50", headers=key)).json()["items"]
+    jobs_path = f"/api/v1/jobs?limit={overview.JOBS_PER_PAGE}"
+    jobs = (await client.get(jobs_path, headers=key)).json()["items"]
     return [
-        "/api/v1/jobs?limit=50",
-        *(f"/api/v1/jobs/{j['id']}/endpoints?limit=500" for j in jobs),
-        "/api/v1/planner/sessions?limit=50",
-        "/api/v1/proposals?status=pending&limit=50",
-        "/api/v1/runs?limit=12",
+        jobs_path,
+        *(f"/api/v1/jobs/{j['id']}/endpoints?limit={MAX_PAGE_SIZE}" for j in jobs),
+        f"/api/v1/planner/sessions?limit={overview.PLANNER_SCAN}",
+        f"/api/v1/proposals?status=pending&limit={overview.PLANNER_SCAN}",
+        f"/api/v1/runs?limit={overview.LATEST_RUNS}",
     ]
 
 
 def endpoint_reads(endpoint_id: str, job_id: str) -> list[str]:
     ep = f"/api/v1/endpoints/{endpoint_id}"
+    rows = endpoints.PLANNER_ROWS
     return [
         ep,
         f"/api/v1/jobs/{job_id}",
-        f"{ep}/schedule?preview=10",
-        f"/api/v1/runs?endpoint_id={endpoint_id}&limit=150",
-        f"/api/v1/audit?target_id={endpoint_id}&limit=100",
-        f"{ep}/health?window_seconds=86400",
-        f"/api/v1/proposals?endpoint_id={endpoint_id}&status=pending&limit=10",
-        f"/api/v1/planner/sessions?endpoint_id={endpoint_id}&limit=10",
+        f"{ep}/schedule?preview={endpoints.PREVIEW}",
+        f"/api/v1/runs?endpoint_id={endpoint_id}&limit={endpoints.TIMELINE_RUNS}",
+        f"/api/v1/audit?target_id={endpoint_id}&limit={endpoints.TIMELINE_CHANGES}",
+        f"{ep}/health?window_seconds={endpoints.HEALTH_WINDOW_SECONDS}",
+        f"/api/v1/proposals?endpoint_id={endpoint_id}&status=pending&limit={rows}",
+        f"/api/v1/planner/sessions?endpoint_id={endpoint_id}&limit={rows}",
     ]
 
 

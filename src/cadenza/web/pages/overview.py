@@ -24,9 +24,10 @@ from cadenza.web.controls import control_view
 from cadenza.web.core import Dashboard, Viewer
 
 LATE_AFTER = timedelta(seconds=60)
-JOBS_PER_PAGE = 50
+JOBS_PER_PAGE = 25
 ATTENTION_ROWS = 20
 PLANNER_ROWS = 8
+PLANNER_SCAN = 50
 LATEST_RUNS = 12
 _PLANNER_CHANGES = frozenset({"changed", "proposed"})
 
@@ -116,8 +117,10 @@ async def load_overview(dashboard: Dashboard, viewer: Viewer, cursor: str | None
 
 
 async def load_planner(dashboard: Dashboard, viewer: Viewer) -> dict[str, Any]:
-    sessions = await dashboard.call(viewer, "list_planner_sessions", {"limit": 50})
-    pending = await dashboard.call(viewer, "list_proposals", {"status": "pending", "limit": 50})
+    sessions = await dashboard.call(viewer, "list_planner_sessions", {"limit": PLANNER_SCAN})
+    pending = await dashboard.call(
+        viewer, "list_proposals", {"status": "pending", "limit": PLANNER_SCAN}
+    )
     changes = [s for s in sessions.items if s.outcome in _PLANNER_CHANGES][:PLANNER_ROWS]
     return {"planner_changes": changes, "pending": pending.items}
 
