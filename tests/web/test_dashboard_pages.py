@@ -388,3 +388,30 @@ async def test_static_files_are_cached_for_a_year_when_their_url_names_the_versi
     versioned = await client.get(css.group(1))
     assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert (await client.get("/static/app.css")).headers["cache-control"] == "no-cache"
+
+
+@pytest.mark.parametrize(
+    ("rules", "says"),
+    [
+        ("[{", "not valid JSON"),
+        (
+            '[{"name": "x", "when": [{"kind": "outcome", "statuses": ["failure"]}]}]',
+            "Field required",
+        ),
+    ],
+    ids=["broken JSON", "a rule without steps"],
+)
+async def test_planner_rules_are_validated_beside_the_rules_field(
+    client: httpx2.AsyncClient, alice: Person, rules: str, says: str
+) -> None:
+    token = await sign_in(client, alice)
+    _, endpoint_id = await make_endpoint(client, alice)
+    answer = await control(
+        client, "planner_settings", token, {"endpoint_id": endpoint_id, "rules": rules}
+    )
+    assert answer.status_code == 422
+    beside = [m for f, m in field_errors(answer.text).items() if f.endswith("-f-rules")]
+    assert len(beside) == 1
+    assert says in beside[0]
+    stored = await client.get(f"/api/v1/endpoints/{endpoint_id}/planner", headers=alice.headers)
+    assert stored.json()["settings"]["rules"] == []

@@ -349,23 +349,23 @@ def _utc_text(text: str) -> str:
 def _read_rows(
     name: str, model: type[BaseModel], submitted: Submitted, problems: list[tuple[str, str]]
 ) -> tuple[bool, Any]:
+    """The rows filled in (blank ones, like the spare row a form offers, are left out)."""
     keys = _under(submitted, name)
     if not keys:
         return False, None
     indexes = sorted({int(k.split(".")[0]) for k in keys if k.split(".")[0].isdigit()})
     rows = []
     for index in indexes:
-        row_prefix = f"{name}.{index}."
-        if not any(
-            v.strip()
-            for k in _under(submitted, f"{name}.{index}")
-            for v in _texts(submitted, row_prefix + k)
-        ):
-            continue
-        rows.append(_read_model(model, submitted, row_prefix, problems))
+        row = f"{name}.{index}"
+        if _filled_in(submitted, row):
+            rows.append(_read_model(model, submitted, row + ".", problems))
     return True, rows
 
 
-def _texts(submitted: Submitted, name: str) -> list[str]:
+def _filled_in(submitted: Submitted, row: str) -> bool:
     # A checkbox's hidden "false" companion does not make a row count as filled in.
-    return [v for v in submitted.get(name, ()) if v.lower() not in ("false", "off")]
+    return any(
+        value.strip() and value.lower() not in ("false", "off")
+        for key in _under(submitted, row)
+        for value in submitted.get(f"{row}.{key}", ())
+    )
