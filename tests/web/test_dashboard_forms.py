@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import BaseModel
 
 from cadenza.actions import BY_NAME
 from cadenza.actions.endpoint_models import (
@@ -17,6 +18,7 @@ from cadenza.actions.endpoint_models import (
 from cadenza.domain import errors
 from cadenza.domain.model import Endpoint
 from cadenza.web.forms import build_form, payload, values_of
+from cadenza.web.pages.overview import listed_rows
 from cadenza.web.shapes import Kind, label_of
 
 
@@ -177,3 +179,16 @@ def test_problems_appear_beside_the_deepest_field_they_name() -> None:
     assert by_name["baseline"].error.startswith("give exactly one")
     assert by_name["request.headers.0.name"].error == "not a token"
     assert form.errors == ("something about the whole input",)
+
+
+def test_the_rows_of_any_list_output_are_its_first_list_field() -> None:
+    class Worker(BaseModel):
+        id: str
+        host: str
+
+    class Workers(BaseModel):
+        workers: list[Worker]
+        next_cursor: str | None = None
+
+    rows = listed_rows(Workers(workers=[Worker(id="w1", host="a"), Worker(id="w2", host="b")]))
+    assert rows == [{"id": "w1", "host": "a"}, {"id": "w2", "host": "b"}]

@@ -137,7 +137,7 @@ async def overview_page(dashboard: Dashboard, request: Request) -> Response:
         "overview": overview,
         "attention": overview.attention[:ATTENTION_ROWS],
         "latest_runs": runs.items,
-        "workers": workers,
+        "workers": None if workers is None else listed_rows(workers),
         "cursor": cursor,
         "live_url": "/live",
         **planner,
@@ -146,6 +146,14 @@ async def overview_page(dashboard: Dashboard, request: Request) -> Response:
     part = request.query_params.get("part")
     template = "overview_live.html" if part == "live" else "overview.html"
     return dashboard.page(request, viewer, template, data)
+
+
+def listed_rows(result: Any) -> list[dict[str, Any]]:
+    """The rows of a list action's output (its first list field), as plain dicts: the
+    workers' table shows whatever fields ``list_workers`` reports."""
+    dumped = result.model_dump(mode="json")
+    rows = next((value for value in dumped.values() if isinstance(value, list)), [])
+    return [row if isinstance(row, dict) else {"value": row} for row in rows]
 
 
 async def _planner_or_nothing(dashboard: Dashboard, viewer: Viewer) -> dict[str, Any]:
