@@ -61,7 +61,7 @@ async def build_world(live: Live, target: Target) -> World:
     with one run, a spare key and a pending proposal; and one key lacking each scope."""
     s = live.services
     tenant_id, key = await make_agent(live, "typescript@example.com", frozenset({Scope.ADMIN}))
-    caller = caller_for_key(await authenticate_key(s.store, s.clock, s.secret_key, key))
+    caller = caller_for_key(await authenticate_key(s.store, s.clock, s.keyring, key))
     ctx = Context.for_caller(s, tenant_id, caller.actor, caller.scopes)
     job = await invoke(BY_NAME["create_job"], ctx, {"name": "typescript"})
     request = {"url": target.url("/health")}
@@ -87,7 +87,7 @@ async def build_world(live: Live, target: Target) -> World:
 
     async def key_with(scopes: frozenset[Scope]) -> str:
         _, plaintext = await issue_api_key(
-            s.store, s.clock, s.secret_key, tenant_id, "limited", scopes, KeyKind.AGENT, None
+            s.store, s.clock, s.keyring, tenant_id, "limited", scopes, KeyKind.AGENT, None
         )
         return plaintext
 

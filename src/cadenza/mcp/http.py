@@ -72,7 +72,7 @@ class BearerGate:
             raise errors.AuthenticationFailed("Send an API key as 'Authorization: Bearer cdz_…'.")
         s = self.services
         caller = caller_for_key(
-            await authenticate_key(s.store, s.clock, s.secret_key, token.strip(), s.key_cache)
+            await authenticate_key(s.store, s.clock, s.keyring, token.strip(), s.key_cache)
         )
         if self.rate_limit is not None:
             self.rate_limit(caller.actor.id)

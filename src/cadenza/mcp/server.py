@@ -161,7 +161,7 @@ def key_caller(services: Services, api_key: str) -> CallerSource:
     """A ``CallerSource`` that authenticates ``api_key`` on every call (stdio)."""
 
     async def source(_request: Request | None) -> Caller:
-        key = await authenticate_key(services.store, services.clock, services.secret_key, api_key)
+        key = await authenticate_key(services.store, services.clock, services.keyring, api_key)
         return caller_for_key(key)
 
     return source
