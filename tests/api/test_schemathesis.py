@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from cadenza.actions.base import Services
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import open_store
+from cadenza.adapters.store.auth_sql import SqlAuthStore
 from cadenza.api import create_app
 from cadenza.config import Settings
 from cadenza.testing import FrozenClock, MemoryStore
@@ -46,7 +47,14 @@ class AppOnItsLoop:
         if self.app is None:
             store = await open_store(self.url, FernetSecretBox(BOX_KEY))
             clock = FrozenClock(START)
-            services = Services(store, clock, CountingWaker(), FakeDispatcher(clock), SECRET)
+            services = Services(
+                store,
+                clock,
+                CountingWaker(),
+                FakeDispatcher(clock),
+                SECRET,
+                auth_store=SqlAuthStore(store.engine),
+            )
             self.app = create_app(services, Settings(rate_limit_per_minute=1_000_000))
         await self.app(scope, receive, send)
 
