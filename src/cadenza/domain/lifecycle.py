@@ -9,19 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-from cadenza.domain.governor import plain_interval_next, plan_next_run
-from cadenza.domain.model import (
-    Endpoint,
-    IntervalHint,
-    Job,
-    OneShot,
-    Pause,
-    PlanSource,
-    Run,
-    evolve,
-)
+from cadenza.domain.governor import plan_next_run
+from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run
 
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
@@ -33,15 +23,14 @@ def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
     keep_pause = pause if pause is not None and pause.active(now) else None
     if keep_hint is hint and keep_shot is shot and keep_pause is pause:
         return endpoint
-    return evolve(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
+    return replace(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
 
 
 def replan(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
     """Drop expired hints and recompute ``next_run_at`` from the current inputs."""
     current = without_expired_hints(endpoint, now)
-    # Nothing reads the explanation of a stored plan; skip building it (see explain).
-    plan = plan_next_run(now, current, job, explain=False)
-    return evolve(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
+    plan = plan_next_run(now, current, job)
+    return replace(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
 
 
 def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint:
@@ -54,24 +43,18 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     if shot is not None and run.started_at >= shot.run_at:
         shot = None
     ok = run.status.ok
-    failures = 0 if ok else endpoint.failure_count + 1
-    runtime: dict[str, Any] = {
-        "one_shot": shot,
-        "last_run_at": run.started_at,
-        "last_scheduled_for": run.scheduled_for,
-        "last_status": run.status,
-        "failure_count": failures,
-        "success_streak": endpoint.success_streak + 1 if ok else 0,
-        "attempt": 1,
-        "lease": None,
-    }
-    # evolve, not replace: this runs for every run the scheduler records (see evolve).
-    # The common case plans without the intermediate copy (plain_interval_next).
-    quick = plain_interval_next(now, endpoint, job, run.scheduled_for, failures)
-    if quick is not None:
-        source = PlanSource.BASELINE_INTERVAL
-        return evolve(endpoint, **runtime, next_run_at=quick, next_run_source=source)
-    return replan(evolve(endpoint, **runtime), job, now)
+    ran = replace(
+        endpoint,
+        one_shot=shot,
+        last_run_at=run.started_at,
+        last_scheduled_for=run.scheduled_for,
+        last_status=run.status,
+        failure_count=0 if ok else endpoint.failure_count + 1,
+        success_streak=endpoint.success_streak + 1 if ok else 0,
+        attempt=1,
+        lease=None,
+    )
+    return replan(ran, job, now)
 
 
 def with_interval_hint(endpoint: Endpoint, job: Job, hint: IntervalHint, now: datetime) -> Endpoint:

@@ -67,8 +67,6 @@ _CATCH_UP = {c.value: c for c in CatchUp}
 _SOURCES = {s.value: s for s in PlanSource}
 _STATUSES = {s.value: s for s in RunStatus}
 _ZERO = timedelta(0)
-_trusted_endpoint = doc.trusted(Endpoint)
-_trusted_run = doc.trusted(Run)
 
 
 def _same(value: Any) -> Any:
@@ -142,9 +140,7 @@ class Codec:
             _budget, lease_owner, lease_until, lease_epoch, _slot, _claimed_at, _revision,
         ) = r[:ENDPOINT_WIDTH]  # fmt: skip
         config = self.config
-        # Rows hold only what the store wrote, validated on the way in: built without
-        # Endpoint.__init__ and its checks, by position (see _ENDPOINT_FIELDS).
-        return _trusted_endpoint(
+        return Endpoint(
             id_,
             job_id,
             tenant_id,
@@ -276,7 +272,7 @@ class Codec:
             id_, endpoint_id, job_id, tenant_id, scheduled_for, started_at, finished_at,
             status, source, attempt, missed_slots, http_status, error, body, meta, worker_id,
         ) = r  # fmt: skip
-        return _trusted_run(
+        return Run(
             id_, endpoint_id, job_id, tenant_id, ts(scheduled_for), ts(started_at),
             ts(finished_at), _STATUSES[status], _SOURCES[source], attempt, missed_slots,
             http_status, error, _response(body, meta), worker_id,

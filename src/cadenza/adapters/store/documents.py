@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from cadenza.domain.assertions import Comparison, Op
 from cadenza.domain.model import (
@@ -32,7 +32,6 @@ from cadenza.domain.model import (
     Pause,
     Request,
     RetryPolicy,
-    slot_setters,
 )
 from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
 from cadenza.ports import SecretBox
@@ -127,9 +126,7 @@ class ConfigCodec:
         doc = json.loads(text)
         body = doc["body"]
         assertion = doc["assertion"]
-        # The request was validated when it was created and rows hold only what the
-        # store wrote, so decoding skips Request's checks (URL parsing dominated).
-        return _trusted_request(
+        return Request(
             _METHODS[doc["method"]],
             doc["url"],
             tuple(
@@ -144,38 +141,7 @@ class ConfigCodec:
         )
 
 
-T = TypeVar("T")
-
-
-def trusted(cls: type[T]) -> Callable[..., T]:
-    """A constructor of the frozen slots dataclass ``cls`` that skips ``__init__``.
-
-    Only for values read back from the store, which were validated on the way in.
-    It takes all the fields, by position, in declaration order. Generated once per
-    class as straight-line code, as ``dataclasses`` generates ``__init__``: a loop
-    over the slot setters cost ~1.8 µs per Endpoint, this ~1.0 µs, and decoding
-    builds one Endpoint and one Request per claimed row. Build it once per class,
-    at import.
-    """
-    setters = tuple(slot_setters(cast(Any, cls)).values())
-    values = [f"v{i}" for i in range(len(setters))]
-    source = "\n".join(
-        [
-            f"def build({', '.join(values)}):",
-            "    obj = new(cls)",
-            *(f"    set{i}(obj, {value})" for i, value in enumerate(values)),
-            "    return obj",
-        ]
-    )
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    namespace.update((f"set{i}", setter) for i, setter in enumerate(setters))
-    # The source is built from field positions only, never from data.
-    exec(source, namespace)  # noqa: S102
-    return cast(Callable[..., T], namespace["build"])
-
-
 _METHODS = {m.value: m for m in Method}
-_trusted_request = trusted(Request)
 RangesKey = tuple[tuple[int, int], ...]
 
 

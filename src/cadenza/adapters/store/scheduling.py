@@ -34,7 +34,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cadenza.adapters.store import documents as doc
 from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, ENDPOINT_WIDTH, JOB_COLUMNS, Codec, Row
 from cadenza.adapters.store.hot import Fetch, HotSql, Steps, Write
 from cadenza.adapters.store.statements import Statements
@@ -60,12 +59,6 @@ class Claimed:
     revision: int
     job: Job
     job_revision: int
-
-
-# A frozen dataclass's __init__ sets each field through object.__setattr__; these
-# values come straight from the store (see documents.trusted): ~2 µs less per claim.
-_new_claim = doc.trusted(Claim)
-_new_claimed = doc.trusted(Claimed)
 
 
 class InFlight:
@@ -129,9 +122,9 @@ def claims(
         assert ep.lease is not None
         source = ep.next_run_source or _baseline_source(ep.baseline)
         epoch = ep.lease.epoch
-        result.append(_new_claim(ep, ep.next_run_at, source, ep.attempt, epoch))
+        result.append(Claim(ep, ep.next_run_at, source, ep.attempt, epoch))
         job, job_revision = jobs[ep.job_id]
-        in_flight.remember(_new_claimed(ep, row[_REVISION], job, job_revision), epoch)
+        in_flight.remember(Claimed(ep, row[_REVISION], job, job_revision), epoch)
     # RETURNING promises no order.
     result.sort(key=_claim_order)
     return result
