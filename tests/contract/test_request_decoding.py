@@ -65,4 +65,3 @@ def test_text_in_another_layout_is_decoded_in_full(codec: ConfigCodec) -> None:
     assert codec.request(reordered) == request
     spaced = json.dumps(json.loads(codec.request_text(request)))
     assert codec.request(spaced) == request
-

@@ -1,4 +1,5 @@
-"""The JSON documents inside rows: an endpoint's nested configuration and hints.
+"""The JSON documents inside rows: an endpoint's configuration and hints, and the
+planner's settings.
 
 Everything is compact JSON: durations in seconds, times in ISO 8601,
 secret header values sealed by the ``SecretBox``. Decoding runs the entities'
@@ -23,7 +24,6 @@ from cadenza.domain.model import (
     ActorKind,
     Body,
     BodyKind,
-    Endpoint,
     Guardrails,
     Header,
     IntervalHint,
@@ -32,6 +32,24 @@ from cadenza.domain.model import (
     Pause,
     Request,
     RetryPolicy,
+    RunStatus,
+)
+from cadenza.domain.planning import (
+    AdaptivePolling,
+    Condition,
+    EndpointPlanner,
+    Metric,
+    MetricCompare,
+    OutcomeIs,
+    PlannerKind,
+    Policies,
+    ResponseChange,
+    ResponseMatches,
+    Rule,
+    SiblingLatest,
+    Step,
+    TightenOnFailures,
+    Verb,
 )
 from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
 from cadenza.ports import SecretBox
@@ -252,18 +270,138 @@ def micros(value: timedelta) -> int:
     return value // timedelta(microseconds=1)
 
 
-def endpoint_state(ep: Endpoint) -> dict[str, Any]:
-    """The columns that runs and schedule-changing actions move (no lease)."""
+# The planner's settings ----------------------------------------------------------
+# One document per endpoint, in the store's own shape (the API's models may change
+# without touching stored rows): durations in seconds, conditions tagged by "kind".
+
+
+def planner_doc(config: EndpointPlanner) -> str:
+    p = config.policies
+    polling, tighten = p.adaptive_polling, p.tighten_on_failures
+    return dumps(
+        {
+            "kind": config.kind.value,
+            "approval": config.approval,
+            "rules": [_rule_doc(r) for r in config.rules],
+            "policies": {
+                "adaptive_polling": None
+                if polling is None
+                else {
+                    "unchanged_runs": polling.unchanged_runs,
+                    "factor": polling.factor,
+                    "json_pointer": polling.json_pointer,
+                },
+                "honour_retry_after": p.honour_retry_after,
+                "tighten_on_failures": None
+                if tighten is None
+                else {
+                    "streak": tighten.streak,
+                    "interval_seconds": _opt_secs(tighten.interval),
+                    "ttl_seconds": _secs(tighten.ttl),
+                    "recover_after": tighten.recover_after,
+                },
+            },
+        }
+    )
+
+
+def planner_from(tenant_id: str, endpoint_id: str, text: str) -> EndpointPlanner:
+    doc = json.loads(text)
+    p = doc["policies"]
+    polling, tighten = p["adaptive_polling"], p["tighten_on_failures"]
+    policies = Policies(
+        adaptive_polling=None
+        if polling is None
+        else AdaptivePolling(polling["unchanged_runs"], polling["factor"], polling["json_pointer"]),
+        honour_retry_after=p["honour_retry_after"],
+        tighten_on_failures=None
+        if tighten is None
+        else TightenOnFailures(
+            tighten["streak"],
+            _opt_td(tighten["interval_seconds"]),
+            _td(tighten["ttl_seconds"]),
+            tighten["recover_after"],
+        ),
+    )
+    rules = tuple(_rule_from(r) for r in doc["rules"])
+    return EndpointPlanner(
+        tenant_id, endpoint_id, PlannerKind(doc["kind"]), doc["approval"], rules, policies
+    )
+
+
+def _opt_secs(value: timedelta | None) -> float | None:
+    return None if value is None else _secs(value)
+
+
+def _opt_td(value: float | None) -> timedelta | None:
+    return None if value is None else _td(value)
+
+
+def _rule_doc(rule: Rule) -> dict[str, Any]:
     return {
-        "interval_hint": hint_text(ep.interval_hint),
-        "one_shot": one_shot_text(ep.one_shot),
-        "pause": pause_text(ep.pause),
-        "next_run_at": ep.next_run_at,
-        "next_run_source": None if ep.next_run_source is None else ep.next_run_source.value,
-        "last_run_at": ep.last_run_at,
-        "last_scheduled_for": ep.last_scheduled_for,
-        "last_status": None if ep.last_status is None else ep.last_status.value,
-        "failure_count": ep.failure_count,
-        "success_streak": ep.success_streak,
-        "attempt": ep.attempt,
+        "name": rule.name,
+        "when": [_condition_doc(c) for c in rule.when],
+        "then": [
+            {
+                "verb": s.verb.value,
+                "target": s.target,
+                "interval_seconds": _opt_secs(s.interval),
+                "ttl_seconds": _opt_secs(s.ttl),
+                "delay_seconds": _opt_secs(s.delay),
+            }
+            for s in rule.then
+        ],
+        "for_runs": rule.for_runs,
+        "cooldown_seconds": _secs(rule.cooldown),
     }
+
+
+def _rule_from(doc: dict[str, Any]) -> Rule:
+    steps = tuple(
+        Step(
+            Verb(s["verb"]),
+            s["target"],
+            _opt_td(s["interval_seconds"]),
+            _opt_td(s["ttl_seconds"]),
+            _opt_td(s["delay_seconds"]),
+        )
+        for s in doc["then"]
+    )
+    when = tuple(_condition_from(c) for c in doc["when"])
+    return Rule(doc["name"], when, steps, doc["for_runs"], _td(doc["cooldown_seconds"]))
+
+
+def _condition_doc(c: Condition) -> dict[str, Any]:
+    if isinstance(c, SiblingLatest):
+        return {"kind": "sibling", "sibling": c.sibling, "condition": _condition_doc(c.condition)}
+    if isinstance(c, OutcomeIs):
+        return {"kind": "outcome", "statuses": sorted(s.value for s in c.statuses)}
+    if isinstance(c, MetricCompare):
+        return {"kind": "metric", "metric": c.metric.value, "op": c.op.value, "value": c.value}
+    if isinstance(c, ResponseMatches):
+        comp = c.comparison
+        return {
+            "kind": "response",
+            "op": comp.op.value,
+            "value": comp.value,
+            "json_pointer": comp.json_pointer,
+        }
+    return {
+        "kind": "response_change",
+        "changed": c.changed,
+        "runs": c.runs,
+        "json_pointer": c.json_pointer,
+    }
+
+
+def _condition_from(doc: dict[str, Any]) -> Any:
+    kind = doc["kind"]
+    if kind == "sibling":
+        return SiblingLatest(doc["sibling"], _condition_from(doc["condition"]))
+    if kind == "outcome":
+        return OutcomeIs(frozenset(RunStatus(s) for s in doc["statuses"]))
+    if kind == "metric":
+        return MetricCompare(Metric(doc["metric"]), Op(doc["op"]), doc["value"])
+    if kind == "response":
+        return ResponseMatches(Comparison(Op(doc["op"]), doc["value"], doc["json_pointer"]))
+    return ResponseChange(doc["changed"], doc["runs"], doc["json_pointer"])

@@ -1,0 +1,252 @@
+"""``SqlStore``: ``cadenza.ports.Store`` over one ``dialect.Database``.
+
+Units of work are ``tx.SqlTx``: a writing one inside ``Database.writing``, a
+read-only one on ``Database.reading``. The claim and the completion run as
+``scheduling``'s steps; extending, releasing and sweeping leases are SQLAlchemy Core
+(``FOR UPDATE`` renders as nothing on SQLite, whose writers hold the database's
+write lock from their ``BEGIN IMMEDIATE``). The schema is created by ``migrate``
+(Alembic), never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cadenza.adapters.store import scheduling
+from cadenza.adapters.store.codec import Codec, Row
+from cadenza.adapters.store.dialect import Database, Dialect, Executor
+from cadenza.adapters.store.tables import UtcDateTime, endpoints, runs, workers
+from cadenza.adapters.store.tx import SqlTx
+from cadenza.domain.model import Endpoint, PlanSource, Run, RunStatus
+from cadenza.ids import new_id
+from cadenza.ports import Claim, Completed, Completion, SecretBox, Tx, WorkerInfo
+
+_E = endpoints.c
+_FENCED = sa.and_(
+    _E.id == sa.bindparam("b_id"),
+    _E.lease_owner == sa.bindparam("b_owner"),
+    _E.lease_epoch == sa.bindparam("b_epoch"),
+)
+_RELEASED: dict[str, Any] = {
+    "lease_owner": None,
+    "lease_until": None,
+    "lease_slot": None,
+    "lease_claimed_at": None,
+}
+_RELEASE = endpoints.update().where(_FENCED).values(**_RELEASED)
+_EXTEND = endpoints.update().where(_FENCED).values(lease_until=sa.bindparam("until", UtcDateTime()))
+_OWNED = sa.select(_E.id, _E.lease_epoch).where(
+    _E.id.in_(sa.bindparam("ids", expanding=True)), _E.lease_owner == sa.bindparam("owner")
+)
+_LOST = endpoints.update().where(_FENCED).values(attempt=_E.attempt + 1, **_RELEASED)
+_EXPIRED = (
+    sa.select(endpoints)
+    .where(_E.lease_owner.is_not(None), _E.lease_until < sa.bindparam("now", UtcDateTime()))
+    .order_by(_E.lease_until)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+    .with_for_update(skip_locked=True)
+)
+_NEXT_DUE = sa.select(sa.func.min(_E.next_run_at)).where(
+    _E.lease_owner.is_(None), _E.next_run_at.is_not(None)
+)
+
+
+class SqlStore:
+    """The SQL store; build it with ``open_store``."""
+
+    def __init__(self, database: Database, secret_box: SecretBox) -> None:
+        self._db = database
+        self._codec = Codec(secret_box)
+        self._in_flight = scheduling.InFlight()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The writers' engine (the planner store shares it)."""
+        return self._db.engine
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._db.dialect
+
+    def _writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._db.writing()
+
+    def _reads(self) -> AbstractAsyncContextManager[Executor]:
+        return self._db.reading()
+
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
+        """A unit of work: committed when the block ends, rolled back if it raises.
+
+        On SQLite a writing transaction holds the database's write lock throughout.
+        ``readonly=True`` promises no writes (SQLite refuses them): each statement
+        then reads its own consistent snapshot, as at READ COMMITTED, and takes no lock.
+        """
+        if readonly:
+            async with self._reads() as reads:
+                yield SqlTx(reads, self._codec, self._db.dialect)
+            return
+        async with self._writing() as conn:
+            tx = SqlTx(self._db.executor(conn), self._codec, self._db.dialect)
+            yield tx
+            if tx.endpoints_changed:
+                await self._db.endpoints_written(conn)
+
+    # Scheduling -------------------------------------------------------------------
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        now: datetime,
+        *,
+        lookahead: timedelta,
+        limit: int,
+        lease_margin: timedelta,
+    ) -> list[Claim]:
+        """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
+        if limit < 1:
+            return []
+        d = self._db.dialect
+        steps = scheduling.claim(d, worker_id, now, now + lookahead, limit, lease_margin)
+        rows, jobs = await self._db.run(steps, atomic=False)
+        return scheduling.claims(d, self._codec, self._in_flight, rows, jobs)
+
+    async def complete(
+        self, worker_id: str, completions: Sequence[Completion], now: datetime
+    ) -> Completed:
+        """Record the runs, replan and release every endpoint still ours."""
+        if not completions:
+            return Completed([])
+        d = self._db.dialect
+        prepared = scheduling.prepare(d, self._in_flight, worker_id, completions, now)
+        if prepared.unchanged is not None:
+            try:
+                return await self._db.run(scheduling.complete_unchanged(d, prepared))
+            except scheduling.Changed:
+                pass  # rolled back: replan from the current rows instead
+        return await self._db.run(
+            scheduling.complete_from_current(d, self._codec, worker_id, completions, prepared, now)
+        )
+
+    async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
+        if not claims:
+            return
+        for c in claims:
+            self._in_flight.forget(c.endpoint.id, c.epoch)
+        async with self._writing() as conn:
+            await conn.execute(_RELEASE, [_fence(worker_id, c) for c in claims])
+            await self._db.endpoints_written(conn)
+
+    async def extend_leases(
+        self, worker_id: str, claims: Sequence[Claim], until: datetime
+    ) -> list[str]:
+        """Heartbeat for long runs; returns the ids whose lease is no longer ours."""
+        if not claims:
+            return []
+        ids = [c.endpoint.id for c in claims]
+        async with self._writing() as conn:
+            owned = {
+                row.id: row.lease_epoch
+                for row in await conn.execute(_OWNED, {"ids": ids, "owner": worker_id})
+            }
+            ours = [c for c in claims if owned.get(c.endpoint.id) == c.epoch]
+            if ours:
+                await conn.execute(
+                    _EXTEND, [{**_fence(worker_id, c), "until": until} for c in ours]
+                )
+        kept = {c.endpoint.id for c in ours}
+        return [i for i in ids if i not in kept]
+
+    async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
+        """Record each expired lease as a lost attempt and free the slot for a new claim."""
+        async with self._writing() as conn:
+            rows = (await conn.execute(_EXPIRED, {"now": now, "limit": limit})).all()
+            if not rows:
+                return []
+            lost = [_lost_run(r, now) for r in rows]
+            insert = self._db.dialect.insert(runs).on_conflict_do_nothing(
+                index_elements=["endpoint_id", "scheduled_for", "attempt"]
+            )
+            await conn.execute(insert, [Codec.run_row(r) for r in lost])
+            fences = [
+                {"b_id": r.id, "b_owner": r.lease_owner, "b_epoch": r.lease_epoch} for r in rows
+            ]
+            await conn.execute(_LOST, fences)
+            await self._db.endpoints_written(conn)
+        return lost
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
+        async with self._reads() as reads:
+            value: datetime | None = (await reads.execute(_NEXT_DUE)).scalar()
+        return value
+
+    async def import_endpoints(self, rows: Sequence[Endpoint]) -> None:
+        """Bulk insert in one statement batch, for seeding, imports and benchmarks.
+
+        Skips the per-row job check of ``Tx.insert_endpoint`` (the foreign key on the
+        job still applies), so the caller vouches for the tenants.
+        """
+        if not rows:
+            return
+        values = [self._codec.endpoint_row(ep) for ep in rows]
+        async with self._writing() as conn:
+            await conn.execute(endpoints.insert(), values)
+            await self._db.endpoints_written(conn, bulk=True)
+
+    # Workers ----------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        async with self._writing() as conn:
+            await conn.execute(workers.delete().where(workers.c.id == info.id))
+            await conn.execute(workers.insert(), self._codec.worker_row(info))
+
+    async def heartbeat_worker(self, worker_id: str, now: datetime) -> None:
+        stmt = workers.update().where(workers.c.id == worker_id).values(heartbeat_at=now)
+        async with self._writing() as conn:
+            await conn.execute(stmt)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        async with self._writing() as conn:
+            await conn.execute(workers.delete().where(workers.c.id == worker_id))
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        stmt = sa.select(workers).order_by(workers.c.id)
+        async with self._reads() as reads:
+            rows = (await reads.execute(stmt)).all()
+        return [self._codec.worker(r) for r in rows]
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def _fence(worker_id: str, claim: Claim) -> dict[str, Any]:
+    return {"b_id": claim.endpoint.id, "b_owner": worker_id, "b_epoch": claim.epoch}
+
+
+def _lost_run(row: Row, now: datetime) -> Run:
+    slot = row.lease_slot or row.next_run_at or now
+    source = row.next_run_source
+    return Run(
+        id=new_id("run", now),
+        endpoint_id=row.id,
+        job_id=row.job_id,
+        tenant_id=row.tenant_id,
+        scheduled_for=slot,
+        started_at=row.lease_claimed_at or now,
+        finished_at=now,
+        status=RunStatus.LOST,
+        source=PlanSource.BASELINE_INTERVAL if source is None else PlanSource(source),
+        attempt=row.attempt,
+        error=(
+            f"Worker {row.lease_owner!r} held the lease until {row.lease_until.isoformat()} "
+            "and did not report back; the attempt is presumed lost and the slot is retried."
+        ),
+        worker_id=row.lease_owner,
+    )
