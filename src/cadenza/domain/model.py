@@ -124,6 +124,7 @@ class Body:
 
 
 DEFAULT_EXPECTED_STATUS: frozenset[int] = frozenset(range(200, 300))
+_HTTP_STATUSES = frozenset(range(100, 600))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,7 @@ class Request:
             raise errors.ValidationError(
                 f"At most {limits.MAX_HEADERS} headers.", "request.headers"
             )
-        if not self.expected_status or not all(100 <= s <= 599 for s in self.expected_status):
+        if not self.expected_status or not self.expected_status <= _HTTP_STATUSES:
             raise errors.ValidationError(
                 "expected_status must list HTTP status codes between 100 and 599.",
                 "request.expected_status",
