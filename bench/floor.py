@@ -66,19 +66,18 @@ class _Params:
             last_status="success", failure_count=0, success_streak=1, attempt=1,
         )  # fmt: skip
 
-    def run(self, row: Sequence[Any]) -> tuple[Any, ...]:
+    def run(self, row: Sequence[Any]) -> list[Any]:
         self._run.update(
             id=new_id("run", self._now), endpoint_id=row[_ID], job_id=row[_JOB],
             tenant_id=row[_TENANT], scheduled_for=row[_NEXT],
             source=row[_SOURCE] or _INTERVAL, attempt=row[_ATTEMPT],
         )  # fmt: skip
-        return tuple(self._run.values())
+        return list(self._run.values())
 
-    def state(self, row: Sequence[Any]) -> tuple[Any, ...]:
+    def state(self, row: Sequence[Any]) -> list[Any]:
         """``STATE_COLUMNS`` (no hints, success, attempt reset), then the fence."""
         self._state.update(next_run_source=row[_SOURCE] or _INTERVAL, last_scheduled_for=row[_NEXT])
-        fence = (row[_ID], WORKER, row[_EPOCH], row[_REVISION])
-        return (*self._state.values(), *fence)
+        return [*self._state.values(), row[_ID], WORKER, row[_EPOCH], row[_REVISION]]
 
 
 def _complete(d: Dialect, params: _Params, rows: list[Any], jobs: list[Any]) -> Steps[Any]:

@@ -10,9 +10,9 @@ from store_builders import T0, endpoint, job, secs
 
 from cadenza.adapters.store.codec import (
     RUN_COLUMNS,
+    RUN_PARAMS,
     STATE_COLUMNS,
     Codec,
-    driver_params,
     endpoint_state,
 )
 from cadenza.adapters.store.dialect import Dialect
@@ -110,7 +110,7 @@ def test_run_params_equal_the_run_row(d: Dialect) -> None:
     pg = d is POSTGRES
     for run in _runs():
         row = Codec.run_row(run)
-        assert driver_params(row, RUN_COLUMNS, d.ts_out) == _expected(row, RUN_COLUMNS, pg)
+        assert tuple(RUN_PARAMS(row, d.ts_out)) == _expected(row, RUN_COLUMNS, pg)
 
 
 @pytest.mark.parametrize("d", DIALECTS, ids=lambda d: d.name)
@@ -119,7 +119,7 @@ def test_state_params_equal_the_endpoint_state(d: Dialect) -> None:
     fence = ("ept_x", "w1", 7)
     for ep in _endpoints():
         expected = (*_expected(endpoint_state(ep), STATE_COLUMNS, pg), *fence)
-        assert state_params(d, ep, fence) == expected
+        assert tuple(state_params(d, ep, fence)) == expected
 
 
 def test_the_state_columns_are_what_the_endpoint_state_holds() -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from cadenza.adapters.store import documents as doc
-from cadenza.adapters.store.tables import endpoints, jobs, runs
+from cadenza.adapters.store.tables import UtcDateTime, endpoints, jobs, runs
 from cadenza.domain.identity import ApiKey, KeyKind, Scope, User
 from cadenza.domain.model import (
     Actor,
@@ -61,12 +63,28 @@ def _same(value: Any) -> Any:
     return value
 
 
-def driver_params(
-    row: dict[str, Any], columns: Sequence[str], ts_out: Callable[[Any], Any]
-) -> tuple[Any, ...]:
-    """``row``'s values of ``columns``, in order, its timestamps through the dialect's
-    ``ts_out``: the parameters of raw driver SQL that names those columns."""
-    return tuple(ts_out(v) if isinstance(v, datetime) else v for v in map(row.__getitem__, columns))
+class Params:
+    """The parameters of raw driver SQL that names ``columns`` of ``table``: a row
+    dict's values in that order, its timestamps as the dialect binds them."""
+
+    def __init__(self, table: sa.Table, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self._times = tuple(
+            i for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime)
+        )
+
+    def __call__(self, row: dict[str, Any], ts_out: Callable[[Any], Any]) -> list[Any]:
+        values = [row[c] for c in self.columns]
+        for i in self._times:
+            values[i] = ts_out(values[i])
+        return values
+
+
+RUN_PARAMS = Params(runs, RUN_COLUMNS)
+STATE_PARAMS = Params(endpoints, STATE_COLUMNS)
+_CATCH_UP = {c.value: c for c in CatchUp}
+_SOURCES = {s.value: s for s in PlanSource}
+_STATUSES = {s.value: s for s in RunStatus}
 
 
 def endpoint_state(ep: Endpoint) -> dict[str, Any]:
@@ -164,7 +182,7 @@ class Codec:
             created_at=ts(r.created_at),
             updated_at=ts(r.updated_at),
             guardrails=config.guardrails(r.guardrails),
-            catch_up=CatchUp(r.catch_up),
+            catch_up=_CATCH_UP[r.catch_up],
             jitter=timedelta(microseconds=r.jitter_us),
             tier=r.tier,
             description=r.description,
@@ -174,10 +192,10 @@ class Codec:
             pause=doc.pause_from(r.pause),
             archived_at=ts(r.archived_at),
             next_run_at=ts(r.next_run_at),
-            next_run_source=None if r.next_run_source is None else PlanSource(r.next_run_source),
+            next_run_source=None if r.next_run_source is None else _SOURCES[r.next_run_source],
             last_run_at=ts(r.last_run_at),
             last_scheduled_for=ts(r.last_scheduled_for),
-            last_status=None if r.last_status is None else RunStatus(r.last_status),
+            last_status=None if r.last_status is None else _STATUSES[r.last_status],
             failure_count=r.failure_count,
             success_streak=r.success_streak,
             attempt=r.attempt,
@@ -258,8 +276,8 @@ class Codec:
             scheduled_for=ts(r.scheduled_for),
             started_at=ts(r.started_at),
             finished_at=ts(r.finished_at),
-            status=RunStatus(r.status),
-            source=PlanSource(r.source),
+            status=_STATUSES[r.status],
+            source=_SOURCES[r.source],
             attempt=r.attempt,
             missed_slots=r.missed_slots,
             http_status=r.http_status,

@@ -42,10 +42,11 @@ from cadenza.adapters.store.codec import (
     ENDPOINT_COLUMNS,
     JOB_COLUMNS,
     RUN_COLUMNS,
+    RUN_PARAMS,
     STATE_COLUMNS,
+    STATE_PARAMS,
     Codec,
     Row,
-    driver_params,
     endpoint_state,
 )
 from cadenza.adapters.store.dialect import Batch, Dialect, Fetch, Sql, Staged, Steps, Write
@@ -234,8 +235,8 @@ class Prepared:
     copies fenced on their revisions (``None``: ``complete_from_current`` decides) with the
     earliest next slot among them, and the revision of each job as the claims saw it."""
 
-    runs: list[tuple[Any, ...]]
-    unchanged: list[tuple[Any, ...]] | None
+    runs: list[list[Any]]
+    unchanged: list[list[Any]] | None
     earliest: datetime | None
     job_revisions: dict[str, int]
 
@@ -245,9 +246,11 @@ class Changed(Exception):
     transaction back."""
 
 
-def state_params(d: Dialect, ep: Endpoint, fence: tuple[Any, ...]) -> tuple[Any, ...]:
+def state_params(d: Dialect, ep: Endpoint, fence: tuple[Any, ...]) -> list[Any]:
     """``ep``'s ``STATE_COLUMNS``, then ``fence``: a parameter row of ``COMPLETE*``."""
-    return (*driver_params(endpoint_state(ep), STATE_COLUMNS, d.ts_out), *fence)
+    values = STATE_PARAMS(endpoint_state(ep), d.ts_out)
+    values.extend(fence)
+    return values
 
 
 def prepare(
@@ -258,8 +261,8 @@ def prepare(
     now: datetime,
 ) -> Prepared:
     """The CPU work of the completion, done without holding a transaction open."""
-    runs = [driver_params(Codec.run_row(c.run), RUN_COLUMNS, d.ts_out) for c in completions]
-    unchanged: list[tuple[Any, ...]] | None = []
+    runs = [RUN_PARAMS(Codec.run_row(c.run), d.ts_out) for c in completions]
+    unchanged: list[list[Any]] | None = []
     slots: list[datetime] = []
     jobs: dict[str, int] = {}
     for done in completions:
@@ -311,7 +314,7 @@ def complete_from_current(
     current = {r[0]: r for r in rows}
     width = len(ENDPOINT_COLUMNS)
     jobs: dict[str, Any] = {}
-    states: list[tuple[Any, ...]] = []
+    states: list[list[Any]] = []
     slots: list[datetime] = []
     lost: list[str] = []
     for done in completions:
@@ -331,7 +334,7 @@ def complete_from_current(
     return Completed(lost, min(slots, default=None))
 
 
-def _insert_runs(params: list[tuple[Any, ...]]) -> Steps[None]:
+def _insert_runs(params: list[list[Any]]) -> Steps[None]:
     if (yield Write(INSERT_RUNS, params)) < len(params):
         raise errors.Conflict(
             "A run of this batch is already recorded for its endpoint, slot and attempt "
