@@ -5,16 +5,16 @@ connects to it. Both take ``sqlite+aiosqlite:///path`` or
 ``postgresql+psycopg://user@host/db`` URLs (or the same without the driver).
 
 The modules, shared first: ``tables`` (the schema), ``documents`` and ``codec``
-(entities to rows), ``dialect`` (what a database must provide), ``tx`` and ``store``
-(the units of work), ``scheduling`` (the claim and the completion); then one module
+(entities to rows), ``dialect`` (what a database must provide), ``tx`` and ``sql``
+(the units of work, ``SqlStore``), ``scheduling`` (the claim and the completion); then one module
 per database, ``sqlite`` and ``postgres``; ``planner_sql`` for the planner's tables.
 """
 
 from cadenza.adapters.store.migrate import async_url
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.adapters.store.postgres import CHANNEL, PostgresDatabase
+from cadenza.adapters.store.sql import SqlStore
 from cadenza.adapters.store.sqlite import SqliteDatabase
-from cadenza.adapters.store.store import SqlStore
 from cadenza.ports import SecretBox
 
 

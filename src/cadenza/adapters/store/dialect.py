@@ -1,7 +1,7 @@
 """What differs between SQLite and PostgreSQL, behind two small objects.
 
-The store (``store``), its unit of work (``tx``), the claim (``claim``) and the
-completion (``completion``) are written once. What a database does its own way is
+The store (``sql``), its unit of work (``tx``) and the claim and the completion
+(``scheduling``) are written once. What a database does its own way is
 asked of it:
 
 * ``Dialect``: how parameters and results of raw driver SQL are spelled (timestamps,

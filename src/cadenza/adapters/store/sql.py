@@ -74,10 +74,13 @@ class SqlStore:
     def dialect(self) -> Dialect:
         return self._db.dialect
 
-    def _writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """One writing transaction on this store's writers, committed on success (for
+        the stores that share this one's connections)."""
         return self._db.writing()
 
-    def _reads(self) -> AbstractAsyncContextManager[Executor]:
+    def reading(self) -> AbstractAsyncContextManager[Executor]:
+        """A read-only unit of work on this store's read path."""
         return self._db.reading()
 
     @asynccontextmanager
@@ -89,10 +92,10 @@ class SqlStore:
         then reads its own consistent snapshot, as at READ COMMITTED, and takes no lock.
         """
         if readonly:
-            async with self._reads() as reads:
+            async with self.reading() as reads:
                 yield SqlTx(reads, self._codec, self._db.dialect)
             return
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             tx = SqlTx(self._db.executor(conn), self._codec, self._db.dialect)
             yield tx
             if tx.endpoints_changed:
@@ -139,7 +142,7 @@ class SqlStore:
             return
         for c in claims:
             self._in_flight.forget(c.endpoint.id, c.epoch)
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             await conn.execute(_RELEASE, [_fence(worker_id, c) for c in claims])
             await self._db.endpoints_written(conn)
 
@@ -150,7 +153,7 @@ class SqlStore:
         if not claims:
             return []
         ids = [c.endpoint.id for c in claims]
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             owned = {
                 row.id: row.lease_epoch
                 for row in await conn.execute(_OWNED, {"ids": ids, "owner": worker_id})
@@ -165,7 +168,7 @@ class SqlStore:
 
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
         """Record each expired lease as a lost attempt and free the slot for a new claim."""
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             rows = (await conn.execute(_EXPIRED, {"now": now, "limit": limit})).all()
             if not rows:
                 return []
@@ -183,7 +186,7 @@ class SqlStore:
 
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
-        async with self._reads() as reads:
+        async with self.reading() as reads:
             value: datetime | None = (await reads.execute(_NEXT_DUE)).scalar()
         return value
 
@@ -196,29 +199,29 @@ class SqlStore:
         if not rows:
             return
         values = [self._codec.endpoint_row(ep) for ep in rows]
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             await conn.execute(endpoints.insert(), values)
             await self._db.endpoints_written(conn, bulk=True)
 
     # Workers ----------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             await conn.execute(workers.delete().where(workers.c.id == info.id))
             await conn.execute(workers.insert(), self._codec.worker_row(info))
 
     async def heartbeat_worker(self, worker_id: str, now: datetime) -> None:
         stmt = workers.update().where(workers.c.id == worker_id).values(heartbeat_at=now)
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             await conn.execute(stmt)
 
     async def remove_worker(self, worker_id: str) -> None:
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             await conn.execute(workers.delete().where(workers.c.id == worker_id))
 
     async def list_workers(self) -> list[WorkerInfo]:
         stmt = sa.select(workers).order_by(workers.c.id)
-        async with self._reads() as reads:
+        async with self.reading() as reads:
             rows = (await reads.execute(stmt)).all()
         return [self._codec.worker(r) for r in rows]
 
