@@ -7,11 +7,10 @@ Expired hints are dropped at every write (§2 rule 8).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from cadenza.domain.governor import plan_next_run
-from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run
+from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run, evolve
 
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
@@ -23,14 +22,14 @@ def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
     keep_pause = pause if pause is not None and pause.active(now) else None
     if keep_hint is hint and keep_shot is shot and keep_pause is pause:
         return endpoint
-    return replace(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
+    return evolve(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
 
 
 def replan(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
     """Drop expired hints and recompute ``next_run_at`` from the current inputs."""
     current = without_expired_hints(endpoint, now)
     plan = plan_next_run(now, current, job)
-    return replace(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
+    return evolve(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
 
 
 def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint:
@@ -43,7 +42,7 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     if shot is not None and run.started_at >= shot.run_at:
         shot = None
     ok = run.status.ok
-    ran = replace(
+    ran = evolve(
         endpoint,
         one_shot=shot,
         last_run_at=run.started_at,
@@ -58,25 +57,25 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
 
 
 def with_interval_hint(endpoint: Endpoint, job: Job, hint: IntervalHint, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, interval_hint=hint), job, now)
+    return replan(evolve(endpoint, interval_hint=hint), job, now)
 
 
 def with_one_shot(endpoint: Endpoint, job: Job, shot: OneShot, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, one_shot=shot), job, now)
+    return replan(evolve(endpoint, one_shot=shot), job, now)
 
 
 def paused(endpoint: Endpoint, job: Job, pause: Pause, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, pause=pause), job, now)
+    return replan(evolve(endpoint, pause=pause), job, now)
 
 
 def resumed(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, pause=None), job, now)
+    return replan(evolve(endpoint, pause=None), job, now)
 
 
 def hints_cleared(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
     """Back to the baseline: interval hint and one-shot dropped (a pause stays)."""
-    return replan(replace(endpoint, interval_hint=None, one_shot=None), job, now)
+    return replan(evolve(endpoint, interval_hint=None, one_shot=None), job, now)
 
 
 def failures_reset(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, failure_count=0), job, now)
+    return replan(evolve(endpoint, failure_count=0), job, now)

@@ -24,7 +24,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,7 +46,7 @@ from cadenza.adapters.store.dialect import (
     driver_connection,
 )
 from cadenza.adapters.store.migrate import sync_url
-from cadenza.adapters.store.tables import EPOCH, to_micros
+from cadenza.adapters.store.tables import from_micros, to_micros
 
 T = TypeVar("T")
 Setup = Callable[[sqlite3.Connection], None]
@@ -76,22 +75,7 @@ background checkpoints fall behind."""
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """The WAL file is cut back to this size after a checkpoint (it only ever grows)."""
 
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _ts_in(value: int | None) -> datetime | None:
-    return None if value is None else EPOCH + value * _MICROSECOND
-
-
-def _ts_out(value: datetime | None) -> int | None:
-    return None if value is None else to_micros(value)
-
-
-def _ids(ids: list[str]) -> str:
-    return json.dumps(ids)
-
-
-SQLITE = Dialect("sqlite", _ts_in, _ts_out, _ids, insert)
+SQLITE = Dialect("sqlite", from_micros, to_micros, json.dumps, insert)
 
 
 def pragmas(conn: sqlite3.Connection) -> None:

@@ -23,18 +23,22 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def to_micros(value: datetime) -> int:
-    """Microseconds since the epoch; refuses naive datetimes (they would be guesses)."""
+def to_micros(value: datetime | None) -> int | None:
+    """Microseconds since the epoch (``None`` stays ``None``); refuses naive datetimes
+    (they would be guesses)."""
+    if value is None:
+        return None
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: Cadenza stores aware UTC times only")
-    return (value - EPOCH) // _MICRO
+    return (value - EPOCH) // _MICROSECOND
 
 
-def from_micros(value: int) -> datetime:
-    return EPOCH + timedelta(microseconds=value)
+def from_micros(value: int | None) -> datetime | None:
+    """The inverse of ``to_micros``."""
+    return None if value is None else EPOCH + value * _MICROSECOND
 
 
 def _check_aware(value: datetime | None) -> datetime | None:
@@ -54,17 +58,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
             return dialect.type_descriptor(sa.BigInteger())
         return dialect.type_descriptor(sa.DateTime(timezone=True))
 
-    # The processors are specialised per dialect once, instead of branching on the
-    # dialect for every value: this sits on the claim/complete hot path.
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        if dialect.name == "sqlite":
-            return lambda v: None if v is None else to_micros(v)
-        return _check_aware
+        return to_micros if dialect.name == "sqlite" else _check_aware
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        if dialect.name == "sqlite":
-            return lambda v: None if v is None else from_micros(v)
-        return None
+        return from_micros if dialect.name == "sqlite" else None
 
 
 def _id(name: str = "id", **kw: Any) -> sa.Column[str]:
