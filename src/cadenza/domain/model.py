@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,8 @@ class Method(StrEnum):
 
     @classmethod
     def parse(cls, value: str) -> Method:
+        if isinstance(value, cls):
+            return value
         try:
             return cls(value.upper())
         except ValueError:
@@ -128,6 +131,13 @@ DEFAULT_EXPECTED_STATUS: frozenset[int] = frozenset(range(200, 300))
 _HTTP_STATUSES = frozenset(range(100, 600))
 
 
+@lru_cache(maxsize=256)
+def _http_statuses(codes: frozenset[int]) -> bool:
+    """``codes`` is a non-empty set of HTTP status codes; remembered per set, since
+    requests share a few sets (the default above, and the store's interned ones)."""
+    return bool(codes) and codes <= _HTTP_STATUSES
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Attempts inside one run; delays double from ``backoff`` up to ``max_backoff``."""
@@ -174,7 +184,7 @@ class Request:
             raise errors.ValidationError(
                 f"At most {limits.MAX_HEADERS} headers.", "request.headers"
             )
-        if not self.expected_status or not self.expected_status <= _HTTP_STATUSES:
+        if not _http_statuses(self.expected_status):
             raise errors.ValidationError(
                 "expected_status must list HTTP status codes between 100 and 599.",
                 "request.expected_status",

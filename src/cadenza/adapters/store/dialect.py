@@ -43,6 +43,8 @@ class Dialect:
     """A list of ids as the one parameter of ``Sql`` texts that match ``id`` against it."""
     insert: Callable[[sa.Table], Any]
     """The dialect's ``insert``, which has ``on_conflict_do_nothing``/``_do_update``."""
+    claim_returns_jobs: bool
+    """The claim's one statement also returns each endpoint's job (``scheduling.CLAIM``)."""
 
 
 @dataclass(frozen=True, slots=True)

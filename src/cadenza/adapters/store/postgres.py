@@ -59,7 +59,7 @@ def _same(value: Any) -> Any:
     return value
 
 
-POSTGRES = Dialect("postgresql", _same, _same, list, insert)
+POSTGRES = Dialect("postgresql", _same, _same, list, insert, claim_returns_jobs=True)
 _NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
 _ANALYZE = sa.text("ANALYZE endpoints")
 

@@ -6,13 +6,14 @@ PostgreSQL a round trip per statement, SQLite all on its hot writer's thread.
 
 **The claim** leases up to ``limit`` due endpoints in one statement: the earliest
 ``next_run_at`` first, each lease lasting the request's ``lease_budget`` plus a
-margin, the slot and time of the claim kept for the sweeper; a second statement
-reads their jobs. Fencing is on ``(lease_owner, lease_epoch)``: the epoch grows
-with every claim, so a worker whose lease expired cannot write even if it claimed
-the same endpoint again since. PostgreSQL skips rows another worker is claiming
-right now (``SKIP LOCKED``) and runs the claim's statements outside a transaction:
-each stands alone, and BEGIN and COMMIT would be two more round trips in a busy
-worker's event loop.
+margin, the slot and time of the claim kept for the sweeper. Their jobs come with
+them on PostgreSQL; SQLite's RETURNING cannot join, so a second statement reads
+them. Fencing is on ``(lease_owner, lease_epoch)``: the epoch grows with every
+claim, so a worker whose lease expired cannot write even if it claimed the same
+endpoint again since. PostgreSQL skips rows another worker is claiming
+right now (``SKIP LOCKED``) and runs the claim outside a transaction: a statement
+stands alone, and BEGIN and COMMIT would be two more round trips in a busy worker's
+event loop.
 
 **The completion** records a batch of runs, replans each endpoint and releases its
 lease. It must plan from the endpoint's *current* state (SCHEDULING.md §3): a hint
@@ -67,7 +68,8 @@ _DUE = (
 _LEASE = "lease_epoch = lease_epoch + 1, lease_slot = next_run_at, lease_claimed_at = {p}"
 
 CLAIM = Sql(
-    # Parameters: owner, now, margin (µs), now, horizon, limit.
+    # Parameters: owner, now, margin (µs), now, horizon, limit. Rows: ENDPOINT_COLUMNS,
+    # on PostgreSQL followed by the endpoint's job's JOB_COLUMNS.
     sqlite=(
         "UPDATE endpoints SET lease_owner = ?, lease_until = ? + lease_budget_us + ?, "  # noqa: S608
         f"{_LEASE.format(p='?')} WHERE id IN ({_DUE.format(p='?')}) RETURNING {_COLUMNS}"
@@ -75,11 +77,13 @@ CLAIM = Sql(
     # ANY(ARRAY(…)) runs the locking subquery once and then updates by primary key;
     # with IN (…) the planner may hash-join against a scan of the whole table.
     postgres=(
-        "UPDATE endpoints SET lease_owner = %s, "  # noqa: S608
+        "WITH claimed AS (UPDATE endpoints SET lease_owner = %s, "  # noqa: S608
         "lease_until = %s + (lease_budget_us + %s) * interval '1 microsecond', "
         f"{_LEASE.format(p='%s')} "
         f"WHERE id = ANY(ARRAY({_DUE.format(p='%s')} FOR UPDATE SKIP LOCKED)) "
-        f"RETURNING {_COLUMNS}"
+        f"RETURNING {_COLUMNS}) "
+        f"SELECT c.*, {', '.join(f'j.{c}' for c in JOB_COLUMNS)} "
+        "FROM claimed AS c JOIN jobs AS j ON j.id = c.job_id"
     ),
 )
 _IN_IDS = Sql(sqlite="IN (SELECT value FROM json_each(?))", postgres="= ANY(%s)")
@@ -103,6 +107,9 @@ def claim(
     )
     if not rows:
         return [], []
+    if d.claim_returns_jobs:
+        width = len(ENDPOINT_COLUMNS)
+        return rows, list({row[_JOB_ID]: row[width:] for row in rows}.values())
     job_ids = list({row[_JOB_ID] for row in rows})
     jobs: list[Row] = yield Fetch(CLAIMED_JOBS, (d.ids(job_ids),))
     return rows, jobs

@@ -75,7 +75,7 @@ background checkpoints fall behind."""
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """The WAL file is cut back to this size after a checkpoint (it only ever grows)."""
 
-SQLITE = Dialect("sqlite", from_micros, to_micros, json.dumps, insert)
+SQLITE = Dialect("sqlite", from_micros, to_micros, json.dumps, insert, claim_returns_jobs=False)
 
 
 def pragmas(conn: sqlite3.Connection) -> None:
