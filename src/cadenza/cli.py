@@ -25,7 +25,6 @@ from cadenza.config import Settings
 from cadenza.container import (
     FirstStart,
     Service,
-    api_key_secret,
     build_http,
     build_planner,
     build_runtime,
@@ -35,6 +34,7 @@ from cadenza.container import (
     ensure_admin,
     install_uvloop,
     migrate_database,
+    server_keyring,
     tune_gc,
 )
 from cadenza.domain import errors
@@ -312,7 +312,7 @@ async def _create_key(
         _, plaintext = await issue_api_key(
             runtime.store,
             runtime.clock,
-            api_key_secret(settings),
+            server_keyring(settings),
             user.tenant_id,
             name,
             frozenset(Scope(s) for s in scopes),

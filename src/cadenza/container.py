@@ -18,10 +18,8 @@ Both close what they opened on exit.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
-import hashlib
 import logging
 import os
 import secrets
@@ -37,11 +35,12 @@ import structlog
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.http import HttpDispatcher
 from cadenza.adapters.http.loop import install_uvloop
-from cadenza.adapters.secrets import FernetSecretBox, SecretKeyError
+from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, migrate, open_store
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
 from cadenza.config import Settings
-from cadenza.ports import Clock, Dispatcher, PlannerStore, SecretBox, Store
+from cadenza.keyring import Keyring
+from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, SecretBox, Store
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 
 if TYPE_CHECKING:
@@ -65,6 +64,8 @@ __all__ = [
     "migrate_database",
     "scheduler_options",
     "secret_box",
+    "server_keyring",
+    "server_secret",
     "tune_gc",
 ]
 
@@ -147,15 +148,25 @@ def load_secret_key(settings: Settings, path: Path = SECRET_FILE) -> str:
     return key
 
 
+def server_secret(settings: Settings, path: Path = SECRET_FILE) -> bytes:
+    """The server secret every purpose's key is derived from (``cadenza.keyring``)."""
+    return load_secret_key(settings, path).encode()
+
+
+def previous_secrets(settings: Settings) -> tuple[bytes, ...]:
+    """Secrets replaced by ``secret_key`` that still verify during a rotation."""
+    return tuple(s.encode() for s in settings.previous_secret_keys if s)
+
+
+def server_keyring(settings: Settings, path: Path = SECRET_FILE) -> Keyring:
+    """The keys derived from the server secret and the previous ones."""
+    return Keyring.of(server_secret(settings, path), previous_secrets(settings))
+
+
 def secret_box(settings: Settings, path: Path = SECRET_FILE) -> SecretBox:
-    """A Fernet box over the configured key. A key that is not a Fernet key (any
-    passphrase) is stretched into one with SHA-256, so any non-empty secret works."""
-    key = load_secret_key(settings, path)
-    try:
-        return FernetSecretBox(key)
-    except SecretKeyError:
-        derived = base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest())
-        return FernetSecretBox(derived.decode("ascii"))
+    """A Fernet box for secret header values: it encrypts with the key derived from
+    the server secret and decrypts with that of any previous (or pre-HKDF) secret."""
+    return FernetSecretBox(",".join(server_keyring(settings, path).fernet_keys()))
 
 
 def default_worker_id() -> str:
@@ -285,12 +296,6 @@ def configure_logging(*, json: bool = False, level: str = "info") -> None:
 # it). Added by the MCP work; the composition root's owner may fold it in elsewhere.
 
 
-def api_key_secret(settings: Settings, path: Path = SECRET_FILE) -> bytes:
-    """The server secret that keys API-key digests, derived from the configured (or
-    generated) secret with its own label, so it never equals the encryption key."""
-    return hashlib.sha256(b"cadenza/api-keys|" + load_secret_key(settings, path).encode()).digest()
-
-
 def planner_store(store: Store) -> PlannerStore | None:
     """The planner's store beside a SQL store (same engine); none for other stores."""
     # Imported here: it pulls in the actions, which a worker process never needs.
@@ -299,11 +304,20 @@ def planner_store(store: Store) -> PlannerStore | None:
     return SqlPlannerStore(store.engine) if isinstance(store, SqlStore) else None
 
 
+def auth_store(store: Store) -> AuthStore | None:
+    """Sessions and sign-in failures beside a SQL store (same engine)."""
+    from cadenza.adapters.store.auth_sql import SqlAuthStore
+
+    return SqlAuthStore(store.engine) if isinstance(store, SqlStore) else None
+
+
 @contextlib.asynccontextmanager
 async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
     """The ports actions run with in this process: the runtime's store, clock and
-    waker, a dispatcher of its own (``test_endpoint``), and the API-key secret."""
+    waker, a dispatcher of its own (``test_endpoint``), the server secrets and the
+    stores of the planner and of sessions."""
     from cadenza.actions.base import Services
+    from cadenza.actions.identity import PasswordChecks
 
     dispatcher = HttpDispatcher.from_settings(runtime.clock, runtime.settings)
     try:
@@ -312,22 +326,29 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
             clock=runtime.clock,
             waker=runtime.waker,
             dispatcher=dispatcher,
-            secret_key=api_key_secret(runtime.settings),
+            secret_key=server_secret(runtime.settings),
+            previous_secret_keys=previous_secrets(runtime.settings),
             planner=planner_store(runtime.store),
+            auth_store=auth_store(runtime.store),
+            password_checks=PasswordChecks(runtime.settings.password_check_concurrency),
         )
     finally:
         await dispatcher.close()
 
 
 def build_http(settings: Settings, services: Services) -> Service:
-    """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp``."""
+    """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp`` and
+    the dashboard at ``/``, signing people in through the API's sessions."""
     # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
     from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
+    from cadenza.api.browser import BrowserSessions
     from cadenza.mcp_server import mount_mcp
+    from cadenza.web import mount_dashboard
 
     app = create_app(services, settings)
     mount_mcp(app, services, rate_limit=app.state.rate_limit)
+    mount_dashboard(app, services, BrowserSessions(app.state.auth))
     return HttpServer(app, settings.host, settings.port)
 
 
@@ -389,7 +410,7 @@ async def ensure_admin(settings: Settings, services: Services) -> FirstStart | N
     created = await create_first_admin(
         services.store,
         services.clock,
-        services.secret_key,
+        services.keyring,
         settings.admin_email,
         settings.admin_password,
     )

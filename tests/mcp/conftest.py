@@ -19,7 +19,7 @@ from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.config import Settings
-from cadenza.container import api_key_secret, secret_box
+from cadenza.container import secret_box, server_secret
 from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
 
@@ -99,7 +99,7 @@ async def live(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Live]:
         clock=clock,
         waker=CountingWaker(),
         dispatcher=FakeDispatcher(clock),
-        secret_key=api_key_secret(settings),
+        secret_key=server_secret(settings),
         planner=SqlPlannerStore(store.engine),
     )
     env = {

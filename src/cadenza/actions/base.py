@@ -20,12 +20,13 @@ from typing import Any, Generic, TypeVar
 import pydantic
 from pydantic import BaseModel
 
-from cadenza.actions.identity import KeyCache
+from cadenza.actions.identity import KeyCache, PasswordChecks
 from cadenza.domain import errors
 from cadenza.domain.identity import Scope, grants
 from cadenza.domain.model import Actor, AuditEvent
 from cadenza.ids import new_id
-from cadenza.ports import Clock, Dispatcher, PlannerStore, Store, Tx, Waker
+from cadenza.keyring import Keyring
+from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, Store, Tx, Waker
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
@@ -35,59 +36,60 @@ Out = TypeVar("Out")
 class Services:
     """The ports an action may use, built once by the composition root.
 
-    ``secret_key`` is the server secret: it keys API-key digests and signs session
-    cookies, so rotating it invalidates both. ``key_cache`` holds the API keys this
-    process read recently, shared by every surface built on these services.
+    ``secret_key`` is the server secret and ``previous_secret_keys`` the secrets it
+    replaced that still verify during a rotation; ``keyring`` holds the keys derived
+    from them, one per purpose (``cadenza.keyring``). ``auth_store`` keeps sessions
+    and sign-in failures; without one nobody can sign in. ``password_checks`` bounds
+    the Argon2 checks under way in this process. ``key_cache`` holds the API
+    keys this process read recently, shared by every surface built on these services.
     """
 
     store: Store
     clock: Clock
     waker: Waker
     dispatcher: Dispatcher
-    secret_key: bytes
+    secret_key: bytes = field(repr=False)
     planner: PlannerStore | None = None
-    key_cache: KeyCache = field(init=False)
+    auth_store: AuthStore | None = None
+    previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    password_checks: PasswordChecks = field(default_factory=PasswordChecks)
+    keyring: Keyring = field(init=False, repr=False)
+    key_cache: KeyCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if len(self.secret_key) < 16:
-            raise ValueError("secret_key must be at least 16 bytes")
+        object.__setattr__(self, "keyring", Keyring.of(self.secret_key, self.previous_secret_keys))
         object.__setattr__(self, "key_cache", KeyCache(self.clock))
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """One caller in one tenant, with the services its actions may use."""
+    """One caller in one tenant, and the process's ``Services``.
+
+    ``store``, ``clock`` and ``now()`` are shortcuts for what nearly every handler
+    uses; the other ports are reached through ``services`` (``ctx.services.waker``).
+    """
 
     tenant_id: str
     actor: Actor
     scopes: frozenset[Scope]
-    store: Store
-    clock: Clock
-    waker: Waker
-    dispatcher: Dispatcher
-    secret_key: bytes = field(repr=False, default=b"")
-    planner: PlannerStore | None = None
-    key_cache: KeyCache | None = None
+    services: Services = field(repr=False)
 
     @classmethod
     def for_caller(
         cls, services: Services, tenant_id: str, actor: Actor, scopes: frozenset[Scope]
     ) -> Context:
-        return cls(
-            tenant_id=tenant_id,
-            actor=actor,
-            scopes=scopes,
-            store=services.store,
-            clock=services.clock,
-            waker=services.waker,
-            dispatcher=services.dispatcher,
-            secret_key=services.secret_key,
-            planner=services.planner,
-            key_cache=services.key_cache,
-        )
+        return cls(tenant_id, actor, scopes, services)
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
 
     def now(self) -> datetime:
-        return self.clock.now()
+        return self.services.clock.now()
 
 
 @dataclass(frozen=True, slots=True)

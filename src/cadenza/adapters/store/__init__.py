@@ -6,10 +6,13 @@ connects to it. Both take ``sqlite+aiosqlite:///path`` or
 
 The modules, shared first: ``tables`` (the schema), ``documents`` and ``codec``
 (entities to rows), ``dialect`` (what a database must provide), ``tx`` and ``sql``
-(the units of work, ``SqlStore``), ``scheduling`` (the claim and the completion); then one module
-per database, ``sqlite`` and ``postgres``; ``planner_sql`` for the planner's tables.
+(the units of work, ``SqlStore``), ``scheduling`` (the claim and the completion);
+then one module per database, ``sqlite`` and ``postgres``. The stores beside
+``SqlStore`` on its engine: ``planner_sql``, and ``auth_sql`` (with ``auth_tables``).
 """
 
+# Importing the sign-in tables registers them on the shared metadata (migration 0004).
+from cadenza.adapters.store import auth_tables as auth_tables
 from cadenza.adapters.store.migrate import async_url
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.adapters.store.postgres import CHANNEL, PostgresDatabase
