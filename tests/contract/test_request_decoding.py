@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
 import pytest
 
 from cadenza.adapters.secrets import FernetSecretBox
-from cadenza.adapters.store.documents import ConfigCodec
+from cadenza.adapters.store.documents import ConfigCodec, restored_request
 from cadenza.domain.assertions import Comparison, Op
 from cadenza.domain.model import Body, BodyKind, Header, Method, Request, RetryPolicy
 
@@ -65,3 +66,14 @@ def test_text_in_another_layout_is_decoded_in_full(codec: ConfigCodec) -> None:
     assert codec.request(reordered) == request
     spaced = json.dumps(json.loads(codec.request_text(request)))
     assert codec.request(spaced) == request
+
+
+def test_restoring_a_request_needs_exactly_its_fields() -> None:
+    request = Request(Method.GET, "https://example.com/")
+    values = {f.name: getattr(request, f.name) for f in dataclasses.fields(Request)}
+
+    assert restored_request(**values) == request
+    with pytest.raises(TypeError, match="timeout"):
+        restored_request(**{k: v for k, v in values.items() if k != "timeout"})
+    with pytest.raises(TypeError, match="colour"):
+        restored_request(**values, colour="blue")

@@ -1,4 +1,5 @@
-"""``model.evolve``: exactly ``dataclasses.replace`` for an endpoint, checks included."""
+"""``model.evolve`` and ``model.endpoint_from``: exactly ``dataclasses.replace`` and the
+constructor for an endpoint, checks included."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from domain_builders import at, interval_hint, make_endpoint, minutes, one_shot, pause
 
 from cadenza.domain import errors
-from cadenza.domain.model import Endpoint, Lease, PlanSource, RunStatus, evolve
+from cadenza.domain.model import Endpoint, Lease, PlanSource, RunStatus, endpoint_from, evolve
 
 _CHANGES: list[dict[str, Any]] = [
     {},
@@ -70,3 +71,10 @@ def test_evolve_refuses_unknown_fields() -> None:
 def test_evolve_result_stays_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         evolve(make_endpoint()).failure_count = 1  # type: ignore[misc]
+
+
+def test_an_endpoint_built_from_a_dict_needs_every_field() -> None:
+    values = vars(make_endpoint()).copy()
+    del values["tier"]
+    with pytest.raises(TypeError, match="tier"):
+        endpoint_from(values)

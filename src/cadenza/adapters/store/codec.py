@@ -33,6 +33,7 @@ from cadenza.domain.model import (
     ResponseCapture,
     Run,
     RunStatus,
+    endpoint_from,
 )
 from cadenza.ports import SecretBox, WorkerInfo
 
@@ -172,34 +173,38 @@ class Codec:
             if r.lease_owner is None
             else Lease(r.lease_owner, ts(r.lease_until), r.lease_epoch)
         )
-        return Endpoint(
-            id=r.id,
-            job_id=r.job_id,
-            tenant_id=r.tenant_id,
-            name=r.name,
-            request=config.request(r.request),
-            baseline=config.baseline(r.baseline),
-            created_at=ts(r.created_at),
-            updated_at=ts(r.updated_at),
-            guardrails=config.guardrails(r.guardrails),
-            catch_up=_CATCH_UP[r.catch_up],
-            jitter=timedelta(microseconds=r.jitter_us),
-            tier=r.tier,
-            description=r.description,
-            planner_enabled=bool(r.planner_enabled),
-            interval_hint=doc.hint_from(r.interval_hint),
-            one_shot=doc.one_shot_from(r.one_shot),
-            pause=doc.pause_from(r.pause),
-            archived_at=ts(r.archived_at),
-            next_run_at=ts(r.next_run_at),
-            next_run_source=None if r.next_run_source is None else _SOURCES[r.next_run_source],
-            last_run_at=ts(r.last_run_at),
-            last_scheduled_for=ts(r.last_scheduled_for),
-            last_status=None if r.last_status is None else _STATUSES[r.last_status],
-            failure_count=r.failure_count,
-            success_streak=r.success_streak,
-            attempt=r.attempt,
-            lease=lease,
+        return endpoint_from(
+            {
+                "id": r.id,
+                "job_id": r.job_id,
+                "tenant_id": r.tenant_id,
+                "name": r.name,
+                "request": config.request(r.request),
+                "baseline": config.baseline(r.baseline),
+                "created_at": ts(r.created_at),
+                "updated_at": ts(r.updated_at),
+                "guardrails": config.guardrails(r.guardrails),
+                "catch_up": _CATCH_UP[r.catch_up],
+                "jitter": timedelta(microseconds=r.jitter_us),
+                "tier": r.tier,
+                "description": r.description,
+                "planner_enabled": bool(r.planner_enabled),
+                "interval_hint": doc.hint_from(r.interval_hint),
+                "one_shot": doc.one_shot_from(r.one_shot),
+                "pause": doc.pause_from(r.pause),
+                "archived_at": ts(r.archived_at),
+                "next_run_at": ts(r.next_run_at),
+                "next_run_source": None
+                if r.next_run_source is None
+                else _SOURCES[r.next_run_source],
+                "last_run_at": ts(r.last_run_at),
+                "last_scheduled_for": ts(r.last_scheduled_for),
+                "last_status": None if r.last_status is None else _STATUSES[r.last_status],
+                "failure_count": r.failure_count,
+                "success_streak": r.success_streak,
+                "attempt": r.attempt,
+                "lease": lease,
+            }
         )
 
     # Jobs -----------------------------------------------------------------------
