@@ -22,6 +22,10 @@ class HttpServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            # Forwarding headers are believed only from CADENZA_TRUSTED_PROXIES, by
+            # the app itself (api.hygiene.TrustedProxies); uvicorn's own handling
+            # would believe any client connecting from 127.0.0.1.
+            proxy_headers=False,
         )
         self._server = _SignalFreeServer(config)
 
