@@ -3,7 +3,7 @@
 The ``…Spec`` models serve both directions: they are what ``add_endpoint`` and
 ``update_endpoint`` accept and what every endpoint output shows. Secret header
 values are write-only: outputs show ``********`` in their place, and sending that
-mask back in an update keeps the stored value.
+mask back in an update keeps the stored value as long as the URL keeps its origin.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
+from cadenza.actions.targets import same_origin
 from cadenza.actions.wire import (
     ActorOut,
     Input,
@@ -202,15 +203,18 @@ class EndpointOut(Output):
 
 
 def build_request(spec: RequestSpec, previous: Request | None = None) -> Request:
-    """The domain request; a masked secret header keeps the previous value of that name."""
-    kept = {h.name.lower(): h.value for h in previous.headers if h.secret} if previous else {}
+    """The domain request. A secret header sent as the mask keeps the value ``previous``
+    holds under that name, but only while the URL keeps its origin (scheme, host and
+    port): secrets are bound to where they were entered, so a caller who cannot read
+    them cannot send them elsewhere. A masked header with no value to keep is
+    dropped (``dropped_secrets`` names it)."""
+    kept: dict[str, str] = {}
+    if previous is not None and same_origin(spec.url, previous.url):
+        kept = {h.name.lower(): h.value for h in previous.headers if h.secret}
     headers = tuple(
-        Header(
-            h.name,
-            kept.get(h.name.lower(), h.value) if h.secret and h.value == SECRET_MASK else h.value,
-            h.secret,
-        )
+        Header(h.name, kept[h.name.lower()] if _masked(h) else h.value, h.secret)
         for h in spec.headers
+        if not _masked(h) or h.name.lower() in kept
     )
     return Request(
         method=spec.method,
@@ -228,6 +232,16 @@ def build_request(spec: RequestSpec, previous: Request | None = None) -> Request
             max_backoff=timedelta(seconds=spec.retry.max_backoff_seconds),
         ),
     )
+
+
+def _masked(header: HeaderSpec) -> bool:
+    return header.secret and header.value == SECRET_MASK
+
+
+def dropped_secrets(spec: RequestSpec, built: Request) -> list[str]:
+    """The masked secret headers of ``spec`` that ``build_request`` had no value for."""
+    present = {h.name.lower() for h in built.headers}
+    return [h.name for h in spec.headers if _masked(h) and h.name.lower() not in present]
 
 
 def _build_body(spec: BodySpec | None) -> Body | None:
