@@ -93,6 +93,17 @@ class Actor:
 SYSTEM_ACTOR = Actor(ActorKind.SYSTEM, "system", "cadenza")
 
 
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+"""RFC 9110 §5.6.2 ``tchar``: the characters of a header name."""
+_FORBIDDEN_IN_VALUES = frozenset(chr(c) for c in (*range(0x09), *range(0x0A, 0x20), 0x7F))
+"""Control characters, which no header value may hold (a tab may, RFC 9110 §5.5)."""
+_FORBIDDEN_IN_URLS = frozenset(chr(c) for c in (*range(0x21), 0x7F))
+"""Controls and spaces: a URL never holds them raw (RFC 3986), and parsers that drop
+or split on them would read a different URL than the one stored."""
+
+
 @dataclass(frozen=True, slots=True)
 class Header:
     name: str
@@ -108,6 +119,23 @@ class Header:
             raise errors.ValidationError(
                 f"Header {self.name!r} contains a line break.", "request.headers"
             )
+
+
+def _check_header(header: Header) -> None:
+    """What a request's header must be on the wire; checked when a request is built,
+    not when one is read back (rows stored under older rules must stay readable)."""
+    if not set(header.name) <= _TOKEN_CHARS:
+        raise errors.ValidationError(
+            f"Header name {header.name!r} is not an HTTP token (RFC 9110: letters, digits "
+            "and !#$%&'*+-.^_`|~).",
+            "request.headers",
+        )
+    if any(c in _FORBIDDEN_IN_VALUES for c in header.value):
+        raise errors.ValidationError(
+            f"Header {header.name!r} holds a control character (NUL, a line break …); "
+            "only tabs and visible characters are allowed.",
+            "request.headers",
+        )
 
 
 class BodyKind(StrEnum):
@@ -174,6 +202,8 @@ class Request:
             raise errors.ValidationError(
                 f"At most {limits.MAX_HEADERS} headers.", "request.headers"
             )
+        for header in self.headers:
+            _check_header(header)
         if not self.expected_status or not all(100 <= s <= 599 for s in self.expected_status):
             raise errors.ValidationError(
                 "expected_status must list HTTP status codes between 100 and 599.",
@@ -191,6 +221,12 @@ def _check_url(url: str) -> None:
     if len(url) > limits.MAX_URL_LENGTH:
         raise errors.InvalidUrl(
             f"URL is longer than {limits.MAX_URL_LENGTH} characters.", "request.url"
+        )
+    if any(c in _FORBIDDEN_IN_URLS for c in url):
+        raise errors.InvalidUrl(
+            f"URL {url!r} holds a space or a control character (CR, LF …); "
+            "percent-encode it (%20) or remove it.",
+            "request.url",
         )
     try:
         parts = urlsplit(url)
