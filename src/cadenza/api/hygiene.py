@@ -93,7 +93,8 @@ class TrustedProxies:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        if scope["type"] in ("http", "websocket") and client and self._trusted(client[0]):
+        trusted = self.networks and client and self._trusted(client[0])
+        if trusted and client and scope["type"] in ("http", "websocket"):
             forwarded = _header_values(scope, b"x-forwarded-for")
             scope["client"] = (self._client(forwarded, client[0]), client[1])
             proto = _header_values(scope, b"x-forwarded-proto")
