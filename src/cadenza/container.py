@@ -338,14 +338,18 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
 
 
 def build_http(settings: Settings, services: Services) -> Service:
-    """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp``."""
+    """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp`` and
+    the dashboard at ``/``, signing people in through the API's sessions."""
     # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
     from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
+    from cadenza.api.browser import BrowserSessions
     from cadenza.mcp_server import mount_mcp
+    from cadenza.web import mount_dashboard
 
     app = create_app(services, settings)
     mount_mcp(app, services, rate_limit=app.state.rate_limit)
+    mount_dashboard(app, services, BrowserSessions(app.state.auth))
     return HttpServer(app, settings.host, settings.port)
 
 
