@@ -9,7 +9,7 @@ import pytest
 from api_kit import Tenant, endpoint_body, make_job_and_endpoint
 
 from cadenza.actions import REGISTRY
-from cadenza.actions.base import AnyAction
+from cadenza.actions.base import AnyAction, validate_input
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +103,12 @@ async def test_a_cursor_handed_out_by_a_page_is_accepted(
     cursor = first.json()["next_cursor"]
     second = await client.get(f"/api/v1/jobs?limit=2&cursor={cursor}", headers=alice.headers)
     assert [j["name"] for j in second.json()["items"]] == ["c"]
+
+
+@pytest.mark.parametrize("action", CURSOR_LISTS, ids=[a.name for a in CURSOR_LISTS])
+def test_an_explicit_null_cursor_starts_at_the_first_page(action: AnyAction) -> None:
+    payload = {
+        "cursor": None,
+        **dict.fromkeys(action.path_params, "job_01hx0000000000000000000000"),
+    }
+    assert validate_input(action, payload).cursor is None

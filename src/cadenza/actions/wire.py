@@ -50,12 +50,12 @@ def _check_cursor(value: str | None) -> str | None:
 
 Cursor = Annotated[
     str | None,
-    AfterValidator(_check_cursor),
     Field(
         max_length=200,
         description="Opaque cursor from a previous page's next_cursor; omit for the first page.",
         json_schema_extra={"pattern": CURSOR_PATTERN},
     ),
+    AfterValidator(_check_cursor),
 ]
 
 PageLimit = Annotated[
