@@ -35,10 +35,11 @@ def same_origin(url: str, other: str) -> bool:
 def refuse_unreachable(ctx: Context, url: str) -> None:
     """Refuse a URL the server would never connect to (a literal address in a refused
     range, a metadata host), naming the setting that opens it."""
-    if ctx.targets is None:
+    targets = ctx.services.targets
+    if targets is None:
         return
     try:
-        ctx.targets.check_url(url)
+        targets.check_url(url)
     except errors.UnsafeTarget as exc:
         raise errors.UnsafeTarget(
             f"The server refuses to send requests to {url!r}: {exc.message}. An operator "
