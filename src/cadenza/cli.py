@@ -5,7 +5,8 @@
 ``serve`` runs everything one process offers side by side in one event loop; each
 part is a ``Service`` (``run()`` until ``stop()``), so the API server joins as one
 more service. SIGTERM or SIGINT stops every service gracefully and the command
-exits 0; a second signal cuts the grace period short.
+exits 0; a service still running ``STOP_MARGIN`` seconds after the grace period is
+cancelled, and a second signal cuts the grace period short.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from cadenza.domain import errors
 
 log = structlog.get_logger("cadenza.cli")
 T = TypeVar("T")
+
+STOP_MARGIN = 5.0
+"""Seconds after the grace period for services to record what it cut short."""
 
 app = typer.Typer(
     help="Cadenza: an adaptive HTTP job scheduler.",
@@ -95,7 +99,7 @@ def planner() -> None:
 async def _worker(settings: Settings) -> None:
     async with build_worker(settings) as running:
         tune_gc()
-        await run_services({"scheduler": running})
+        await run_services({"scheduler": running}, settings.shutdown_grace_seconds)
 
 
 async def _serve(settings: Settings) -> None:
@@ -110,12 +114,13 @@ async def _serve(settings: Settings) -> None:
             parts["planner"] = build_planner(settings, services)
         tune_gc()
         _print_welcome(settings, first_start)
-        await run_services(parts)
+        await run_services(parts, settings.shutdown_grace_seconds)
 
 
 async def _planner(settings: Settings) -> None:
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
-        await run_services({"planner": build_planner(settings, services)})
+        planner = build_planner(settings, services)
+        await run_services({"planner": planner}, settings.shutdown_grace_seconds)
 
 
 def _print_welcome(settings: Settings, first_start: FirstStart | None) -> None:
@@ -136,8 +141,9 @@ def _print_welcome(settings: Settings, first_start: FirstStart | None) -> None:
     typer.echo("\n".join(lines), err=True)
 
 
-async def run_services(services: dict[str, Service]) -> None:
-    """Run ``services`` until a signal (or one of them ending) stops them all.
+async def run_services(services: dict[str, Service], grace: float = 10.0) -> None:
+    """Run ``services`` until a signal (or one of them ending) stops them all, each
+    given ``grace`` seconds (plus ``STOP_MARGIN``) before it is cancelled.
 
     Re-raises the first failure after the others have stopped.
     """
@@ -160,6 +166,11 @@ async def run_services(services: dict[str, Service]) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         _stop_all(services.values())
+        _, late = await asyncio.wait(tasks, timeout=grace + STOP_MARGIN)
+        if late:
+            log.warning("process.grace_exceeded", services=sorted(t.get_name() for t in late))
+            for task in late:
+                task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -175,7 +186,7 @@ def _stop_all(services: Iterable[Service]) -> None:
         service.stop()
 
 
-# -- MCP on stdio (cadenza.mcp_server) ---------------------------------------------
+# -- MCP on stdio (cadenza.mcp.server) ---------------------------------------------
 
 
 @app.command()
@@ -203,7 +214,7 @@ def mcp(
 
 async def _mcp(settings: Settings, api_key: str) -> None:
     # Imported here: the MCP SDK is slow to import and only this command needs it.
-    from cadenza.mcp_server import run_stdio
+    from cadenza.mcp.server import run_stdio
 
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
         await run_stdio(services, api_key)

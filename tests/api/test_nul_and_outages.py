@@ -22,7 +22,7 @@ from cadenza.adapters.store import SqlStore, migrate, open_store
 from cadenza.adapters.store.auth_sql import SqlAuthStore
 from cadenza.api import create_app
 from cadenza.config import Settings
-from cadenza.mcp_server import mount_mcp
+from cadenza.mcp.http import mount_mcp
 from cadenza.ports import Store
 from cadenza.testing import FrozenClock, MemoryAuthStore, MemoryStore
 from cadenza.testing.dispatch import FakeDispatcher

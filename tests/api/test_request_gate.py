@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from cadenza.actions.base import Services
 from cadenza.api import create_app
 from cadenza.config import Settings
-from cadenza.mcp_server import mount_mcp
+from cadenza.mcp.http import mount_mcp
 
 pytestmark = pytest.mark.anyio
 CAP = 4096
