@@ -1,9 +1,11 @@
 """``RequestGate``: what every request passes before a route sees it (plain ASGI).
 
-* **Authentication first.** A request under the API prefix (bar the public routes:
-  signing in and out) is authenticated from its headers before a byte of its body is
-  read; a request that fails is answered at once (401, 403, 429, 503). The caller is
-  left in the scope, so the route does not authenticate again (``auth.Auth.caller``).
+* **Authentication first.** A request under the API prefix that carries a body (bar
+  the public routes: signing in and out) is authenticated from its headers before a
+  byte of the body is read; one that fails is answered at once (401, 403, 429, 503).
+  The caller is left in the scope, so the route does not authenticate again
+  (``auth.Auth.caller``). A request without a body is left to its route, which
+  authenticates it as always (and an unknown route or method stays a 404 or 405).
 * **Bodies are capped** at ``max_body_bytes``: a declared ``Content-Length`` above the
   cap is answered 413 unread; a body that turns out longer is cut off at the cap.
 * **JSON bodies of API requests may not repeat a key** in one object: parsers keep
@@ -67,21 +69,25 @@ class RequestGate:
         """Authenticate and check the body as the module docstring says; the receive
         channel the app reads the body from."""
         path = str(scope.get("path", ""))
-        is_api = path.startswith(self.api_prefix)
-        if is_api and (scope["method"], path.rstrip("/")) not in self.public:
-            scope[CALLER_SCOPE_KEY] = await self.auth.caller(request)
         headers = Headers(scope=scope)
         declared = _content_length(headers)
-        if declared is not None and declared > self.max_body_bytes:
-            raise self._too_large()
-        if not is_api:
+        has_body = bool(declared) or "transfer-encoding" in headers
+        if not path.startswith(self.api_prefix):
+            self._refuse_declared(declared)
             return self._capped(receive)
-        if declared in (None, 0) and "transfer-encoding" not in headers:
-            return receive
+        if not has_body:
+            return receive  # nothing to read: the route authenticates as always
+        if (scope["method"], path.rstrip("/")) not in self.public:
+            scope[CALLER_SCOPE_KEY] = await self.auth.caller(request)
+        self._refuse_declared(declared)
         body = await self._read_body(receive)
         if body and _is_json(headers.get("content-type", "")):
             refuse_duplicate_keys(body)
         return _replay(body, receive)
+
+    def _refuse_declared(self, declared: int | None) -> None:
+        if declared is not None and declared > self.max_body_bytes:
+            raise self._too_large()
 
     def _too_large(self) -> errors.PayloadTooLarge:
         return errors.PayloadTooLarge(
