@@ -4,12 +4,15 @@ values with control characters, and cursors that no page ever handed out."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx2
 import pytest
 from api_kit import Tenant, endpoint_body, make_job_and_endpoint
 
 from cadenza.actions import REGISTRY
-from cadenza.actions.base import AnyAction, validate_input
+from cadenza.actions.base import AnyAction, Services, validate_input
+from cadenza.domain.model import Header, Method, Request
 
 pytestmark = pytest.mark.anyio
 
@@ -112,3 +115,22 @@ def test_an_explicit_null_cursor_starts_at_the_first_page(action: AnyAction) -> 
         **dict.fromkeys(action.path_params, "job_01hx0000000000000000000000"),
     }
     assert validate_input(action, payload).cursor is None
+
+
+async def test_an_endpoint_stored_under_older_rules_stays_readable(
+    client: httpx2.AsyncClient, services: Services, alice: Tenant
+) -> None:
+    job_id, endpoint_id = await make_job_and_endpoint(client, alice)
+    legacy = Request(
+        Method.GET,
+        "https://example.com/",
+        headers=(Header("X/Legacy", "a\x00b"), Header("X-Secret", "s\x01t", secret=True)),
+    )
+    async with services.store.transaction() as tx:
+        stored = await tx.get_endpoint(alice.tenant_id, endpoint_id, for_update=True)
+        await tx.update_endpoint(replace(stored, request=legacy))
+    shown = await client.get(f"/api/v1/endpoints/{endpoint_id}", headers=alice.headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["request"]["headers"][0]["name"] == "X/Legacy"
+    listed = await client.get(f"/api/v1/jobs/{job_id}/endpoints", headers=alice.headers)
+    assert listed.status_code == 200

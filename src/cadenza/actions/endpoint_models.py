@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from cadenza.actions.targets import same_origin
+from cadenza.actions.targets import check_sendable, same_origin
 from cadenza.actions.wire import (
     ActorOut,
     Input,
@@ -230,8 +230,8 @@ def build_request(spec: RequestSpec, previous: Request | None = None) -> Request
     """The domain request. A secret header sent as the mask keeps the value ``previous``
     holds under that name, but only while the URL keeps its origin (scheme, host and
     port): secrets are bound to where they were entered, so a caller who cannot read
-    them cannot send them elsewhere. A masked header with no value to keep is
-    dropped (``dropped_secrets`` names it)."""
+    them cannot send them elsewhere. A masked header with no value to keep is dropped."""
+    check_sendable(spec.url, [(h.name, h.value) for h in spec.headers])
     kept: dict[str, str] = {}
     if previous is not None and same_origin(spec.url, previous.url):
         kept = {h.name.lower(): h.value for h in previous.headers if h.secret}
@@ -262,12 +262,6 @@ def _masked(header: HeaderSpec) -> bool:
     return header.secret and header.value == SECRET_MASK
 
 
-def dropped_secrets(spec: RequestSpec, built: Request) -> list[str]:
-    """The masked secret headers of ``spec`` that ``build_request`` had no value for."""
-    present = {h.name.lower() for h in built.headers}
-    return [h.name for h in spec.headers if _masked(h) and h.name.lower() not in present]
-
-
 def _build_body(spec: BodySpec | None) -> Body | None:
     if spec is None:
         return None
@@ -293,11 +287,15 @@ def build_baseline(spec: BaselineSpec) -> Baseline:
 
 
 def request_spec(request: Request) -> RequestSpec:
-    return RequestSpec(
+    """The stored request as shown. Built without the input checks (``model_construct``):
+    they guard what comes in, and a row stored under older rules must stay readable."""
+    return RequestSpec.model_construct(
         method=request.method,
         url=request.url,
         headers=[
-            HeaderSpec(name=h.name, value=SECRET_MASK if h.secret else h.value, secret=h.secret)
+            HeaderSpec.model_construct(
+                name=h.name, value=SECRET_MASK if h.secret else h.value, secret=h.secret
+            )
             for h in request.headers
         ],
         body=_body_spec(request.body),
@@ -310,13 +308,13 @@ def request_spec(request: Request) -> RequestSpec:
         assertion=(
             None
             if request.assertion is None
-            else AssertionSpec(
+            else AssertionSpec.model_construct(
                 op=request.assertion.op,
                 value=request.assertion.value,
                 json_pointer=request.assertion.json_pointer,
             )
         ),
-        retry=RetrySpec(
+        retry=RetrySpec.model_construct(
             max_attempts=request.retry.max_attempts,
             backoff_seconds=request.retry.backoff.total_seconds(),
             max_backoff_seconds=request.retry.max_backoff.total_seconds(),
@@ -328,8 +326,8 @@ def _body_spec(body: Body | None) -> BodySpec | None:
     if body is None:
         return None
     if body.kind is BodyKind.TEXT:
-        return BodySpec(text=body.text, content_type=body.content_type)
-    return BodySpec(json_=body.json, content_type=body.content_type)
+        return BodySpec.model_construct(text=body.text, content_type=body.content_type)
+    return BodySpec.model_construct(json_=body.json, content_type=body.content_type)
 
 
 def baseline_spec(baseline: Baseline) -> BaselineSpec:

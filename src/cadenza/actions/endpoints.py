@@ -19,13 +19,13 @@ from pydantic import Field
 
 from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import (
+    SECRET_MASK,
     BaselineSpec,
     EndpointOut,
     IntervalSeconds,
     RequestSpec,
     build_baseline,
     build_request,
-    dropped_secrets,
     endpoint_out,
 )
 from cadenza.actions.runs import ResponseOut, response_out
@@ -184,7 +184,9 @@ def _update_changes(data: UpdateEndpointInput, before: Endpoint, after: Endpoint
     if before.request.url != after.request.url:
         changes["url"] = {"from": before.request.url, "to": after.request.url}
     if data.request is not None:
-        dropped = dropped_secrets(data.request, after.request)
+        kept = {h.name.lower() for h in after.request.headers}
+        masked = [h.name for h in data.request.headers if h.secret and h.value == SECRET_MASK]
+        dropped = [name for name in masked if name.lower() not in kept]
         if dropped:
             changes["dropped_secret_headers"] = dropped
     return changes
