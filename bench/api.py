@@ -47,6 +47,7 @@ from cadenza.domain.identity import KeyKind, Scope
 from cadenza.domain.model import Endpoint, Job, Method, PlanSource, Request
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
+from cadenza.keyring import Keyring
 from cadenza.ports import DispatchResult
 
 TARGET_P95_MS = 10.0
@@ -90,7 +91,7 @@ async def seed_entities(url: str) -> tuple[str, str, Job, list[str]]:
         _, key = await issue_api_key(
             store,
             CLOCK,
-            SECRET,
+            Keyring.of(SECRET),
             user.tenant_id,
             "bench",
             frozenset({Scope.ADMIN}),

@@ -240,7 +240,9 @@ def sim(
 
 # -- administration -------------------------------------------------------------------
 
-admin = typer.Typer(help="Create users and API keys.", no_args_is_help=True)
+admin = typer.Typer(
+    help="Create users and API keys; rotate the server secret.", no_args_is_help=True
+)
 app.add_typer(admin, name="admin")
 
 _CLI_EXIT = {errors.ValidationError: 2, errors.Conflict: 1, errors.NotFound: 1}
@@ -278,6 +280,25 @@ def create_key(
         _create_key(Settings(), email, name, tuple(scope), agent, expires_in_days)
     )
     typer.echo(plaintext)
+
+
+@admin.command("rotate-secret")
+def rotate_secret() -> None:
+    """Re-encrypt stored secrets with CADENZA_SECRET_KEY after a rotation, and report
+    what still depends on CADENZA_PREVIOUS_SECRET_KEYS (README: rotating the secret)."""
+    for line in _run_admin(_rotate_secret(Settings())):
+        typer.echo(line)
+
+
+async def _rotate_secret(settings: Settings) -> list[str]:
+    from cadenza.adapters.store import SqlStore
+    from cadenza.adapters.store.rekey import rotate_secret as rotate
+
+    async with build_runtime(settings) as runtime:
+        if not isinstance(runtime.store, SqlStore):
+            raise errors.ValidationError("rotate-secret needs a SQL database.", "database_url")
+        report = await rotate(runtime.store, server_keyring(settings), runtime.clock.now())
+    return report.lines()
 
 
 def _run_admin(work: Coroutine[Any, Any, T]) -> T:

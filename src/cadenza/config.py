@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
     )
 
     rate_limit_per_minute: int = 600
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
+    )
     password_check_concurrency: int = Field(
         2, ge=1, description="Password checks (Argon2) run at once; more wait briefly."
     )
@@ -77,3 +85,13 @@ class Settings(BaseSettings):
     planner_deadline_seconds: float = Field(
         180.0, gt=0, description="The longest one analysis may take, model calls included."
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
+        return value

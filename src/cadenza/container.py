@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from cadenza.adapters.clock import SystemClock
-from cadenza.adapters.http import HttpDispatcher
+from cadenza.adapters.http import AddressPolicy, HttpDispatcher
 from cadenza.adapters.http.loop import install_uvloop
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, migrate, open_store
@@ -331,6 +331,7 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
             planner=planner_store(runtime.store),
             auth_store=auth_store(runtime.store),
             password_checks=PasswordChecks(runtime.settings.password_check_concurrency),
+            targets=AddressPolicy.from_allowlist(runtime.settings.ssrf_allowlist),
         )
     finally:
         await dispatcher.close()

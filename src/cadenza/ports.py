@@ -272,6 +272,16 @@ class Dispatcher(Protocol):
     async def close(self) -> None: ...
 
 
+class TargetPolicy(Protocol):
+    """The outbound address policy (the SSRF guard), for checks made before any run."""
+
+    def check_url(self, url: str) -> object:
+        """Raise ``UnsafeTarget`` when ``url`` is refused without asking DNS: a scheme
+        other than http(s), a literal address in a refused range, a metadata host
+        name. Host names are checked again at every connection."""
+        ...
+
+
 class Waker(Protocol):
     """Told whenever an action changes a schedule, so the scheduler replans at once."""
 

@@ -12,6 +12,7 @@ from api_kit import SECRET, START, CountingWaker, Tenant, make_tenant
 from fastapi import FastAPI
 
 from cadenza.actions.base import Services
+from cadenza.adapters.http import AddressPolicy
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
 from cadenza.adapters.store.auth_sql import SqlAuthStore
@@ -46,6 +47,7 @@ async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Ser
         secret_key=SECRET,
         planner=MemoryPlannerStore(),
         auth_store=SqlAuthStore(store.engine),
+        targets=AddressPolicy(),
     )
     await store.close()
 

@@ -11,8 +11,8 @@ from yarl import URL
 
 from cadenza.adapters.http.dispatcher import backoff_delay
 from cadenza.adapters.http.outbound import Template, first_hop
+from cadenza.adapters.http.redaction import Redactor
 from cadenza.adapters.http.response import (
-    Redactor,
     describe_assertion,
     describe_statuses,
     parse_retry_after,

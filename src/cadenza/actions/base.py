@@ -27,7 +27,16 @@ from cadenza.domain.identity import Scope, grants
 from cadenza.domain.model import Actor, AuditEvent
 from cadenza.ids import new_id
 from cadenza.keyring import Keyring
-from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, Store, Tx, Waker
+from cadenza.ports import (
+    AuthStore,
+    Clock,
+    Dispatcher,
+    PlannerStore,
+    Store,
+    TargetPolicy,
+    Tx,
+    Waker,
+)
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
@@ -41,7 +50,9 @@ class Services:
     replaced that still verify during a rotation; ``keyring`` holds the keys derived
     from them, one per purpose (``cadenza.keyring``). ``auth_store`` keeps sessions
     and sign-in failures; without one nobody can sign in. ``password_checks`` bounds
-    the Argon2 checks under way in this process. ``key_cache`` holds the API
+    the Argon2 checks under way in this process. ``targets``, the SSRF guard's policy,
+    refuses unreachable literal addresses when an endpoint is saved (without it the
+    refusal waits for the first run). ``key_cache`` holds the API
     keys this process read recently, shared by every surface built on these services.
     """
 
@@ -54,6 +65,7 @@ class Services:
     auth_store: AuthStore | None = None
     previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
+    targets: TargetPolicy | None = None
     keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False, repr=False)
 

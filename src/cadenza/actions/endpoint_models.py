@@ -3,7 +3,7 @@
 The ``…Spec`` models serve both directions: they are what ``add_endpoint`` and
 ``update_endpoint`` accept and what every endpoint output shows. Secret header
 values are write-only: outputs show ``********`` in their place, and sending that
-mask back in an update keeps the stored value.
+mask back in an update keeps the stored value as long as the URL keeps its origin.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
 
+from cadenza.actions.targets import check_sendable, same_origin
 from cadenza.actions.wire import (
     ActorOut,
     Input,
@@ -226,15 +227,18 @@ class EndpointOut(Output):
 
 
 def build_request(spec: RequestSpec, previous: Request | None = None) -> Request:
-    """The domain request; a masked secret header keeps the previous value of that name."""
-    kept = {h.name.lower(): h.value for h in previous.headers if h.secret} if previous else {}
+    """The domain request. A secret header sent as the mask keeps the value ``previous``
+    holds under that name, but only while the URL keeps its origin (scheme, host and
+    port): secrets are bound to where they were entered, so a caller who cannot read
+    them cannot send them elsewhere. A masked header with no value to keep is dropped."""
+    check_sendable(spec.url, [(h.name, h.value) for h in spec.headers])
+    kept: dict[str, str] = {}
+    if previous is not None and same_origin(spec.url, previous.url):
+        kept = {h.name.lower(): h.value for h in previous.headers if h.secret}
     headers = tuple(
-        Header(
-            h.name,
-            kept.get(h.name.lower(), h.value) if h.secret and h.value == SECRET_MASK else h.value,
-            h.secret,
-        )
+        Header(h.name, kept[h.name.lower()] if _masked(h) else h.value, h.secret)
         for h in spec.headers
+        if not _masked(h) or h.name.lower() in kept
     )
     return Request(
         method=spec.method,
@@ -252,6 +256,10 @@ def build_request(spec: RequestSpec, previous: Request | None = None) -> Request
             max_backoff=timedelta(seconds=spec.retry.max_backoff_seconds),
         ),
     )
+
+
+def _masked(header: HeaderSpec) -> bool:
+    return header.secret and header.value == SECRET_MASK
 
 
 def _build_body(spec: BodySpec | None) -> Body | None:
@@ -279,11 +287,15 @@ def build_baseline(spec: BaselineSpec) -> Baseline:
 
 
 def request_spec(request: Request) -> RequestSpec:
-    return RequestSpec(
+    """The stored request as shown. Built without the input checks (``model_construct``):
+    they guard what comes in, and a row stored under older rules must stay readable."""
+    return RequestSpec.model_construct(
         method=request.method,
         url=request.url,
         headers=[
-            HeaderSpec(name=h.name, value=SECRET_MASK if h.secret else h.value, secret=h.secret)
+            HeaderSpec.model_construct(
+                name=h.name, value=SECRET_MASK if h.secret else h.value, secret=h.secret
+            )
             for h in request.headers
         ],
         body=_body_spec(request.body),
@@ -296,13 +308,13 @@ def request_spec(request: Request) -> RequestSpec:
         assertion=(
             None
             if request.assertion is None
-            else AssertionSpec(
+            else AssertionSpec.model_construct(
                 op=request.assertion.op,
                 value=request.assertion.value,
                 json_pointer=request.assertion.json_pointer,
             )
         ),
-        retry=RetrySpec(
+        retry=RetrySpec.model_construct(
             max_attempts=request.retry.max_attempts,
             backoff_seconds=request.retry.backoff.total_seconds(),
             max_backoff_seconds=request.retry.max_backoff.total_seconds(),
@@ -314,8 +326,8 @@ def _body_spec(body: Body | None) -> BodySpec | None:
     if body is None:
         return None
     if body.kind is BodyKind.TEXT:
-        return BodySpec(text=body.text, content_type=body.content_type)
-    return BodySpec(json_=body.json, content_type=body.content_type)
+        return BodySpec.model_construct(text=body.text, content_type=body.content_type)
+    return BodySpec.model_construct(json_=body.json, content_type=body.content_type)
 
 
 def baseline_spec(baseline: Baseline) -> BaselineSpec:

@@ -3,7 +3,10 @@
 Adding or updating an endpoint replans it at once inside the write's transaction.
 Input models check shape and limits; the domain constructors (``Request``,
 ``CronSchedule``, ``Guardrails`` …) check the invariants and raise typed errors
-that name the field.
+that name the field. A URL whose host is a literal address the SSRF guard refuses is
+refused when saved (``targets.refuse_unreachable``), not only when it runs. Secret
+header values are bound to their URL's origin (``endpoint_models.build_request``); an update
+that moves the URL records the old and the new one in the audit entry.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pydantic import Field
 
 from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import (
+    SECRET_MASK,
     BaselineSpec,
     EndpointOut,
     IntervalSeconds,
@@ -26,6 +30,7 @@ from cadenza.actions.endpoint_models import (
 )
 from cadenza.actions.runs import ResponseOut, response_out
 from cadenza.actions.scheduling import refuse_archived
+from cadenza.actions.targets import refuse_unreachable
 from cadenza.actions.wire import (
     EXAMPLE_IDS,
     Cursor,
@@ -110,6 +115,7 @@ async def add_endpoint(ctx: Context, data: AddEndpointInput) -> EndpointOut:
         description=data.description,
         planner_enabled=data.planner_enabled,
     )
+    refuse_unreachable(ctx, endpoint.request.url)  # after the URL's own checks
     async with ctx.store.transaction() as tx:
         job = await tx.get_job(ctx.tenant_id, data.job_id)
         if job.archived:
@@ -162,13 +168,28 @@ async def update_endpoint(ctx: Context, data: UpdateEndpointInput) -> EndpointOu
         job = await tx.get_job(ctx.tenant_id, endpoint.job_id)
         refuse_archived(endpoint, job)
         updated = replan(_reconfigured(endpoint, data, now), job, now)
+        if data.request is not None:
+            refuse_unreachable(ctx, updated.request.url)
         await tx.update_endpoint(updated)
-        changed = sorted(data.model_fields_set - {"endpoint_id", "reason"})
-        await record(
-            ctx, tx, "update_endpoint", ("endpoint", endpoint.id), data.reason, {"fields": changed}
-        )
+        changes = _update_changes(data, endpoint, updated)
+        await record(ctx, tx, "update_endpoint", ("endpoint", endpoint.id), data.reason, changes)
     ctx.services.waker.wake()
     return endpoint_out(updated, now)
+
+
+def _update_changes(data: UpdateEndpointInput, before: Endpoint, after: Endpoint) -> dict[str, Any]:
+    """The audit entry's changes: the fields given and, when the URL moved, where
+    from and to, and the secret headers left behind at the old origin."""
+    changes: dict[str, Any] = {"fields": sorted(data.model_fields_set - {"endpoint_id", "reason"})}
+    if before.request.url != after.request.url:
+        changes["url"] = {"from": before.request.url, "to": after.request.url}
+    if data.request is not None:
+        kept = {h.name.lower() for h in after.request.headers}
+        masked = [h.name for h in data.request.headers if h.secret and h.value == SECRET_MASK]
+        dropped = [name for name in masked if name.lower() not in kept]
+        if dropped:
+            changes["dropped_secret_headers"] = dropped
+    return changes
 
 
 class EndpointRef(Input):
@@ -350,7 +371,9 @@ ACTIONS = (
         description=(
             "Changes any part of an endpoint's configuration; omitted fields stay, a given "
             "request or baseline replaces the old one whole. Send a secret header's value as "
-            "******** to keep the stored one. The schedule is replanned immediately."
+            "******** to keep the stored one; when the URL moves to another origin (scheme, "
+            "host, port) masked secrets are dropped and must be given again. The schedule "
+            "is replanned immediately."
         ),
         input_model=UpdateEndpointInput,
         output_model=EndpointOut,

@@ -11,6 +11,10 @@
   only then is its plaintext at hand.
 * A key's ``last_used_at`` is written at most once per ``LAST_USED_GRANULARITY``, so
   authenticating is at most a single read on the hot path.
+* A failure of the store while credentials are checked is ``ServiceUnavailable``
+  (``checking_credentials``), never ``AuthenticationFailed``: a client told its key
+  is wrong would discard a good key.
+* ``PasswordChecks`` bounds the Argon2 checks running or waiting in a process.
 * ``KeyCache`` spares even that read: a process keeps a key it read for
   ``KEY_CACHE_TTL`` (5 s). Expiry is checked on every request and revoking through
   this process forgets the key at once; a key revoked by another process (the CLI,
@@ -24,11 +28,12 @@ import functools
 import secrets
 import string
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import structlog
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -51,12 +56,28 @@ KEY_CACHE_SIZE = 10_000
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 _PREFIX_CHARS = frozenset(_PREFIX_ALPHABET)
 _HASHER = PasswordHash((Argon2Hasher(),))
+_log = structlog.get_logger("cadenza.auth")
 
 
 @functools.cache
 def _dummy_hash() -> str:
     """Verified against when the e-mail is unknown, so both paths take as long."""
     return _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@contextmanager
+def checking_credentials() -> Iterator[None]:
+    """Report a failure of the store while credentials are checked as
+    ``ServiceUnavailable`` (logged with its traceback), never as wrong credentials."""
+    try:
+        yield
+    except errors.CadenzaError:
+        raise
+    except Exception:
+        _log.exception("auth.store_failed")
+        raise errors.ServiceUnavailable(
+            "Credentials cannot be checked right now; retry in a few seconds."
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +126,9 @@ async def authenticate_password(store: Store, email: str, password: str) -> User
         address = normalize_email(email)
     except errors.ValidationError:
         address = ""
-    async with store.transaction(readonly=True) as tx:
-        user = await tx.find_user_by_email(address) if address else None
+    with checking_credentials():
+        async with store.transaction(readonly=True) as tx:
+            user = await tx.find_user_by_email(address) if address else None
     stored = user.password_hash if user is not None else _dummy_hash()
     ok = await asyncio.to_thread(_HASHER.verify, password, stored)
     if user is None or not ok:
@@ -273,12 +295,13 @@ async def _read_key(
     its digest is replaced if it still is the old one. The row is written as read
     there, never from the copy the request holds, which may predate a revocation."""
     generation = 0 if cache is None else cache.generation
-    async with store.transaction(readonly=touch_at is None) as tx:
-        key = await tx.find_api_key_by_prefix(prefix)
-        if key is not None and touch_at is not None and key.usable(touch_at):
-            digest = redigest[1] if redigest and redigest[0] == key.digest else key.digest
-            key = replace(key, last_used_at=touch_at, digest=digest)
-            await tx.update_api_key(key)
+    with checking_credentials():
+        async with store.transaction(readonly=touch_at is None) as tx:
+            key = await tx.find_api_key_by_prefix(prefix)
+            if key is not None and touch_at is not None and key.usable(touch_at):
+                digest = redigest[1] if redigest and redigest[0] == key.digest else key.digest
+                key = replace(key, last_used_at=touch_at, digest=digest)
+                await tx.update_api_key(key)
     if cache is not None and key is not None:
         cache.put(key, generation)
     return key

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cadenza.actions.base import Services
+from cadenza.actions.identity import checking_credentials
 from cadenza.domain import errors
 from cadenza.domain.identity import User
 from cadenza.ids import new_id
@@ -64,14 +65,15 @@ async def start_session(services: Services, user: User) -> IssuedSession:
 async def session_user(services: Services, cookie: str) -> User:
     """The user signed in with ``cookie``; ``AuthenticationFailed`` when the cookie
     is malformed, or its session was ended, has expired or belongs to no user."""
-    session = await _valid_session(services, cookie, services.clock.now())
-    if session is None:
-        raise errors.AuthenticationFailed(_ENDED)
-    try:
-        async with services.store.transaction(readonly=True) as tx:
-            return await tx.get_user(session.user_id)
-    except errors.UserNotFound:
-        raise errors.AuthenticationFailed("The session's user no longer exists.") from None
+    with checking_credentials():
+        session = await _valid_session(services, cookie, services.clock.now())
+        if session is None:
+            raise errors.AuthenticationFailed(_ENDED)
+        try:
+            async with services.store.transaction(readonly=True) as tx:
+                return await tx.get_user(session.user_id)
+        except errors.UserNotFound:
+            raise errors.AuthenticationFailed("The session's user no longer exists.") from None
 
 
 async def end_session(services: Services, cookie: str) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from cadenza.actions.base import Services
-from cadenza.actions.identity import authenticate_password
+from cadenza.actions.identity import authenticate_password, checking_credentials
 from cadenza.actions.sessions import IssuedSession, auth_store, start_session
 from cadenza.domain import errors
 from cadenza.domain.identity import User
@@ -57,7 +57,8 @@ async def sign_in(services: Services, email: str, password: str) -> tuple[User, 
     account = services.keyring.digest(Purpose.SESSIONS, f"sign-in|{email.strip().lower()}")
     async with services.password_checks.slot():
         now = services.clock.now()
-        failures = await store.login_failures(account)
+        with checking_credentials():
+            failures = await store.login_failures(account)
         wait_until = retry_at(failures)
         if wait_until is not None and wait_until > now:
             wait = (wait_until - now).total_seconds()
@@ -68,9 +69,10 @@ async def sign_in(services: Services, email: str, password: str) -> tuple[User, 
             user = await authenticate_password(services.store, email, password)
         except errors.AuthenticationFailed:
             failed_at = services.clock.now()
-            await store.add_login_failure(
-                account, failed_at, forget_before=failed_at - FAILURE_MEMORY
-            )
+            with checking_credentials():
+                await store.add_login_failure(
+                    account, failed_at, forget_before=failed_at - FAILURE_MEMORY
+                )
             raise
     if failures is not None:
         await store.clear_login_failures(account)

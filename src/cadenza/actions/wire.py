@@ -7,10 +7,11 @@ from ``cadenza.domain.limits``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from cadenza.domain import limits
 from cadenza.domain.model import Actor, Plan, PlanSource, PlanStep
@@ -38,12 +39,26 @@ Reason = Annotated[
     ),
 ]
 
+CURSOR_PATTERN = r"^[a-z]{1,16}_[0-9a-hjkmnp-tv-z]{26}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def _check_cursor(value: str | None) -> str | None:
+    # A cursor is the last id of a page (``cadenza.ids``). Anything else is a
+    # mistake to report, not a query that silently finds nothing.
+    if value is not None and not _CURSOR.match(value):
+        raise ValueError("not a cursor: pass back a page's next_cursor unchanged")
+    return value
+
+
 Cursor = Annotated[
     str | None,
     Field(
         max_length=200,
         description="Opaque cursor from a previous page's next_cursor; omit for the first page.",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
     ),
+    AfterValidator(_check_cursor),
 ]
 
 PageLimit = Annotated[
@@ -87,9 +102,30 @@ def id_field(kind: str, example: str) -> Any:
 
 
 class Input(BaseModel):
-    """Base of every input model: unknown fields are errors, not silently ignored."""
+    """Base of every input model: unknown fields are errors, not silently ignored, and
+    no text anywhere in the input holds a NUL character (PostgreSQL cannot store one;
+    every backend refuses it alike, naming the field)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        if _holds_nul(value):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL hides in ``value``: a string, or the keys and items of the
+    collections JSON decodes to. Nested input models check their own fields."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 class Output(BaseModel):

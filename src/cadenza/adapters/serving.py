@@ -25,6 +25,10 @@ class HttpServer:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=None if grace is None else math.ceil(grace),
+            # Forwarding headers are believed only from CADENZA_TRUSTED_PROXIES, by
+            # the app itself (api.hygiene.TrustedProxies); uvicorn's own handling
+            # would believe any client connecting from 127.0.0.1.
+            proxy_headers=False,
         )
         self._server = _SignalFreeServer(config)
 

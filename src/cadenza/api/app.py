@@ -15,7 +15,8 @@ from cadenza.actions.base import Services
 from cadenza.api import errors
 from cadenza.api.auth import SESSION_COOKIE, Auth, TokenBuckets, add_session_routes
 from cadenza.api.docs import add_docs_routes
-from cadenza.api.hygiene import Hygiene
+from cadenza.api.gate import RequestGate
+from cadenza.api.hygiene import Hygiene, TrustedProxies
 from cadenza.api.openapi import document
 from cadenza.api.routes import add_action_routes
 from cadenza.config import Settings
@@ -25,7 +26,8 @@ API_PREFIX = "/api/v1"
 
 def create_app(services: Services, settings: Settings) -> FastAPI:
     """The FastAPI app: every registry action under ``/api/v1``, sign-in routes,
-    problem+json errors, request ids, security headers and per-caller rate limits.
+    problem+json errors, request ids, security headers, per-caller rate limits, and
+    the ``RequestGate`` (authentication before any body is read, a body size cap).
     OpenAPI is served at ``/openapi.json`` and rendered at ``/docs`` from local assets."""
     app = FastAPI(
         title="Cadenza",
@@ -45,6 +47,16 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     add_session_routes(app.router, API_PREFIX, auth)
     add_docs_routes(app, "/openapi.json", "Cadenza API")
     errors.install(app)
+    public = [("POST", f"{API_PREFIX}/session"), ("DELETE", f"{API_PREFIX}/session")]
+    # The last added runs first: request ids and headers, the client's address, the gate.
+    app.add_middleware(
+        RequestGate,
+        auth=auth,
+        max_body_bytes=settings.max_body_bytes,
+        api_prefix="/api/",
+        public=public,
+    )
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.add_middleware(Hygiene, api_prefix="/api/")
     app.state.services = services
     # The dashboard (mounted by the composition root) signs people in through it.

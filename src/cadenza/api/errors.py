@@ -33,11 +33,15 @@ PROBLEMS: dict[type[errors.CadenzaError], tuple[int, str]] = {
     errors.RateLimited: (429, "Too many requests"),
     errors.UnsafeTarget: (422, "The target address is refused"),
     errors.BudgetExhausted: (429, "The planner budget is used up"),
+    errors.PayloadTooLarge: (413, "The request body is too large"),
+    errors.ServiceUnavailable: (503, "The service is unavailable"),
     errors.CadenzaError: (400, "The request cannot be served"),
 }
 """The one table from error types to HTTP statuses."""
 
 _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed"}
+WWW_AUTHENTICATE = 'Bearer realm="cadenza"'
+"""Sent with every 401 (RFC 9110 §11.6.1): how to authenticate."""
 
 
 class FieldProblem(BaseModel):
@@ -107,6 +111,10 @@ async def cadenza_error_handler(request: Request, exc: Exception) -> JSONRespons
     headers = None
     if isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_seconds)))}
+    elif isinstance(exc, errors.AuthenticationFailed):
+        headers = {"WWW-Authenticate": WWW_AUTHENTICATE}
+    elif isinstance(exc, errors.ServiceUnavailable):
+        headers = {"Retry-After": "5"}
     problems = _field_errors(exc)
     detail = exc.message
     if isinstance(exc, errors.InvalidInput) and problems:

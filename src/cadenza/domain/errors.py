@@ -29,7 +29,9 @@ Each class carries a stable ``code`` that appears on every surface.
     ├── PermissionDenied                authenticated, but a scope is missing
     ├── RateLimited                     too many requests for this key
     ├── BudgetExhausted                 the tenant's planner token budget is used up
-    └── UnsafeTarget                    the HTTP target is refused by the SSRF guard
+    ├── UnsafeTarget                    the HTTP target is refused by the SSRF guard
+    ├── PayloadTooLarge                 the request body is above the configured cap
+    └── ServiceUnavailable              a dependency (the database) failed; retry later
 """
 
 from __future__ import annotations
@@ -176,3 +178,15 @@ class BudgetExhausted(CadenzaError):
 
 class UnsafeTarget(CadenzaError):
     code = "unsafe_target"
+
+
+class PayloadTooLarge(CadenzaError):
+    code = "payload_too_large"
+
+
+class ServiceUnavailable(CadenzaError):
+    """Something Cadenza depends on failed (the database, most often). Raised where
+    answering otherwise would mislead: credentials that could not be checked are not
+    wrong credentials."""
+
+    code = "service_unavailable"

@@ -63,6 +63,8 @@ TOOL_ERRORS: dict[type[errors.CadenzaError], tuple[bool, str]] = {
         "The URL resolves to an address the SSRF guard refuses (private, loopback, "
         "metadata …); use a public address or ask the operator to allowlist it.",
     ),
+    errors.PayloadTooLarge: (False, "The request is larger than the server accepts; send less."),
+    errors.ServiceUnavailable: (True, "The server cannot reach its database; retry shortly."),
     errors.CadenzaError: (False, "The call cannot be served as given."),
 }
 """The one table from domain error types to tool errors: (retryable, hint)."""

@@ -83,6 +83,10 @@ def _gate_refusal(exc: errors.CadenzaError) -> JSONResponse:
     if isinstance(exc, errors.RateLimited):
         status, title = 429, "Too many requests"
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_seconds)))}
+    elif isinstance(exc, errors.ServiceUnavailable):
+        # The key could not be checked: saying it is wrong would mislead the client.
+        status, title = 503, "The service is unavailable"
+        headers = {"Retry-After": "5"}
     else:
         status, title = 401, "Authentication required"
         headers = {"WWW-Authenticate": 'Bearer realm="cadenza"'}
@@ -122,7 +126,10 @@ def mount_mcp(
         json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    app.router.routes.insert(0, Route(path, endpoint=BearerGate(inner, services, rate_limit)))
+    # POST only: stateless, the server never pushes, so a GET would hold an idle event
+    # stream open for nothing (and a connection with it); the spec allows a 405.
+    gate = BearerGate(inner, services, rate_limit)
+    app.router.routes.insert(0, Route(path, endpoint=gate, methods=["POST"]))
     _run_during_lifespan(app, server)
 
 

@@ -37,9 +37,9 @@ from cadenza.adapters.http.outbound import (
     idempotency_key,
     secret_values,
 )
+from cadenza.adapters.http.redaction import Redactor
 from cadenza.adapters.http.resolver import PinningResolver
 from cadenza.adapters.http.response import (
-    Redactor,
     describe_assertion,
     describe_statuses,
     parse_retry_after,

@@ -1,12 +1,13 @@
 """Reading and judging responses: bounded capture, Retry-After, readable verdicts.
 
+Secrets are taken out of what is captured by ``redaction.Redactor``.
+
 A response body is read only up to the capture limit and the rest is never pulled
 off the socket, so a target streaming gigabytes costs at most the limit in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -15,45 +16,10 @@ from aiohttp import ClientResponse
 from cadenza.domain.assertions import Comparison
 from cadenza.domain.model import DEFAULT_EXPECTED_STATUS, ResponseCapture
 
-REDACTED = "[redacted]"
-# Shorter values are not redacted: replacing every "ab" in a body would destroy it,
-# and a two-character secret protects nothing anyway.
-MIN_REDACTED_LENGTH = 4
 MAX_CAPTURED_HEADERS = 32
 MAX_HEADER_VALUE = 1024
 # Response headers that can carry the target's credentials; not worth storing.
 _UNCAPTURED_HEADERS = frozenset({"set-cookie", "set-cookie2", "authorization", "www-authenticate"})
-
-
-class Redactor:
-    """Replaces secret header values wherever they could leak: captured bodies and
-    headers (a target may echo its request) and error text."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted(
-            {s for s in secrets if len(s) >= MIN_REDACTED_LENGTH}, key=len, reverse=True
-        )
-
-    def text(self, value: str) -> str:
-        for secret in self._secrets:
-            value = value.replace(secret, REDACTED)
-        return value
-
-    def data(self, value: bytes) -> bytes:
-        for secret in self._secrets:
-            value = value.replace(secret.encode(), REDACTED.encode())
-        return value
-
-    def capture(self, capture: ResponseCapture) -> ResponseCapture:
-        if not self._secrets:
-            return capture
-        return ResponseCapture(
-            body=self.data(capture.body),
-            content_type=self.text(capture.content_type),
-            size=capture.size,
-            truncated=capture.truncated,
-            headers=tuple((name, self.text(value)) for name, value in capture.headers),
-        )
 
 
 async def read_capture(response: ClientResponse, limit: int) -> ResponseCapture:

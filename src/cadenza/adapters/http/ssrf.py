@@ -1,11 +1,14 @@
 """The SSRF address policy: which hosts and addresses an outbound request may reach.
 
-Contract (SCHEDULING.md §4): loopback, private, link-local, CGNAT, multicast,
-reserved, documentation/benchmark and cloud-metadata targets are refused, in IPv4 and
-IPv6, including IPv6 forms that embed an IPv4 address (mapped, compatible, NAT64,
-6to4, Teredo) and the legacy IPv4 spellings that libc's ``inet_aton`` accepts
-(``2130706433``, ``0177.0.0.1``, ``0x7f.1``, ``127.1``). Hosts are normalised the way
-a resolver would read them *before* deciding, so a spelling cannot slip past.
+Contract (SCHEDULING.md §4): every address that is not globally reachable is refused,
+as the IANA IPv4 and IPv6 special-purpose registries say (``special_addresses``:
+loopback, private, link-local, CGNAT, multicast, reserved, documentation, benchmarking,
+discard, IPv4-mapped …), and so are cloud-metadata targets; every IPv6 form that
+embeds an IPv4 address (mapped, translated, compatible, NAT64, 6to4, Teredo, ISATAP)
+is judged by that address too, and the legacy IPv4 spellings that libc's
+``inet_aton`` accepts (``2130706433``, ``0177.0.0.1``, ``0x7f.1``, ``127.1``) are read
+as libc reads them. Hosts are normalised the way a resolver would read them *before*
+deciding, so a spelling cannot slip past.
 
 An allowlist of CIDRs and host names opens specific targets. A cloud-metadata
 address is only opened by an allowlist entry naming exactly that address: opening
@@ -24,10 +27,25 @@ from urllib.parse import unquote
 
 from yarl import URL
 
+from cadenza.adapters.http.special_addresses import (
+    IPAddress,
+    IPNetwork,
+    embedded_ipv4,
+    unreachable,
+)
 from cadenza.domain.errors import UnsafeTarget
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = [
+    "METADATA_HOSTNAMES",
+    "AddressPolicy",
+    "IPAddress",
+    "IPNetwork",
+    "blocked_reason",
+    "embedded_ipv4",
+    "is_metadata",
+    "normalise_host",
+    "parse_legacy_ipv4",
+]
 
 
 def _nets(*pairs: tuple[str, str]) -> tuple[tuple[IPNetwork, str], ...]:
@@ -43,44 +61,6 @@ _METADATA = _nets(
     ("fd00:ec2::254/128", "a cloud metadata address (AWS IPv6)"),
     ("fd20:ce::254/128", "a cloud metadata address (GCP IPv6)"),
 )
-
-_V4_BLOCKED = _nets(
-    ("255.255.255.255/32", "the broadcast address"),
-    ("0.0.0.0/8", "an unspecified ('this network') address"),
-    ("10.0.0.0/8", "a private address"),
-    ("100.64.0.0/10", "a carrier-grade NAT (shared) address"),
-    ("127.0.0.0/8", "a loopback address"),
-    ("169.254.0.0/16", "a link-local address"),
-    ("172.16.0.0/12", "a private address"),
-    ("192.0.0.0/24", "an IETF protocol assignment address"),
-    ("192.0.2.0/24", "a documentation address"),
-    ("192.88.99.0/24", "a deprecated 6to4 relay address"),
-    ("192.168.0.0/16", "a private address"),
-    ("198.18.0.0/15", "a benchmarking address"),
-    ("198.51.100.0/24", "a documentation address"),
-    ("203.0.113.0/24", "a documentation address"),
-    ("224.0.0.0/4", "a multicast address"),
-    ("240.0.0.0/4", "a reserved address"),
-)
-
-_V6_BLOCKED = _nets(
-    ("::/128", "the unspecified address"),
-    ("::1/128", "a loopback address"),
-    ("64:ff9b:1::/48", "a local-use NAT64 address"),
-    ("100::/64", "a discard-only address"),
-    ("2001::/23", "an IETF protocol assignment address"),
-    ("2001:db8::/32", "a documentation address"),
-    ("3fff::/20", "a documentation address"),
-    ("5f00::/16", "a segment-routing address"),
-    ("fc00::/7", "a unique-local (private) address"),
-    ("fe80::/10", "a link-local address"),
-    ("fec0::/10", "a deprecated site-local address"),
-    ("ff00::/8", "a multicast address"),
-)
-
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_COMPATIBLE = ipaddress.IPv6Network("::/96")
-_TEREDO = ipaddress.IPv6Network("2001::/32")
 
 # Names that metadata services answer on inside clouds, whatever DNS says elsewhere.
 METADATA_HOSTNAMES = frozenset(
@@ -150,22 +130,6 @@ def normalise_host(raw_host: str) -> IPAddress | str:
     return legacy if legacy is not None else host
 
 
-def embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
-    """The IPv4 address an IPv6 address stands for, with the mechanism's name."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped, "IPv4-mapped"
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "NAT64"
-    if address.sixtofour is not None:
-        return address.sixtofour, "6to4"
-    if address in _TEREDO and address.teredo is not None:
-        return address.teredo[1], "Teredo"
-    # ``::`` and ``::1`` are themselves, not the compatible forms of 0.0.0.0/0.0.0.1.
-    if address in _COMPATIBLE and int(address) > 1:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "IPv4-compatible"
-    return None
-
-
 def is_metadata(address: IPAddress) -> bool:
     """Whether ``address`` is, or embeds, a cloud metadata address."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -176,24 +140,24 @@ def is_metadata(address: IPAddress) -> bool:
 
 
 def blocked_reason(address: IPAddress) -> str | None:
-    """Why ``address`` is refused by default, or ``None`` when it is public."""
+    """Why ``address`` is refused by default ("10.0.0.1 is a private address"), or
+    ``None`` when it is globally reachable. An IPv6 form that carries a refused
+    IPv4 address is refused for that address, and says so ("::ffff:127.0.0.1 is an
+    IPv4-mapped form of 127.0.0.1, a loopback address")."""
+    label = _kind(address)
+    return None if label is None else f"{address} is {label}"
+
+
+def _kind(address: IPAddress) -> str | None:
     for net, label in _METADATA:
         if address.version == net.version and address in net:
-            return f"{address} is {label}"
+            return label
     if isinstance(address, ipaddress.IPv6Address):
         embedded = embedded_ipv4(address)
-        if embedded is not None:
-            inner, mechanism = embedded
-            reason = blocked_reason(inner)
-            if reason is not None:
-                return f"{address} is a {mechanism} form of {reason}"
-        table = _V6_BLOCKED
-    else:
-        table = _V4_BLOCKED
-    for net, label in table:
-        if address in net:
-            return f"{address} is {label}"
-    return None
+        inner_kind = None if embedded is None else _kind(embedded[0])
+        if embedded is not None and inner_kind is not None:
+            return f"{embedded[1]} form of {embedded[0]}, {inner_kind}"
+    return unreachable(address)
 
 
 @dataclass(frozen=True, slots=True)
