@@ -73,7 +73,7 @@ class ApiClient:
 
     def _send(self, action: AnyAction, payload: dict[str, Any], *, stream: bool) -> httpx2.Response:
         path, rest = _route(action, payload)
-        query = httpx2.QueryParams(_query(rest)) if action.method == "GET" else None
+        query = _query(rest) if action.method == "GET" else None
         body = rest if action.method != "GET" and rest else None
         request = self._http.build_request(action.method, path, params=query, json=body)
         try:
@@ -105,14 +105,14 @@ def _route(action: AnyAction, payload: dict[str, Any]) -> tuple[str, dict[str, A
     return action.path.format(**values), rest
 
 
-def _query(fields: dict[str, Any]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
+def _query(fields: dict[str, Any]) -> httpx2.QueryParams:
+    pairs: list[tuple[str, str | int | float | bool | None]] = []
     for name, value in fields.items():
         for item in value if isinstance(value, list) else [value]:
             if item is None:
                 continue
             pairs.append((name, _query_text(item)))
-    return pairs
+    return httpx2.QueryParams(pairs)
 
 
 def _query_text(value: Any) -> str:
