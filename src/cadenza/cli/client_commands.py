@@ -9,11 +9,14 @@ from typing import Any
 import typer
 
 from cadenza.actions import REGISTRY
+from cadenza.cli import manifest
 from cadenza.cli.generated import action_commands
 
 
 def client_commands() -> dict[str, Any]:
     """The commands by name, ready to add to the root group."""
     root, _ = action_commands(REGISTRY)
+    root.command("apply")(manifest.apply)
+    root.command("export")(manifest.export)
     group = typer.main.get_command(root)
     return dict(getattr(group, "commands", {}))

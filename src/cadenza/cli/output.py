@@ -30,8 +30,12 @@ def stderr() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+def json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(value))
 
 
 def render(value: Any, columns: Sequence[str] = ()) -> None:
