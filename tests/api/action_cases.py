@@ -52,6 +52,12 @@ GOOD: dict[str, dict[str, Any]] = {
     "list_planner_sessions": {"limit": 5},
     "get_endpoint_planner": {},
     "set_endpoint_planner": {"approval": True, "reason": "review first"},
+    "apply_manifest": {
+        "manifest": {"jobs": [{"name": "coded", "endpoints": [endpoint_body(name="coded")]}]},
+        "reason": "as code",
+    },
+    "export_manifest": {"jobs": ["site"]},
+    "get_manifest_schema": {},
 }
 
 # (input, the field the 422 must name); "@path" replaces the action's path id.
@@ -92,8 +98,13 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "list_planner_sessions": ({"limit": 0}, "limit"),
     "get_endpoint_planner": ({"@path": LONG_ID}, "endpoint_id"),
     "set_endpoint_planner": ({"kind": "oracle"}, "kind"),
+    "apply_manifest": (
+        {"manifest": {"jobs": [{"name": "coded", "endpoints": [{"name": "e"}]}]}},
+        "manifest.jobs.0.endpoints.0.request",
+    ),
+    "export_manifest": ({"jobs": [""]}, "jobs.0"),
 }
-NO_INPUT = {"describe_service_catalog", "whoami"}
+NO_INPUT = {"describe_service_catalog", "whoami", "get_manifest_schema"}
 MISSING = {
     "job_id": "job_01kjq6psg0hsnnqppbnfezczwm",
     "endpoint_id": "ep_01kjq6psg0bz0nmmxd7gzhz90c",

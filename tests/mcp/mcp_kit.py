@@ -235,6 +235,12 @@ def good_arguments(target: str) -> dict[str, dict[str, Any]]:
         "list_planner_sessions": {"limit": 5},
         "get_endpoint_planner": {},
         "set_endpoint_planner": {"kind": "rules", "approval": True, "reason": "review first"},
+        "apply_manifest": {
+            "manifest": {"jobs": [{"name": "coded", "endpoints": [endpoint_args(target)]}]},
+            "dry_run": True,
+        },
+        "export_manifest": {},
+        "get_manifest_schema": {},
     }
 
 
@@ -279,4 +285,7 @@ def bad_arguments(target: str) -> dict[str, tuple[dict[str, Any], str]]:
         "list_planner_sessions": ({"limit": 0}, "limit"),
         "get_endpoint_planner": ({"endpoint_id": LONG_ID}, "endpoint_id"),
         "set_endpoint_planner": ({"kind": "oracle"}, "kind"),
+        "apply_manifest": ({"manifest": {"version": 2}}, "manifest.version"),
+        "export_manifest": ({"jobs": [""]}, "jobs.0"),
+        "get_manifest_schema": ({"surprise": 1}, "surprise"),
     }

@@ -22,7 +22,7 @@ import functools
 import re
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -53,7 +53,7 @@ from cadenza.actions.meta import NoInput
 from cadenza.actions.planner_models import PlannerSettingsIn
 from cadenza.actions.scheduling import replan_job_endpoints
 from cadenza.actions.wire import Input, Output, Reason, seconds
-from cadenza.domain import errors, lifecycle
+from cadenza.domain import errors, lifecycle, limits
 from cadenza.domain.identity import Scope, grants
 from cadenza.domain.model import Endpoint, Job, Pause
 from cadenza.domain.planning import EndpointPlanner
@@ -303,7 +303,7 @@ def _change_out(step: Step) -> ChangeOut:
 
 
 class ExportManifestInput(Input):
-    jobs: list[str] = Field(
+    jobs: list[Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LENGTH)]] = Field(
         default_factory=list,
         max_length=MAX_MANIFEST_JOBS,
         description="Names or ids of the jobs to export; empty: every live job.",
