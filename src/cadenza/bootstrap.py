@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
-from cadenza.config import Settings
-
 if TYPE_CHECKING:
+    import structlog
+
     from cadenza.actions.base import Services
+    from cadenza.config import Settings
 
 __all__ = [
     "GC_THRESHOLDS",
@@ -128,6 +127,8 @@ def _stderr_logger(*_args: object) -> _StderrLogger:
 
 def configure_logging(*, json: bool = False, level: str = "info") -> None:
     """One structured line per event on stderr: JSON, or key=value for people."""
+    import structlog
+
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"Unknown log level {level!r}.")

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cadenza.bootstrap import api_key_secret
 from cadenza.cli.app import app
 from cadenza.cli.exits import exit_code
-from cadenza.config import Settings
+from cadenza.cli.process import settings_from_env
 from cadenza.domain import errors
+
+if TYPE_CHECKING:
+    from cadenza.config import Settings
 
 T = TypeVar("T")
 
@@ -38,7 +40,7 @@ def create_user(
     is_admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
 ) -> None:
     """Create a user who can sign in with e-mail and password."""
-    user = _run_admin(_create_user(Settings(), email, password, is_admin))
+    user = _run_admin(_create_user(settings_from_env(), email, password, is_admin))
     typer.echo(f"Created user {user}.")
 
 
@@ -55,7 +57,7 @@ def create_key(
 ) -> None:
     """Create an API key and print it once; only its digest is stored."""
     plaintext = _run_admin(
-        _create_key(Settings(), email, name, tuple(scope), agent, expires_in_days)
+        _create_key(settings_from_env(), email, name, tuple(scope), agent, expires_in_days)
     )
     typer.echo(plaintext)
 
@@ -86,6 +88,7 @@ async def _create_key(
     expires_in_days: int | None,
 ) -> str:
     from cadenza.actions.identity import issue_api_key, normalize_email
+    from cadenza.bootstrap import api_key_secret
     from cadenza.container import build_runtime
     from cadenza.domain.identity import KeyKind, Scope
 

@@ -22,6 +22,7 @@ class LazyGroup(TyperGroup):
     """A group whose client commands are added the first time they are needed."""
 
     _loaded = False
+    client_names: frozenset[str] = frozenset()
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
@@ -40,8 +41,10 @@ class LazyGroup(TyperGroup):
         self._loaded = True
         from cadenza.cli.client_commands import client_commands
 
-        for name, command in client_commands().items():
+        added = client_commands()
+        for name, command in added.items():
             self.commands.setdefault(name, command)
+        self.client_names = frozenset(added)
 
 
 app = typer.Typer(
@@ -54,9 +57,13 @@ app = typer.Typer(
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     log_format: Annotated[
         str, typer.Option(envvar="CADENZA_LOG_FORMAT", help="text (key=value) or json.")
     ] = "text",
     log_level: Annotated[str, typer.Option(envvar="CADENZA_LOG_LEVEL")] = "info",
 ) -> None:
-    configure_logging(json=log_format == "json", level=log_level)
+    # Client commands print results, not logs; configuring structlog would only
+    # slow them down.
+    if ctx.invoked_subcommand not in getattr(ctx.command, "client_names", ()):
+        configure_logging(json=log_format == "json", level=log_level)

@@ -9,7 +9,8 @@ from typing import Any
 import typer
 
 from cadenza.actions import REGISTRY
-from cadenza.cli import demo, manifest
+from cadenza.cli import manifest
+from cadenza.cli.demo_command import demo_target
 from cadenza.cli.generated import action_commands
 from cadenza.cli.profile_commands import profiles
 
@@ -19,7 +20,7 @@ def client_commands() -> dict[str, Any]:
     root, _ = action_commands(REGISTRY)
     root.command("apply")(manifest.apply)
     root.command("export")(manifest.export)
-    root.command("demo-target")(demo.demo_target)
+    root.command("demo-target")(demo_target)
     root.add_typer(profiles, name="profiles")
     group = typer.main.get_command(root)
     return dict(getattr(group, "commands", {}))

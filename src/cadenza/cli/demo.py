@@ -13,11 +13,9 @@ story. It listens on loopback only: it is a demonstration, not a service.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import signal
 from datetime import datetime
-from typing import Annotated
 
 import typer
 from aiohttp import web
@@ -27,7 +25,6 @@ from cadenza.ports import Clock
 from cadenza.simulation.scenario import EndpointSpec, Scenario, load_scenario, scenario_names
 from cadenza.simulation.world import World, compare
 
-DEFAULT_PORT = 8931
 MAX_LATENCY_SECONDS = 5.0
 
 
@@ -43,6 +40,10 @@ class DemoTarget:
             (s.name, e.method, e.path): e for s in scenarios for e in s.endpoints
         }
         self._started: dict[str, datetime] = {}
+
+    @property
+    def scenario_names(self) -> list[str]:
+        return sorted(self._scenarios)
 
     def story_time(self, scenario: str) -> datetime:
         """Where ``scenario``'s script is now."""
@@ -114,33 +115,6 @@ def _number(value: float) -> float | int:
     return int(value) if value == int(value) else value
 
 
-def _loopback(host: str) -> str:
-    if host == "localhost":
-        return host
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return host
-    except ValueError:
-        pass
-    raise typer.BadParameter(f"{host!r} is not a loopback address (127.0.0.1, ::1, localhost).")
-
-
-def demo_target(
-    port: Annotated[int, typer.Option(help="The port; 0 picks a free one.")] = DEFAULT_PORT,
-    host: Annotated[
-        str, typer.Option(help="A loopback address.", callback=_loopback)
-    ] = "127.0.0.1",
-    speed: Annotated[
-        float, typer.Option(min=0.1, max=100.0, help="Story minutes per real minute.")
-    ] = 1.0,
-    seed: Annotated[int, typer.Option(help="The same seed, the same noise.")] = 1,
-) -> None:
-    """Serve the seed scenarios' systems on loopback for the example manifests."""
-    scenarios = [load_scenario(name) for name in scenario_names()]
-    target = DemoTarget(scenarios, SystemClock(), speed=speed, seed=seed)
-    asyncio.run(_serve(target, host, port))
-
-
 async def _serve(target: DemoTarget, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT; the bound address goes to stderr."""
     runner = web.AppRunner(target.app(), access_log=None, handle_signals=False)
@@ -157,8 +131,16 @@ async def _serve(target: DemoTarget, host: str, port: int) -> None:
             if ":" not in bound_host
             else f"http://[{bound_host}]:{bound_port}"
         )
-        typer.echo(f"Demo target on {url} ({', '.join(scenario_names())}).", err=True)
+        names = ", ".join(target.scenario_names)
+        typer.echo(f"Demo target on {url} ({names}).", err=True)
         typer.echo(f"  Apply an example with: DEMO_TARGET={url} cadenza apply -f …", err=True)
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def serve_demo(host: str, port: int, speed: float, seed: int) -> None:
+    """Every bundled scenario on ``host:port`` until SIGTERM or SIGINT."""
+    scenarios = [load_scenario(name) for name in scenario_names()]
+    target = DemoTarget(scenarios, SystemClock(), speed=speed, seed=seed)
+    asyncio.run(_serve(target, host, port))

@@ -14,34 +14,46 @@ import asyncio
 import signal
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import structlog
 import typer
 
-from cadenza.bootstrap import FirstStart, ensure_admin, install_uvloop, migrate_database, tune_gc
+from cadenza.bootstrap import install_uvloop, migrate_database, tune_gc
 from cadenza.cli.app import app
-from cadenza.config import Settings
 from cadenza.domain import errors
 
 if TYPE_CHECKING:
+    from cadenza.bootstrap import FirstStart
+    from cadenza.config import Settings
     from cadenza.container import Service
 
-log = structlog.get_logger("cadenza.cli")
+
+def settings_from_env() -> Settings:
+    # Imported here, as every dependency of a process command is: the client
+    # commands share this module's import and need none of them.
+    from cadenza.config import Settings
+
+    return Settings()
+
+
+def log() -> Any:
+    import structlog
+
+    return structlog.get_logger("cadenza.cli")
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
-    settings = Settings()
+    settings = settings_from_env()
     migrate_database(settings)
-    log.info("database.migrated")
+    log().info("database.migrated")
 
 
 @app.command()
 def worker() -> None:
     """Run the scheduler: claim due endpoints and perform their requests."""
-    settings = Settings()
+    settings = settings_from_env()
     install_uvloop()
     asyncio.run(_worker(settings))
 
@@ -50,7 +62,7 @@ def worker() -> None:
 def serve() -> None:
     """Run everything in one process: the REST API, MCP at /mcp, the scheduler and
     the planner."""
-    settings = Settings()
+    settings = settings_from_env()
     install_uvloop()
     asyncio.run(_serve(settings))
 
@@ -58,7 +70,7 @@ def serve() -> None:
 @app.command()
 def planner() -> None:
     """Run the planner alone: read run results and steer cadence through hints."""
-    settings = Settings()
+    settings = settings_from_env()
     install_uvloop()
     asyncio.run(_planner(settings))
 
@@ -72,6 +84,7 @@ async def _worker(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings) -> None:
+    from cadenza.bootstrap import ensure_admin
     from cadenza.container import (
         build_http,
         build_planner,
@@ -131,7 +144,7 @@ async def run_services(services: dict[str, Service]) -> None:
     def on_signal(sig: signal.Signals) -> None:
         nonlocal signals
         signals += 1
-        log.info("process.signal", signal=sig.name, graceful=signals == 1)
+        log().info("process.signal", signal=sig.name, graceful=signals == 1)
         if signals == 1:
             _stop_all(services.values())
         else:
@@ -150,7 +163,7 @@ async def run_services(services: dict[str, Service]) -> None:
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures and signals < 2:
         raise failures[0]
-    log.info("process.stopped")
+    log().info("process.stopped")
 
 
 def _stop_all(services: Iterable[Service]) -> None:
@@ -178,7 +191,7 @@ def mcp(
         typer.echo("Set CADENZA_API_KEY or pass --api-key.", err=True)
         raise typer.Exit(2)
     try:
-        asyncio.run(_mcp(Settings(), api_key))
+        asyncio.run(_mcp(settings_from_env(), api_key))
     except errors.AuthenticationFailed as exc:
         typer.echo(f"cadenza mcp: {exc.message}", err=True)
         raise typer.Exit(1) from None
