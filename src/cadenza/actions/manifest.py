@@ -143,6 +143,11 @@ async def _write(
     ctx: Context, tx: Tx, plan: Plan, current: dict[str, CurrentJob], now: datetime, reason: str
 ) -> None:
     jobs = {name: found.job for name, found in current.items()}
+    # Ids first, one after the other: ids made in one millisecond without others in
+    # between sort in creation order, so the endpoints list in the manifest's order.
+    for step in plan.steps:
+        if step.op == "create":
+            step.id = new_id("job" if step.kind == "job" else "ep", now)
     for step in plan.steps:
         if step.kind == "job":
             jobs[step.job] = await _write_job(ctx, tx, step, now, reason)
@@ -153,8 +158,9 @@ async def _write(
 async def _write_job(ctx: Context, tx: Tx, step: Step, now: datetime, reason: str) -> Job:
     if step.op == "create":
         spec: JobSpec = step.target.spec
+        assert step.id is not None
         job = Job(
-            id=new_id("job", now),
+            id=step.id,
             tenant_id=ctx.tenant_id,
             name=spec.name,
             created_at=now,
@@ -202,7 +208,7 @@ async def _write_endpoint(
 
 
 def _new_endpoint(ctx: Context, step: Step, job: Job, now: datetime) -> Endpoint:
-    endpoint = replace(step.target.template, id=new_id("ep", now), job_id=job.id)
+    endpoint = replace(step.target.template, id=step.id, job_id=job.id)
     if step.target.spec.start_paused:
         pause = Pause(until=None, reason="start_paused in the manifest", actor=ctx.actor)
         return lifecycle.paused(endpoint, job, pause, now)
@@ -347,7 +353,8 @@ async def _job_spec(ctx: Context, found: CurrentJob, now: datetime) -> JobSpec:
         tags=list(job.tags),
         planner_enabled=job.planner_enabled,
         endpoints=[
-            await _endpoint_spec(ctx, job, endpoint, now) for endpoint in found.endpoints.values()
+            await _endpoint_spec(ctx, job, found.endpoints[name], now)
+            for name in sorted(found.endpoints)
         ],
     )
 
@@ -430,8 +437,9 @@ ACTIONS = (
         summary="The manifest of existing jobs",
         description=(
             "Returns the live jobs (all, or those named by name or id) with their "
-            "endpoints and planner rules as a manifest that apply_manifest accepts. "
-            "Secret header values are not revealed: each is a ${NAME} reference."
+            "endpoints and planner rules as a manifest that apply_manifest accepts, jobs "
+            "and endpoints sorted by name. Secret header values are not revealed: each "
+            "is a ${NAME} reference."
         ),
         input_model=ExportManifestInput,
         output_model=Manifest,
