@@ -202,7 +202,7 @@ async def test_without_prune_what_the_manifest_does_not_name_is_left_alone(
     assert [j["name"] for j in (await export(ctx))["jobs"]] == ["a"]
 
 
-async def test_planner_settings_are_applied_compared_and_reset_when_omitted(
+async def test_planner_settings_are_applied_compared_and_kept_when_omitted(
     services: Services,
 ) -> None:
     ctx = caller(services)
@@ -223,8 +223,10 @@ async def test_planner_settings_are_applied_compared_and_reset_when_omitted(
     exported = await export(ctx)
     assert exported["jobs"][0]["endpoints"][0]["planner"]["approval"] is True
     assert (await apply(ctx, exported))["changes"] == []
-    reset = await apply(ctx, manifest(endpoint()))
+    assert (await apply(ctx, manifest(endpoint())))["changes"] == []
+    reset = await apply(ctx, manifest(endpoint(planner={})))
     assert [(c["op"], c["kind"]) for c in reset["changes"]] == [("update", "planner")]
+    assert (await export(ctx))["jobs"][0]["endpoints"][0]["planner"] is None
 
 
 async def test_start_paused_pauses_a_new_endpoint_and_needs_schedule_control(

@@ -10,7 +10,8 @@ with everything else, so only a failing database can leave them behind, and the
 next apply finishes them. A manifest that already matches changes nothing and
 writes no audit event. ``dry_run`` reports the changes without making them;
 ``prune`` also archives live jobs the manifest does not name and deletes (softly)
-endpoints of named jobs it does not name.
+endpoints of named jobs it does not name. An endpoint's planner settings are set
+where its manifest has a ``planner`` section, and left as they are where not.
 
 It is also the bulk path: ten thousand endpoints are one request, one transaction
 and one rate-limit token, not ten thousand of each.
@@ -26,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context, record
+from cadenza.actions.base import Action, Context, audit_event
 from cadenza.actions.endpoint_models import baseline_spec, request_spec
 from cadenza.actions.manifest_models import (
     MAX_MANIFEST_JOBS,
@@ -55,7 +56,7 @@ from cadenza.actions.scheduling import replan_job_endpoints
 from cadenza.actions.wire import Input, Output, Reason, seconds
 from cadenza.domain import errors, lifecycle, limits
 from cadenza.domain.identity import Scope, grants
-from cadenza.domain.model import Endpoint, Job, Pause
+from cadenza.domain.model import AuditEvent, Endpoint, Job, Pause
 from cadenza.domain.planning import EndpointPlanner
 from cadenza.ids import new_id
 from cadenza.ports import Tx
@@ -142,20 +143,29 @@ def _checked_plan(
 async def _write(
     ctx: Context, tx: Tx, plan: Plan, current: dict[str, CurrentJob], now: datetime, reason: str
 ) -> None:
+    """Every step in one transaction; new endpoints and the audit events are written
+    in batches (one statement each, whatever their number)."""
     jobs = {name: found.job for name, found in current.items()}
     # Ids first, one after the other: ids made in one millisecond without others in
     # between sort in creation order, so the endpoints list in the manifest's order.
     for step in plan.steps:
         if step.op == "create":
             step.id = new_id("job" if step.kind == "job" else "ep", now)
+    created: list[Endpoint] = []
+    events: list[AuditEvent] = []
     for step in plan.steps:
         if step.kind == "job":
-            jobs[step.job] = await _write_job(ctx, tx, step, now, reason)
+            jobs[step.job] = await _write_job(ctx, tx, step, now)
+        elif step.op == "create":
+            created.append(_new_endpoint(ctx, step, jobs[step.job], now))
         else:
-            await _write_endpoint(ctx, tx, step, jobs[step.job], now, reason)
+            await _change_endpoint(ctx, tx, step, jobs[step.job], now)
+        events.append(_event(ctx, step, now, reason))
+    await tx.insert_endpoints(created)
+    await tx.insert_audits(events)
 
 
-async def _write_job(ctx: Context, tx: Tx, step: Step, now: datetime, reason: str) -> Job:
+async def _write_job(ctx: Context, tx: Tx, step: Step, now: datetime) -> Job:
     if step.op == "create":
         spec: JobSpec = step.target.spec
         assert step.id is not None
@@ -170,41 +180,30 @@ async def _write_job(ctx: Context, tx: Tx, step: Step, now: datetime, reason: st
             planner_enabled=spec.planner_enabled,
         )
         await tx.insert_job(job)
-    else:
-        found = await tx.get_job(ctx.tenant_id, step.target.id, for_update=True)
-        if step.op == "archive":
-            job = replace(found, archived_at=now, updated_at=now)
-            await tx.update_job(job)
-            await replan_job_endpoints(ctx, tx, job, now)
-        else:
-            fields = {f: after for f, _, after in step.changes}
-            if "tags" in fields:
-                fields["tags"] = tuple(fields["tags"])
-            job = replace(found, **fields, updated_at=now)
-            await tx.update_job(job)
-    step.id = job.id
-    await _audit(ctx, tx, step, ("job", job.id), reason)
+        return job
+    found = await tx.get_job(ctx.tenant_id, step.target.id, for_update=True)
+    if step.op == "archive":
+        job = replace(found, archived_at=now, updated_at=now)
+        await tx.update_job(job)
+        await replan_job_endpoints(ctx, tx, job, now)
+        return job
+    fields = {f: after for f, _, after in step.changes}
+    if "tags" in fields:
+        fields["tags"] = tuple(fields["tags"])
+    job = replace(found, **fields, updated_at=now)
+    await tx.update_job(job)
     return job
 
 
-async def _write_endpoint(
-    ctx: Context, tx: Tx, step: Step, job: Job, now: datetime, reason: str
-) -> None:
-    if step.op == "create":
-        endpoint = _new_endpoint(ctx, step, job, now)
-        await tx.insert_endpoint(endpoint)
+async def _change_endpoint(ctx: Context, tx: Tx, step: Step, job: Job, now: datetime) -> None:
+    found = await tx.get_endpoint(ctx.tenant_id, step.target.id, for_update=True)
+    if step.op == "archive":
+        changed = replace(found, archived_at=now, updated_at=now)
     else:
-        found = await tx.get_endpoint(ctx.tenant_id, step.target.id, for_update=True)
-        if step.op == "archive":
-            changed = replace(found, archived_at=now, updated_at=now)
-        else:
-            wanted: Endpoint = step.target
-            config = {f: getattr(wanted, f) for f in CONFIG_FIELDS}
-            changed = replace(found, **config, updated_at=now)
-        endpoint = lifecycle.replan(changed, job, now)
-        await tx.update_endpoint(endpoint)
-    step.id = endpoint.id
-    await _audit(ctx, tx, step, ("endpoint", endpoint.id), reason)
+        wanted: Endpoint = step.target
+        config = {f: getattr(wanted, f) for f in CONFIG_FIELDS}
+        changed = replace(found, **config, updated_at=now)
+    await tx.update_endpoint(lifecycle.replan(changed, job, now))
 
 
 def _new_endpoint(ctx: Context, step: Step, job: Job, now: datetime) -> Endpoint:
@@ -215,11 +214,13 @@ def _new_endpoint(ctx: Context, step: Step, job: Job, now: datetime) -> Endpoint
     return lifecycle.replan(endpoint, job, now)
 
 
-async def _audit(ctx: Context, tx: Tx, step: Step, target: tuple[str, str], reason: str) -> None:
+def _event(ctx: Context, step: Step, now: datetime, reason: str) -> AuditEvent:
+    assert step.id is not None
     changes: dict[str, Any] = {"op": step.op, "name": step.endpoint or step.job}
     if step.changes:
         changes["fields"] = [f for f, _, _ in step.changes]
-    await record(ctx, tx, AUDIT_ACTION, target, reason, changes)
+    kind = "job" if step.kind == "job" else "endpoint"
+    return audit_event(ctx, now, AUDIT_ACTION, (kind, step.id), reason, changes)
 
 
 def _ids(
@@ -240,17 +241,19 @@ def _ids(
 async def _plan_planners(
     ctx: Context, wanted: list[WantedJob], ids: dict[tuple[str, str], tuple[str | None, bool]]
 ) -> list[Step]:
-    """The endpoints whose planner settings differ from the manifest's (omitted
-    settings mean the defaults)."""
+    """The endpoints whose planner settings differ from their manifest's. Endpoints
+    without a ``planner`` section keep theirs (``planner: {}`` sets the defaults), so
+    settings made elsewhere survive an apply, and a bulk apply reads no settings."""
     if ctx.planner is None:
         return []
     steps: list[Step] = []
     for job in wanted:
         for item in job.endpoints:
+            if item.planner is None:
+                continue
             endpoint_id, new = ids[(job.spec.name, item.spec.name)]
             target = endpoint_id or ""
-            want = replace(item.planner, endpoint_id=target) if item.planner else None
-            want = want or EndpointPlanner(ctx.tenant_id, target)
+            want = replace(item.planner, endpoint_id=target)
             have = (
                 EndpointPlanner(ctx.tenant_id, target)
                 if new
@@ -272,9 +275,9 @@ def _planner_wire(config: EndpointPlanner) -> dict[str, Any]:
 async def _write_planners(ctx: Context, steps: list[Step], reason: str) -> None:
     if not steps or ctx.planner is None:
         return
+    now = ctx.now()
     async with ctx.store.transaction() as tx:
-        for step in steps:
-            await _audit(ctx, tx, step, ("endpoint", step.target.endpoint_id), reason)
+        await tx.insert_audits([_event(ctx, step, now, reason) for step in steps])
     for step in steps:
         await ctx.planner.put_planner(step.target)
 
@@ -282,27 +285,30 @@ async def _write_planners(ctx: Context, steps: list[Step], reason: str) -> None:
 def _out(plan: Plan, planners: list[Step], *, dry_run: bool) -> ApplyManifestOut:
     steps = [*plan.steps, *planners]
     ops = [s.op for s in steps]
-    return ApplyManifestOut(
-        dry_run=dry_run,
-        created=ops.count("create"),
-        updated=ops.count("update"),
-        archived=ops.count("archive"),
-        unchanged=plan.unchanged,
-        changes=[_change_out(s) for s in steps],
+    # One validation of plain dicts: pydantic-core does that much faster than
+    # building ten thousand models one by one in Python.
+    return ApplyManifestOut.model_validate(
+        {
+            "dry_run": dry_run,
+            "created": ops.count("create"),
+            "updated": ops.count("update"),
+            "archived": ops.count("archive"),
+            "unchanged": plan.unchanged,
+            "changes": [_change(s) for s in steps],
+        }
     )
 
 
-def _change_out(step: Step) -> ChangeOut:
-    path = step.path[len(ROOT) + 1 :] if step.path else None
-    return ChangeOut(
-        op=step.op,
-        kind=step.kind,
-        job=step.job,
-        endpoint=step.endpoint,
-        path=path,
-        id=step.id,
-        fields=[FieldChangeOut(field=f, before=b, after=a) for f, b, a in step.changes],
-    )
+def _change(step: Step) -> dict[str, Any]:
+    return {
+        "op": step.op,
+        "kind": step.kind,
+        "job": step.job,
+        "endpoint": step.endpoint,
+        "path": step.path[len(ROOT) + 1 :] if step.path else None,
+        "id": step.id,
+        "fields": [{"field": f, "before": b, "after": a} for f, b, a in step.changes],
+    }
 
 
 # -- export --------------------------------------------------------------------------

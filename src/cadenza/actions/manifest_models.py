@@ -78,8 +78,8 @@ class EndpointSpec(Input):
     )
     planner: PlannerSettingsIn | None = Field(
         None,
-        description="The planner's settings and rules (set_endpoint_planner's); "
-        "omitted: the defaults (rules planner, no rules, no approval).",
+        description="The planner's settings and rules (set_endpoint_planner's), applied "
+        "whole; omitted: the endpoint keeps its settings ({} sets the defaults).",
     )
 
 

@@ -12,7 +12,8 @@ GET actions without path parameters (the lists: the API's hottest reads) are ser
 by a lean handler: the query string is validated once, by the action's own input
 model, instead of by FastAPI's per-parameter machinery and then again by ``invoke``.
 Their OpenAPI operation is generated from the same signature as every other route's,
-and invalid input is reported as FastAPI reports it.
+and invalid input is reported as FastAPI reports it. Likewise a body that is the
+action's whole input model (no path parameters) is validated once, by FastAPI.
 """
 
 from __future__ import annotations
@@ -231,8 +232,12 @@ def make_endpoint(action: AnyAction, auth: Auth) -> Callable[..., Awaitable[Resp
 
     async def endpoint(**kwargs: Any) -> Response:
         ctx: Context = kwargs["ctx"]
-        payload: dict[str, Any] = {name: kwargs[name] for name in path_names}
         given = kwargs.get(carrier) if carrier else None
+        if isinstance(given, action.input_model):
+            # The body was validated with the action's own model (no path parameters
+            # to add): a second pass would only cost time, a lot of it for a manifest.
+            return _render(action, await invoke_parsed(action, ctx, given))
+        payload: dict[str, Any] = {name: kwargs[name] for name in path_names}
         if given is not None:
             payload.update(given.model_dump(exclude_unset=True, by_alias=True))
         return _render(action, await invoke(action, ctx, payload))

@@ -28,6 +28,9 @@ from cadenza.cli.client import ApiClient, CliError
 from cadenza.cli.profiles import resolve
 
 SCHEMA_PATH = "/api/v1/schemas/manifest.json"
+# libyaml's parser when PyYAML was built with it: a bulk manifest parses ~10x faster.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 Profile = Annotated[
     str | None, typer.Option("--profile", help="A profile of the config file.", show_default=False)
@@ -40,15 +43,19 @@ class ManifestFile:
 
     def __init__(self, name: str, text: str) -> None:
         self.name = name
+        loader = _LOADER(text)
         try:
-            self.root = yaml.compose(text)
-            self.data = yaml.safe_load(text)
+            self.root: Any = loader.get_single_node()
+            data = None if self.root is None else loader.construct_document(self.root)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{name}:{mark.line + 1}: " if mark is not None else f"{name}: "
             raise CliError(f"{where}not valid YAML: {exc}", exits.BAD_INPUT) from None
-        if not isinstance(self.data, dict):
+        finally:
+            loader.dispose()
+        if not isinstance(data, dict):
             raise CliError(f"{name}: a manifest is a mapping with version and jobs.", 2)
+        self.data: dict[str, Any] = data
 
     @classmethod
     def read(cls, path: str) -> ManifestFile:
@@ -245,5 +252,5 @@ def _compact(value: Any) -> Any:
 
 
 def to_yaml(document: dict[str, Any], schema_url: str) -> str:
-    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    body = yaml.dump(document, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=100)
     return f"# yaml-language-server: $schema={schema_url}\n{body}"
