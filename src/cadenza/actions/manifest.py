@@ -20,18 +20,15 @@ and one rate-limit token, not ten thousand of each.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from cadenza.actions.base import Action, Context, audit_event
-from cadenza.actions.endpoint_models import baseline_spec, request_spec
+from cadenza.actions.manifest_export import ExportManifestInput, export_manifest
 from cadenza.actions.manifest_models import (
-    MAX_MANIFEST_JOBS,
-    EndpointSpec,
     JobSpec,
     Manifest,
     ManifestSchema,
@@ -46,15 +43,14 @@ from cadenza.actions.manifest_plan import (
     WantedJob,
     current_state,
     json_changes,
-    live_endpoints,
     make_plan,
     wanted_state,
 )
 from cadenza.actions.meta import NoInput
 from cadenza.actions.planner_models import PlannerSettingsIn
 from cadenza.actions.scheduling import replan_job_endpoints
-from cadenza.actions.wire import Input, Output, Reason, seconds
-from cadenza.domain import errors, lifecycle, limits
+from cadenza.actions.wire import Input, Output, Reason
+from cadenza.domain import errors, lifecycle
 from cadenza.domain.identity import Scope, grants
 from cadenza.domain.model import AuditEvent, Endpoint, Job, Pause
 from cadenza.domain.planning import EndpointPlanner
@@ -309,95 +305,6 @@ def _change(step: Step) -> dict[str, Any]:
         "id": step.id,
         "fields": [{"field": f, "before": b, "after": a} for f, b, a in step.changes],
     }
-
-
-# -- export --------------------------------------------------------------------------
-
-
-class ExportManifestInput(Input):
-    jobs: list[Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LENGTH)]] = Field(
-        default_factory=list,
-        max_length=MAX_MANIFEST_JOBS,
-        description="Names or ids of the jobs to export; empty: every live job.",
-    )
-
-
-async def export_manifest(ctx: Context, data: ExportManifestInput) -> Manifest:
-    now = ctx.now()
-    async with ctx.store.transaction(readonly=True) as tx:
-        current = await current_state(tx, ctx.tenant_id, now, set())
-        selected = _select(current, data.jobs)
-        for found in selected:
-            found.endpoints = await live_endpoints(tx, ctx.tenant_id, found.job)
-    jobs = [await _job_spec(ctx, found, now) for found in sorted(selected, key=_by_name)]
-    return Manifest(jobs=jobs)
-
-
-def _by_name(found: CurrentJob) -> str:
-    return found.job.name
-
-
-def _select(current: dict[str, CurrentJob], wanted: list[str]) -> list[CurrentJob]:
-    if not wanted:
-        return list(current.values())
-    by_id = {found.job.id: found for found in current.values()}
-    selected: list[CurrentJob] = []
-    for key in wanted:
-        found = current.get(key) or by_id.get(key)
-        if found is None:
-            raise errors.JobNotFound(key)
-        if found not in selected:
-            selected.append(found)
-    return selected
-
-
-async def _job_spec(ctx: Context, found: CurrentJob, now: datetime) -> JobSpec:
-    job = found.job
-    return JobSpec(
-        name=job.name,
-        description=job.description,
-        tags=list(job.tags),
-        planner_enabled=job.planner_enabled,
-        endpoints=[
-            await _endpoint_spec(ctx, job, found.endpoints[name], now)
-            for name in sorted(found.endpoints)
-        ],
-    )
-
-
-async def _endpoint_spec(ctx: Context, job: Job, endpoint: Endpoint, now: datetime) -> EndpointSpec:
-    request = request_spec(endpoint.request)
-    for header in request.headers:
-        if header.secret:
-            header.value = "${" + reference_name(job.name, endpoint.name, header.name) + "}"
-    planner = None
-    if ctx.planner is not None:
-        config = await ctx.planner.get_planner(ctx.tenant_id, endpoint.id)
-        if config != EndpointPlanner(ctx.tenant_id, endpoint.id):
-            planner = PlannerSettingsIn.of(config)
-    pause = endpoint.pause
-    return EndpointSpec(
-        name=endpoint.name,
-        description=endpoint.description,
-        tier=endpoint.tier,
-        request=request,
-        baseline=baseline_spec(endpoint.baseline),
-        min_interval_seconds=seconds(endpoint.guardrails.min_interval),
-        max_interval_seconds=seconds(endpoint.guardrails.max_interval),
-        catch_up=endpoint.catch_up,
-        jitter_seconds=endpoint.jitter.total_seconds(),
-        planner_enabled=endpoint.planner_enabled,
-        start_paused=pause is not None and pause.until is None and pause.active(now),
-        planner=planner,
-    )
-
-
-def reference_name(job: str, endpoint: str, header: str) -> str:
-    """The environment variable an export names for a secret header's value:
-    ``STOREFRONT_HEALTH_AUTHORIZATION`` for header Authorization of endpoint health
-    of job storefront."""
-    name = re.sub(r"[^A-Za-z0-9]+", "_", f"{job}_{endpoint}_{header}").strip("_").upper()
-    return name if name[:1].isalpha() else f"SECRET_{name}"
 
 
 # -- the schema ----------------------------------------------------------------------
