@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+# The browser tests drive Debian's chromium through the playwright package.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test check bench install install-dev browser clean
@@ -27,7 +30,10 @@ run: $(STAMP)
 	$(BIN)/cadenza migrate
 	$(BIN)/cadenza serve
 
-test: $(DEV_STAMP)
+browser:
+	@[ -x $(CHROMIUM) ] || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+test: $(DEV_STAMP) browser
 	$(BIN)/python -m pytest -W error
 
 check: $(DEV_STAMP)

@@ -52,6 +52,7 @@ from cadenza.domain.identity import KeyKind, Scope, User
 from cadenza.domain.model import Actor, ActorKind, Endpoint, Header, Job, Method, Request
 from cadenza.domain.schedule import CronSchedule, IntervalSchedule
 from cadenza.ids import new_id
+from cadenza.keyring import Keyring
 
 TARGET_RATIO = 3.0
 SECRET = b"bench-server-secret-0123456789abcdef"
@@ -148,8 +149,9 @@ async def tenant_key(url: str) -> tuple[str, str]:
         async with store.transaction() as tx:
             await tx.insert_user(user)
         scopes = frozenset({Scope.ADMIN})
+        keyring = Keyring.of(SECRET, ())
         _, key = await issue_api_key(
-            store, CLOCK, SECRET, user.tenant_id, "bench", scopes, KeyKind.USER, None
+            store, CLOCK, keyring, user.tenant_id, "bench", scopes, KeyKind.USER, None
         )
     finally:
         await store.close()

@@ -13,13 +13,14 @@ load the database drivers and the HTTP dispatcher to do so.
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cadenza.keyring import Keyring
 
 if TYPE_CHECKING:
     import structlog
@@ -31,12 +32,14 @@ __all__ = [
     "GC_THRESHOLDS",
     "SECRET_FILE",
     "FirstStart",
-    "api_key_secret",
     "configure_logging",
     "ensure_admin",
     "install_uvloop",
     "load_secret_key",
     "migrate_database",
+    "previous_secrets",
+    "server_keyring",
+    "server_secret",
     "tune_gc",
 ]
 
@@ -63,10 +66,19 @@ def load_secret_key(settings: Settings, path: Path = SECRET_FILE) -> str:
     return key
 
 
-def api_key_secret(settings: Settings, path: Path = SECRET_FILE) -> bytes:
-    """The server secret that keys API-key digests, derived from the configured (or
-    generated) secret with its own label, so it never equals the encryption key."""
-    return hashlib.sha256(b"cadenza/api-keys|" + load_secret_key(settings, path).encode()).digest()
+def server_secret(settings: Settings, path: Path = SECRET_FILE) -> bytes:
+    """The server secret every purpose's key is derived from (``cadenza.keyring``)."""
+    return load_secret_key(settings, path).encode()
+
+
+def previous_secrets(settings: Settings) -> tuple[bytes, ...]:
+    """Secrets replaced by ``secret_key`` that still verify during a rotation."""
+    return tuple(s.encode() for s in settings.previous_secret_keys if s)
+
+
+def server_keyring(settings: Settings, path: Path = SECRET_FILE) -> Keyring:
+    """The keys derived from the server secret and the previous ones."""
+    return Keyring.of(server_secret(settings, path), previous_secrets(settings))
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -169,7 +181,7 @@ async def ensure_admin(settings: Settings, services: Services) -> FirstStart | N
     created = await create_first_admin(
         services.store,
         services.clock,
-        services.secret_key,
+        services.keyring,
         settings.admin_email,
         settings.admin_password,
     )

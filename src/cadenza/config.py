@@ -21,8 +21,14 @@ class Settings(BaseSettings):
     port: int = 8000
     secret_key: str = Field(
         "",
-        description="Key for sessions and for encrypting secret header values at rest; "
-        "generated into ./.cadenza-secret on first start when empty.",
+        description="The server secret (16 bytes or more): keys for sessions, API-key "
+        "digests and secret header encryption are derived from it; generated into "
+        "./.cadenza-secret on first start when empty.",
+    )
+    previous_secret_keys: list[str] = Field(
+        default_factory=list,
+        description="Secrets replaced by secret_key that still verify API keys and "
+        "sessions during a rotation (see `cadenza admin rotate-secret`).",
     )
     admin_email: str = ""
     admin_password: str = ""
@@ -47,6 +53,9 @@ class Settings(BaseSettings):
     )
 
     rate_limit_per_minute: int = 600
+    password_check_concurrency: int = Field(
+        2, ge=1, description="Password checks (Argon2) run at once; more wait briefly."
+    )
 
     planner_enabled: bool = Field(True, description="Run the planner inside `cadenza serve`.")
     planner_debounce_seconds: float = 30.0

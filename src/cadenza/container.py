@@ -24,9 +24,7 @@ policy, the server secret's file, migrations, the first admin) is in
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import os
 import secrets
 import socket
@@ -36,12 +34,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.http import HttpDispatcher
-from cadenza.adapters.secrets import FernetSecretBox, SecretKeyError
+from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, open_store
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
-from cadenza.bootstrap import api_key_secret, load_secret_key
+from cadenza.bootstrap import previous_secrets, server_keyring, server_secret
 from cadenza.config import Settings
-from cadenza.ports import Clock, Dispatcher, PlannerStore, SecretBox, Store
+from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, SecretBox, Store
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 
 if TYPE_CHECKING:
@@ -122,14 +120,9 @@ class Worker:
 
 
 def secret_box(settings: Settings) -> SecretBox:
-    """A Fernet box over the configured key. A key that is not a Fernet key (any
-    passphrase) is stretched into one with SHA-256, so any non-empty secret works."""
-    key = load_secret_key(settings)
-    try:
-        return FernetSecretBox(key)
-    except SecretKeyError:
-        derived = base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest())
-        return FernetSecretBox(derived.decode("ascii"))
+    """A Fernet box for secret header values: it encrypts with the key derived from
+    the server secret and decrypts with that of any previous (or pre-HKDF) secret."""
+    return FernetSecretBox(",".join(server_keyring(settings).fernet_keys()))
 
 
 def default_worker_id() -> str:
@@ -190,11 +183,20 @@ def planner_store(store: Store) -> PlannerStore | None:
     return SqlPlannerStore(store.engine) if isinstance(store, SqlStore) else None
 
 
+def auth_store(store: Store) -> AuthStore | None:
+    """Sessions and sign-in failures beside a SQL store (same engine)."""
+    from cadenza.adapters.store.auth_sql import SqlAuthStore
+
+    return SqlAuthStore(store.engine) if isinstance(store, SqlStore) else None
+
+
 @contextlib.asynccontextmanager
 async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
     """The ports actions run with in this process: the runtime's store, clock and
-    waker, a dispatcher of its own (``test_endpoint``), and the API-key secret."""
+    waker, a dispatcher of its own (``test_endpoint``), the server secrets and the
+    stores of the planner and of sessions."""
     from cadenza.actions.base import Services
+    from cadenza.actions.identity import PasswordChecks
 
     dispatcher = HttpDispatcher.from_settings(runtime.clock, runtime.settings)
     try:
@@ -203,22 +205,29 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
             clock=runtime.clock,
             waker=runtime.waker,
             dispatcher=dispatcher,
-            secret_key=api_key_secret(runtime.settings),
+            secret_key=server_secret(runtime.settings),
+            previous_secret_keys=previous_secrets(runtime.settings),
             planner=planner_store(runtime.store),
+            auth_store=auth_store(runtime.store),
+            password_checks=PasswordChecks(runtime.settings.password_check_concurrency),
         )
     finally:
         await dispatcher.close()
 
 
 def build_http(settings: Settings, services: Services) -> Service:
-    """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp``."""
+    """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp`` and
+    the dashboard at ``/``, signing people in through the API's sessions."""
     # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
     from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
+    from cadenza.api.browser import BrowserSessions
     from cadenza.mcp_server import mount_mcp
+    from cadenza.web import mount_dashboard
 
     app = create_app(services, settings)
     mount_mcp(app, services, rate_limit=app.state.rate_limit)
+    mount_dashboard(app, services, BrowserSessions(app.state.auth))
     return HttpServer(app, settings.host, settings.port)
 
 

@@ -158,7 +158,7 @@ def key_caller(services: Services, api_key: str) -> CallerSource:
     """A ``CallerSource`` that authenticates ``api_key`` on every call (stdio)."""
 
     async def source(_request: Request | None) -> Caller:
-        key = await authenticate_key(services.store, services.clock, services.secret_key, api_key)
+        key = await authenticate_key(services.store, services.clock, services.keyring, api_key)
         return caller_for_key(key)
 
     return source
@@ -286,7 +286,7 @@ class BearerGate:
             raise errors.AuthenticationFailed("Send an API key as 'Authorization: Bearer cdz_…'.")
         s = self.services
         caller = caller_for_key(
-            await authenticate_key(s.store, s.clock, s.secret_key, token.strip(), s.key_cache)
+            await authenticate_key(s.store, s.clock, s.keyring, token.strip(), s.key_cache)
         )
         if self.rate_limit is not None:
             self.rate_limit(caller.actor.id)

@@ -352,3 +352,55 @@ class PlannerStore(Protocol):
         planner's feed of new results. Ids sort by time, so the last id read is
         the next cursor."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A signed-in browser session, kept server-side so it can be ended.
+
+    Only ``digest``, a keyed digest of the token the browser holds, is stored: the
+    stored rows cannot be replayed as cookies.
+    """
+
+    id: str
+    user_id: str
+    digest: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailures:
+    """Failed sign-ins in a row for one account (an opaque key, not the address)."""
+
+    account: str
+    count: int
+    last_failed_at: datetime
+
+
+class AuthStore(Protocol):
+    """Sessions and sign-in failures. Every method is atomic on its own.
+
+    ``add_login_failure`` is one atomic increment, so concurrent wrong passwords are
+    all counted; a run of failures whose last one is older than ``forget_before``
+    starts again from one.
+    """
+
+    async def insert_session(self, session: StoredSession) -> None: ...
+    async def get_session(self, session_id: str) -> StoredSession | None: ...
+    async def delete_session(self, session_id: str) -> bool:
+        """Whether there was such a session."""
+        ...
+
+    async def delete_user_sessions(self, user_id: str) -> int: ...
+
+    async def login_failures(self, account: str) -> LoginFailures | None: ...
+    async def add_login_failure(
+        self, account: str, at: datetime, *, forget_before: datetime
+    ) -> LoginFailures: ...
+    async def clear_login_failures(self, account: str) -> None: ...
+
+    async def purge(self, now: datetime, *, failures_before: datetime) -> None:
+        """Delete sessions expired at ``now`` and failures last seen before
+        ``failures_before``."""
+        ...

@@ -60,7 +60,7 @@ async def make_tenant(
     async with services.store.transaction() as tx:
         await tx.insert_user(user)
     _, key = await issue_api_key(
-        services.store, services.clock, services.secret_key, user.tenant_id, "k", scopes, kind, None
+        services.store, services.clock, services.keyring, user.tenant_id, "k", scopes, kind, None
     )
     return Tenant(user.tenant_id, email, key)
 
@@ -75,7 +75,7 @@ async def add_key(
     _, key = await issue_api_key(
         services.store,
         services.clock,
-        services.secret_key,
+        services.keyring,
         tenant.tenant_id,
         "scoped",
         scopes,

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from cadenza.actions.base import Services
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
+from cadenza.adapters.store.auth_sql import SqlAuthStore
 from cadenza.api import create_app
 from cadenza.config import Settings
 from cadenza.testing import FrozenClock
@@ -44,6 +45,7 @@ async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Ser
         dispatcher=FakeDispatcher(clock),
         secret_key=SECRET,
         planner=MemoryPlannerStore(),
+        auth_store=SqlAuthStore(store.engine),
     )
     await store.close()
 

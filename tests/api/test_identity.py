@@ -17,6 +17,7 @@ from cadenza.api import create_app
 from cadenza.config import Settings
 from cadenza.domain import errors
 from cadenza.domain.identity import KeyKind, Scope
+from cadenza.keyring import hkdf_sha256
 from cadenza.testing import FrozenClock
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +54,9 @@ async def test_a_user_is_created_once_per_email_and_signs_in_with_the_password(
 async def test_ensure_admin_creates_an_admin_and_a_working_key_only_on_first_start(
     services: Services, client: httpx2.AsyncClient
 ) -> None:
-    created = await ensure_admin(services.store, services.clock, SECRET, "root@example.com", "")
+    created = await ensure_admin(
+        services.store, services.clock, services.keyring, "root@example.com", ""
+    )
     assert created is not None
     user, password, key = created
     assert user.is_admin
@@ -61,7 +64,9 @@ async def test_ensure_admin_creates_an_admin_and_a_working_key_only_on_first_sta
     assert len(password) >= 16
     me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {key}"})
     assert me.json()["scopes"] == ["admin"]
-    again = await ensure_admin(services.store, services.clock, SECRET, "x@example.com", "")
+    again = await ensure_admin(
+        services.store, services.clock, services.keyring, "x@example.com", ""
+    )
     assert again is None
 
 
@@ -75,7 +80,9 @@ async def test_an_api_key_reads_cdz_prefix_secret_and_only_its_hmac_digest_is_st
     async with services.store.transaction(readonly=True) as tx:
         stored = await tx.find_api_key_by_prefix(prefix)
     assert stored is not None
-    assert stored.digest == hmac.new(SECRET, alice.key.encode(), hashlib.sha256).hexdigest()
+    api_keys_key = hkdf_sha256(SECRET, b"cadenza/api-key-digests", salt=b"cadenza server secret v1")
+    mac = hmac.new(api_keys_key, alice.key.encode(), hashlib.sha256).hexdigest()
+    assert stored.digest == f"{services.keyring.key_id}:{mac}"
     assert secret not in repr(stored)
 
 

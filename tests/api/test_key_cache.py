@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import httpx2
 import pytest
-from api_kit import SECRET, Tenant, add_key
+from api_kit import Tenant, add_key
 
 from cadenza.actions.base import Services
 from cadenza.actions.identity import KEY_CACHE_TTL, KeyCache, authenticate_key
@@ -83,11 +83,11 @@ async def test_writing_last_used_never_undoes_a_revocation_made_meanwhile(
     # when the request decides to write last_used_at.
     cache = KeyCache(services.clock, ttl=timedelta(hours=1))
     store, clock = services.store, services.clock
-    await authenticate_key(store, clock, SECRET, alice.key, cache)
+    await authenticate_key(store, clock, services.keyring, alice.key, cache)
     await revoke_elsewhere(services, alice)
     frozen(services).advance(timedelta(minutes=2))
     with pytest.raises(errors.AuthenticationFailed):
-        await authenticate_key(store, clock, SECRET, alice.key, cache)
+        await authenticate_key(store, clock, services.keyring, alice.key, cache)
     assert (await stored_key(services, alice)).revoked_at is not None
 
 

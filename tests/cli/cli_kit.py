@@ -21,7 +21,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from cadenza.actions.identity import issue_api_key
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.store import open_store
-from cadenza.bootstrap import api_key_secret
+from cadenza.bootstrap import server_keyring
 from cadenza.config import Settings
 from cadenza.container import secret_box
 from cadenza.domain.identity import KeyKind, Scope, User
@@ -126,7 +126,7 @@ async def _make_tenant(server: Server, home: Path, scopes: frozenset[Scope]) -> 
         _, key = await issue_api_key(
             store,
             clock,
-            api_key_secret(settings),
+            server_keyring(settings),
             user.tenant_id,
             "cli",
             scopes,

@@ -18,7 +18,7 @@ from cadenza.adapters.http import HttpDispatcher
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
-from cadenza.bootstrap import api_key_secret
+from cadenza.bootstrap import server_secret
 from cadenza.config import Settings
 from cadenza.container import secret_box
 from cadenza.testing import FrozenClock
@@ -100,7 +100,7 @@ async def live(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Live]:
         clock=clock,
         waker=CountingWaker(),
         dispatcher=FakeDispatcher(clock),
-        secret_key=api_key_secret(settings),
+        secret_key=server_secret(settings),
         planner=SqlPlannerStore(store.engine),
     )
     env = {

@@ -98,7 +98,7 @@ async def add_key(
     services: Services, tenant_id: str, scopes: frozenset[Scope], kind: KeyKind = KeyKind.USER
 ) -> Tenant:
     key, plaintext = await issue_api_key(
-        services.store, services.clock, services.secret_key, tenant_id, "mcp", scopes, kind, None
+        services.store, services.clock, services.keyring, tenant_id, "mcp", scopes, kind, None
     )
     return Tenant(tenant_id, plaintext, caller_for_key(key))
 
@@ -162,7 +162,7 @@ async def make_agent(live: Live, email: str, scopes: frozenset[Scope]) -> tuple[
     s = live.services
     user = await create_user(s.store, s.clock, email, "correct horse battery", is_admin=False)
     _, key = await issue_api_key(
-        s.store, s.clock, s.secret_key, user.tenant_id, "agent", scopes, KeyKind.AGENT, None
+        s.store, s.clock, s.keyring, user.tenant_id, "agent", scopes, KeyKind.AGENT, None
     )
     return user.tenant_id, key
 

@@ -20,12 +20,13 @@ from typing import Any, Generic, TypeVar
 import pydantic
 from pydantic import BaseModel
 
-from cadenza.actions.identity import KeyCache
+from cadenza.actions.identity import KeyCache, PasswordChecks
 from cadenza.domain import errors
 from cadenza.domain.identity import Scope, grants
 from cadenza.domain.model import Actor, AuditEvent
 from cadenza.ids import new_id
-from cadenza.ports import Clock, Dispatcher, PlannerStore, Store, Tx, Waker
+from cadenza.keyring import Keyring
+from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, Store, Tx, Waker
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
@@ -35,22 +36,28 @@ Out = TypeVar("Out")
 class Services:
     """The ports an action may use, built once by the composition root.
 
-    ``secret_key`` is the server secret: it keys API-key digests and signs session
-    cookies, so rotating it invalidates both. ``key_cache`` holds the API keys this
-    process read recently, shared by every surface built on these services.
+    ``secret_key`` is the server secret and ``previous_secret_keys`` the secrets it
+    replaced that still verify during a rotation; ``keyring`` holds the keys derived
+    from them, one per purpose (``cadenza.keyring``). ``auth_store`` keeps sessions
+    and sign-in failures; without one nobody can sign in. ``password_checks`` bounds
+    the Argon2 checks under way in this process. ``key_cache`` holds the API
+    keys this process read recently, shared by every surface built on these services.
     """
 
     store: Store
     clock: Clock
     waker: Waker
     dispatcher: Dispatcher
-    secret_key: bytes
+    secret_key: bytes = field(repr=False)
     planner: PlannerStore | None = None
+    auth_store: AuthStore | None = None
+    previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    password_checks: PasswordChecks = field(default_factory=PasswordChecks)
+    keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:
-        if len(self.secret_key) < 16:
-            raise ValueError("secret_key must be at least 16 bytes")
+        object.__setattr__(self, "keyring", Keyring.of(self.secret_key, self.previous_secret_keys))
         object.__setattr__(self, "key_cache", KeyCache(self.clock))
 
 
@@ -65,7 +72,7 @@ class Context:
     clock: Clock
     waker: Waker
     dispatcher: Dispatcher
-    secret_key: bytes = field(repr=False, default=b"")
+    keyring: Keyring = field(repr=False)
     planner: PlannerStore | None = None
     key_cache: KeyCache | None = None
 
@@ -81,7 +88,7 @@ class Context:
             clock=services.clock,
             waker=services.waker,
             dispatcher=services.dispatcher,
-            secret_key=services.secret_key,
+            keyring=services.keyring,
             planner=services.planner,
             key_cache=services.key_cache,
         )

@@ -4,8 +4,11 @@
 * Passwords are hashed with Argon2 (pwdlib); hashing runs in a thread because it is
   deliberately slow and would otherwise stall the event loop.
 * API keys read ``cdz_<prefix>_<secret>``. Only an HMAC-SHA256 digest of the whole
-  key, keyed with the server secret, is stored; the prefix finds the row and is shown
-  to identify the key. The plaintext is returned once, at issue.
+  key is stored, keyed with the API-key key of the ``Keyring`` (derived from the
+  server secret); the prefix finds the row and is shown to identify the key. The
+  plaintext is returned once, at issue. A key whose digest was made with a previous
+  secret (during a rotation) is re-digested with the current one when it is next used:
+  only then is its plaintext at hand.
 * A key's ``last_used_at`` is written at most once per ``LAST_USED_GRANULARITY``, so
   authenticating is at most a single read on the hot path.
 * ``KeyCache`` spares even that read: a process keeps a key it read for
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import secrets
 import string
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -33,6 +36,7 @@ from cadenza.domain import errors
 from cadenza.domain.identity import ALL_SCOPES, ApiKey, KeyKind, Scope, User
 from cadenza.domain.model import Actor, ActorKind
 from cadenza.ids import new_id
+from cadenza.keyring import Keyring, Match, Purpose
 from cadenza.ports import Clock, Store
 
 KEY_MARK = "cdz"
@@ -45,6 +49,7 @@ KEY_CACHE_TTL = timedelta(seconds=5)
 revocation takes effect here."""
 KEY_CACHE_SIZE = 10_000
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+_PREFIX_CHARS = frozenset(_PREFIX_ALPHABET)
 _HASHER = PasswordHash((Argon2Hasher(),))
 
 
@@ -109,8 +114,34 @@ async def authenticate_password(store: Store, email: str, password: str) -> User
     return user
 
 
-def key_digest(secret_key: bytes, plaintext: str) -> str:
-    return hmac.new(secret_key, plaintext.encode(), hashlib.sha256).hexdigest()
+class PasswordChecks:
+    """At most ``concurrency`` password checks at once and ``waiting`` queued; a
+    sign-in beyond both is refused with ``RateLimited`` instead of queueing."""
+
+    def __init__(self, concurrency: int = 2, waiting: int = 16) -> None:
+        self.concurrency = max(1, concurrency)
+        self.waiting = max(0, waiting)
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._queued = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._slots.locked() and self._queued >= self.waiting:
+            raise errors.RateLimited("Too many sign-ins at once; retry in a moment.", 1.0)
+        self._queued += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+def key_digest(keyring: Keyring, plaintext: str) -> str:
+    """The digest stored for an API key: ``<key id>:<hex HMAC-SHA256>``."""
+    return keyring.digest(Purpose.API_KEYS, plaintext)
 
 
 def _new_plaintext() -> tuple[str, str]:
@@ -121,7 +152,7 @@ def _new_plaintext() -> tuple[str, str]:
 async def issue_api_key(
     store: Store,
     clock: Clock,
-    secret: bytes,
+    keyring: Keyring,
     tenant_id: str,
     name: str,
     scopes: frozenset[Scope],
@@ -140,7 +171,7 @@ async def issue_api_key(
         tenant_id=tenant_id,
         name=name,
         prefix=prefix,
-        digest=key_digest(secret, plaintext),
+        digest=key_digest(keyring, plaintext),
         scopes=scopes,
         kind=kind,
         created_at=now,
@@ -193,46 +224,60 @@ class KeyCache:
 
 
 async def authenticate_key(
-    store: Store, clock: Clock, secret: bytes, plaintext: str, cache: KeyCache | None = None
+    store: Store, clock: Clock, keyring: Keyring, plaintext: str, cache: KeyCache | None = None
 ) -> ApiKey:
     """The usable key matching ``plaintext``, else ``AuthenticationFailed``.
 
     With ``cache``, a key read in the last ``cache.ttl`` is not read again; its digest
-    and expiry are checked on every call all the same.
+    and expiry are checked on every call all the same. A malformed key is refused
+    before the store is asked.
     """
     mark, _, rest = plaintext.partition("_")
     prefix, _, _tail = rest.partition("_")
-    if mark != KEY_MARK or len(prefix) != PREFIX_LENGTH:
+    if mark != KEY_MARK or len(prefix) != PREFIX_LENGTH or not set(prefix) <= _PREFIX_CHARS:
         raise errors.AuthenticationFailed("Malformed API key.")
     now = clock.now()
     key = None if cache is None else cache.get(prefix)
     if key is None:
         key = await _read_key(store, prefix, cache)
-    key = _usable(key, secret, plaintext, now)
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_GRANULARITY:
-        key = _usable(await _read_key(store, prefix, cache, touch_at=now), secret, plaintext, now)
+    key, match = _usable(key, keyring, plaintext, now)
+    stale = key.last_used_at is None or now - key.last_used_at >= LAST_USED_GRANULARITY
+    if stale or match is Match.PREVIOUS:
+        redigest = (key.digest, key_digest(keyring, plaintext))
+        touched = await _read_key(store, prefix, cache, touch_at=now, redigest=redigest)
+        key, _ = _usable(touched, keyring, plaintext, now)
     return key
 
 
-def _usable(key: ApiKey | None, secret: bytes, plaintext: str, now: datetime) -> ApiKey:
-    expected = key.digest if key is not None else "0" * 64
-    matches = hmac.compare_digest(expected, key_digest(secret, plaintext))
-    if key is None or not matches or not key.usable(now):
+def _usable(
+    key: ApiKey | None, keyring: Keyring, plaintext: str, now: datetime
+) -> tuple[ApiKey, Match]:
+    # Without a key, a digest that cannot match keeps both paths equally long.
+    stored = key.digest if key is not None else f"{keyring.key_id}:{'0' * 64}"
+    match = keyring.check(Purpose.API_KEYS, plaintext, stored)
+    if key is None or match is Match.NONE or not key.usable(now):
         raise errors.AuthenticationFailed("Unknown, revoked or expired API key.")
-    return key
+    return key, match
 
 
 async def _read_key(
-    store: Store, prefix: str, cache: KeyCache | None, *, touch_at: datetime | None = None
+    store: Store,
+    prefix: str,
+    cache: KeyCache | None,
+    *,
+    touch_at: datetime | None = None,
+    redigest: tuple[str, str] | None = None,
 ) -> ApiKey | None:
     """The key with ``prefix`` from the store, kept in ``cache``; with ``touch_at``, its
-    ``last_used_at`` is set in the same transaction. The row is written as read there,
-    never from the copy the request holds, which may predate a revocation."""
+    ``last_used_at`` is set in the same transaction, and with ``redigest`` (old, new)
+    its digest is replaced if it still is the old one. The row is written as read
+    there, never from the copy the request holds, which may predate a revocation."""
     generation = 0 if cache is None else cache.generation
     async with store.transaction(readonly=touch_at is None) as tx:
         key = await tx.find_api_key_by_prefix(prefix)
         if key is not None and touch_at is not None and key.usable(touch_at):
-            key = replace(key, last_used_at=touch_at)
+            digest = redigest[1] if redigest and redigest[0] == key.digest else key.digest
+            key = replace(key, last_used_at=touch_at, digest=digest)
             await tx.update_api_key(key)
     if cache is not None and key is not None:
         cache.put(key, generation)
@@ -250,7 +295,7 @@ def caller_for_user(user: User) -> Caller:
 
 
 async def ensure_admin(
-    store: Store, clock: Clock, secret: bytes, email: str, password: str
+    store: Store, clock: Clock, keyring: Keyring, email: str, password: str
 ) -> tuple[User, str | None, str] | None:
     """On first start (no users yet) create an admin and an admin API key.
 
@@ -269,6 +314,6 @@ async def ensure_admin(
         is_admin=True,
     )
     _, plaintext = await issue_api_key(
-        store, clock, secret, user.tenant_id, "admin", frozenset({Scope.ADMIN}), KeyKind.USER, None
+        store, clock, keyring, user.tenant_id, "admin", frozenset({Scope.ADMIN}), KeyKind.USER, None
     )
     return user, generated, plaintext

@@ -71,7 +71,7 @@ async def create_api_key(ctx: Context, data: CreateKeyInput) -> CreatedKeyOut:
     key, plaintext = await issue_api_key(
         ctx.store,
         ctx.clock,
-        ctx.secret_key,
+        ctx.keyring,
         ctx.tenant_id,
         data.name,
         wanted,

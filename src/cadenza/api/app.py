@@ -14,6 +14,7 @@ from cadenza.actions import REGISTRY
 from cadenza.actions.base import Services
 from cadenza.api import errors
 from cadenza.api.auth import SESSION_COOKIE, Auth, TokenBuckets, add_session_routes
+from cadenza.api.docs import add_docs_routes
 from cadenza.api.errors import Problem
 from cadenza.api.hygiene import Hygiene
 from cadenza.api.routes import add_action_routes
@@ -25,7 +26,7 @@ API_PREFIX = "/api/v1"
 def create_app(services: Services, settings: Settings) -> FastAPI:
     """The FastAPI app: every registry action under ``/api/v1``, sign-in routes,
     problem+json errors, request ids, security headers and per-caller rate limits.
-    OpenAPI is served at ``/openapi.json`` and rendered at ``/docs``."""
+    OpenAPI is served at ``/openapi.json`` and rendered at ``/docs`` from local assets."""
     app = FastAPI(
         title="Cadenza",
         summary="Adaptive HTTP job scheduler",
@@ -36,15 +37,18 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
         ),
         version="0.1.0",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     auth = Auth(services, TokenBuckets(settings.rate_limit_per_minute, services.clock))
     add_action_routes(app.router, API_PREFIX, REGISTRY, auth)
     add_session_routes(app.router, API_PREFIX, auth)
+    add_docs_routes(app, "/openapi.json", "Cadenza API")
     errors.install(app)
     app.add_middleware(Hygiene, api_prefix="/api/")
     app.state.services = services
+    # The dashboard (mounted by the composition root) signs people in through it.
+    app.state.auth = auth
     # Other surfaces mounted on this app (MCP) take from the same per-caller budget.
     app.state.rate_limit = auth.limiter.take
     _document_security(app)

@@ -1,10 +1,14 @@
 """Who is calling: API keys (``Authorization: Bearer cdz_…``) or a session cookie.
 
-Sessions are stateless signed cookies: ``<user id>.<expiry unix>.<HMAC-SHA256>``
-keyed with the server secret, ``HttpOnly`` and ``SameSite=Strict``. Signing out
-clears the cookie; rotating the server secret ends every session. Requests that
-change state with a cookie must come from the same origin (an ``Origin`` header,
-when sent, must match the host), a second line of defence after ``SameSite``.
+Sessions live server-side (``cadenza.actions.sessions``): the ``cadenza_session``
+cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS) names a stored
+session, signing out deletes it, and a cookie whose session ended or expired is
+refused. Requests that change state with a cookie must come from the same origin (an
+``Origin`` header, when sent, must match the host), a second line of defence after
+``SameSite``.
+
+Signing in (``sign_in``, shared with the dashboard) is limited per client address by
+the rate buckets and per account by ``cadenza.actions.signin``.
 
 Rate limiting is a token bucket per caller (API key id or user id) held in this
 process's memory: ``rate_limit_per_minute`` tokens, refilled continuously.
@@ -12,49 +16,24 @@ process's memory: ``rate_limit_per_minute`` tokens, refilled continuously.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from cadenza.actions.base import Context, Services
-from cadenza.actions.identity import (
-    Caller,
-    authenticate_key,
-    authenticate_password,
-    caller_for_key,
-    caller_for_user,
-)
+from cadenza.actions.identity import Caller, authenticate_key, caller_for_key, caller_for_user
 from cadenza.actions.meta import WhoAmIOut
+from cadenza.actions.sessions import IssuedSession, end_session, session_user
+from cadenza.actions.signin import sign_in as sign_in_account
 from cadenza.actions.wire import ActorOut, Input
 from cadenza.domain import errors
+from cadenza.domain.identity import User
 from cadenza.ports import Clock
 
 SESSION_COOKIE = "cadenza_session"
-SESSION_LIFETIME = timedelta(days=7)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def sign_session(secret: bytes, user_id: str, expires: datetime) -> str:
-    stamp = str(int(expires.timestamp()))
-    mac = hmac.new(secret, f"session|{user_id}|{stamp}".encode(), hashlib.sha256).hexdigest()
-    return f"{user_id}.{stamp}.{mac}"
-
-
-def read_session(secret: bytes, value: str, now: datetime) -> str | None:
-    """The user id in a valid, unexpired session cookie, else ``None``."""
-    user_id, _, rest = value.partition(".")
-    stamp, _, mac = rest.partition(".")
-    if not stamp.isdigit():
-        return None
-    good = hmac.new(secret, f"session|{user_id}|{stamp}".encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(good, mac) or int(stamp) <= now.timestamp():
-        return None
-    return user_id
 
 
 class TokenBuckets:
@@ -105,21 +84,13 @@ class Auth:
 
     async def _key_caller(self, token: str) -> Caller:
         s = self.services
-        key = await authenticate_key(s.store, s.clock, s.secret_key, token, s.key_cache)
+        key = await authenticate_key(s.store, s.clock, s.keyring, token, s.key_cache)
         return caller_for_key(key)
 
     async def _session_caller(self, request: Request) -> Caller:
-        s = self.services
-        user_id = read_session(s.secret_key, request.cookies[SESSION_COOKIE], s.clock.now())
-        if user_id is None:
-            raise errors.AuthenticationFailed("The session expired; sign in again.")
+        user = await session_user(self.services, request.cookies[SESSION_COOKIE])
         if request.method not in _SAFE_METHODS and not _same_origin(request):
             raise errors.PermissionDenied("Cross-origin requests cannot use the session.")
-        try:
-            async with s.store.transaction(readonly=True) as tx:
-                user = await tx.get_user(user_id)
-        except errors.UserNotFound:
-            raise errors.AuthenticationFailed("The session's user no longer exists.") from None
         return caller_for_user(user)
 
     async def context(self, request: Request) -> Context:
@@ -132,6 +103,42 @@ def _same_origin(request: Request) -> bool:
     if origin is None:
         return True
     return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def sign_in(
+    auth: Auth, request: Request, email: str, password: str
+) -> tuple[User, IssuedSession]:
+    """Check an e-mail and password and start a session; the caller sets the cookie
+    (``set_session_cookie``). Limited per client address and per account."""
+    client = request.client.host if request.client else "?"
+    auth.limiter.take(f"login:{client}")
+    return await sign_in_account(auth.services, email, password)
+
+
+async def sign_out(auth: Auth, request: Request, response: Response) -> None:
+    """End the request's session on the server and clear its cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is not None:
+        await end_session(auth.services, cookie)
+    clear_session_cookie(response)
+
+
+def set_session_cookie(response: Response, request: Request, issued: IssuedSession) -> None:
+    """Give the browser its session cookie: script-proof, same-site only, and sent
+    over HTTPS only when the request came over HTTPS."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        issued.cookie,
+        max_age=issued.max_age_seconds,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
 
 class SessionInput(Input):
@@ -147,21 +154,11 @@ def add_session_routes(router: APIRouter, prefix: str, auth: Auth) -> None:
         response_model=WhoAmIOut,
         summary="Sign in (dashboard session)",
         tags=["session"],
+        operation_id="sign_in",
     )
-    async def sign_in(body: SessionInput, request: Request, response: Response) -> WhoAmIOut:
-        s = auth.services
-        auth.limiter.take(f"login:{request.client.host if request.client else '?'}")
-        user = await authenticate_password(s.store, body.email, body.password)
-        expires = s.clock.now() + SESSION_LIFETIME
-        response.set_cookie(
-            SESSION_COOKIE,
-            sign_session(s.secret_key, user.id, expires),
-            max_age=int(SESSION_LIFETIME.total_seconds()),
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
+    async def sign_in_route(body: SessionInput, request: Request, response: Response) -> WhoAmIOut:
+        user, issued = await sign_in(auth, request, body.email, body.password)
+        set_session_cookie(response, request, issued)
         caller = caller_for_user(user)
         return WhoAmIOut(
             tenant_id=caller.tenant_id,
@@ -169,8 +166,14 @@ def add_session_routes(router: APIRouter, prefix: str, auth: Auth) -> None:
             scopes=sorted(caller.scopes),
         )
 
-    @router.delete(f"{prefix}/session", status_code=204, summary="Sign out", tags=["session"])
-    async def sign_out(response: Response) -> Response:
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    @router.delete(
+        f"{prefix}/session",
+        status_code=204,
+        summary="Sign out",
+        tags=["session"],
+        operation_id="sign_out",
+    )
+    async def sign_out_route(request: Request, response: Response) -> Response:
+        await sign_out(auth, request, response)
         response.status_code = 204
         return response

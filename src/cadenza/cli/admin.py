@@ -88,7 +88,7 @@ async def _create_key(
     expires_in_days: int | None,
 ) -> str:
     from cadenza.actions.identity import issue_api_key, normalize_email
-    from cadenza.bootstrap import api_key_secret
+    from cadenza.bootstrap import server_keyring
     from cadenza.container import build_runtime
     from cadenza.domain.identity import KeyKind, Scope
 
@@ -107,7 +107,7 @@ async def _create_key(
         _, plaintext = await issue_api_key(
             runtime.store,
             runtime.clock,
-            api_key_secret(settings),
+            server_keyring(settings),
             user.tenant_id,
             name,
             frozenset(Scope(s) for s in scopes),

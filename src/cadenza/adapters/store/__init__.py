@@ -5,7 +5,8 @@ connects to it. Both take ``sqlite+aiosqlite:///path`` or
 ``postgresql+psycopg://user@host/db`` URLs.
 """
 
-# Importing the planner's tables registers them on the shared metadata (migration 0002).
+# Importing these registers their tables on the shared metadata (migrations 0002, 0004).
+from cadenza.adapters.store import auth_tables as auth_tables
 from cadenza.adapters.store import planner_tables as planner_tables
 from cadenza.adapters.store.engines import open_store
 from cadenza.adapters.store.sql import CHANNEL, SqlStore
