@@ -30,6 +30,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from cadenza.adapters.clock import SystemClock
@@ -37,7 +38,7 @@ from cadenza.adapters.http import HttpDispatcher
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, open_store
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
-from cadenza.bootstrap import previous_secrets, server_keyring, server_secret
+from cadenza.bootstrap import SECRET_FILE, previous_secrets, server_keyring, server_secret
 from cadenza.config import Settings
 from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, SecretBox, Store
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
@@ -119,10 +120,10 @@ class Worker:
         self.scheduler.stop()
 
 
-def secret_box(settings: Settings) -> SecretBox:
+def secret_box(settings: Settings, path: Path = SECRET_FILE) -> SecretBox:
     """A Fernet box for secret header values: it encrypts with the key derived from
     the server secret and decrypts with that of any previous (or pre-HKDF) secret."""
-    return FernetSecretBox(",".join(server_keyring(settings).fernet_keys()))
+    return FernetSecretBox(",".join(server_keyring(settings, path).fernet_keys()))
 
 
 def default_worker_id() -> str:
