@@ -48,11 +48,12 @@ async def test_a_skip_endpoint_does_not_run_a_slot_missed_during_downtime(
                 state = await current(runtime.store, endpoint.id)
                 return state.next_run_at is not None and state.next_run_at > now
 
-            await eventually(replanned, within=5)
+            await eventually(replanned)
+            replanned_by = CLOCK.now()
         state = await current(runtime.store, endpoint.id)
         assert state.lease is None
         assert state.next_run_at is not None
-        assert now < state.next_run_at <= now + EVERY + timedelta(seconds=1)
+        assert now < state.next_run_at <= replanned_by + EVERY
         # Still on the lattice of the last slot: skipping does not shift the phase.
         assert (state.next_run_at - stale) % EVERY == timedelta(0)
         assert not [
@@ -76,10 +77,12 @@ async def test_a_run_once_endpoint_runs_the_stale_slot_and_counts_what_it_collap
             async def ran() -> bool:
                 return bool(await runs_of(runtime.store, endpoint.id))
 
-            await eventually(ran, within=5)
+            await eventually(ran)
             await asyncio.sleep(0)
         first = (await runs_of(runtime.store, endpoint.id))[0]
         assert first.scheduled_for == stale
         assert first.source is PlanSource.BASELINE_INTERVAL
-        # An hour of 10 s slots came due; the run stands for one of them.
-        assert first.missed_slots == DOWNTIME // EVERY
+        # An hour of 10 s slots came due (a few more if the worker was slow to start);
+        # the run stands for every one of them up to its start.
+        assert first.missed_slots == (first.started_at - stale) // EVERY
+        assert first.missed_slots >= DOWNTIME // EVERY

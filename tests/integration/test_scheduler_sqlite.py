@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from scheduler_kit import (
     CLOCK,
+    HANG_GUARD,
     TENANT,
     current,
     eventually,
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.anyio
 
 EARLY_LIMIT = timedelta(milliseconds=2)
 SECOND = timedelta(seconds=1)
+HOUR = timedelta(hours=1)
 
 
 async def _hint(runtime: Runtime, endpoint_id: str, every: timedelta) -> None:
@@ -66,28 +68,30 @@ async def test_runs_are_recorded_with_the_fields_of_their_claim(tmp_path: Path) 
         now = CLOCK.now()
         job = make_job(now)
         start = now + timedelta(seconds=0.5)
-        endpoints = [make_endpoint(job, target.url("/ok"), now, start_at=start) for _ in range(3)]
+        # Hourly: however late a slow host starts the run, it stands for one slot.
+        endpoints = [
+            make_endpoint(job, target.url("/ok"), now, every=HOUR, start_at=start) for _ in range(3)
+        ]
         await seed(runtime.store, job, endpoints)
         async with running_worker(settings, runtime) as worker:
             for endpoint in endpoints:
-                await eventually(_count_at_least(runtime, endpoint.id, 2), within=6)
+                await eventually(_count_at_least(runtime, endpoint.id, 1))
         for endpoint in endpoints:
-            runs = await runs_of(runtime.store, endpoint.id)
-            assert [r.scheduled_for for r in runs[:2]] == [start, start + SECOND]
-            for run in runs:
-                assert run.status is RunStatus.SUCCESS
-                assert run.http_status == 200
-                assert run.source is PlanSource.BASELINE_INTERVAL
-                assert (run.attempt, run.missed_slots) == (1, 0)
-                assert run.worker_id == worker.scheduler.worker_id
-                assert run.started_at >= run.scheduled_for - EARLY_LIMIT
-                assert run.finished_at >= run.started_at
-                assert run.response is not None
-                assert run.response.body == b"ok"
+            (run,) = await runs_of(runtime.store, endpoint.id)
+            assert run.scheduled_for == start
+            assert run.status is RunStatus.SUCCESS
+            assert run.http_status == 200
+            assert run.source is PlanSource.BASELINE_INTERVAL
+            assert (run.attempt, run.missed_slots) == (1, 0)
+            assert run.worker_id == worker.scheduler.worker_id
+            assert run.started_at >= run.scheduled_for - EARLY_LIMIT
+            assert run.finished_at >= run.started_at
+            assert run.response is not None
+            assert run.response.body == b"ok"
             state = await current(runtime.store, endpoint.id)
             assert state.lease is None
-            assert state.last_scheduled_for == runs[-1].scheduled_for
-            assert state.next_run_at == runs[-1].scheduled_for + SECOND
+            assert state.last_scheduled_for == run.scheduled_for
+            assert state.next_run_at == run.scheduled_for + HOUR
 
 
 async def test_a_hint_written_while_a_run_is_in_flight_shapes_the_plan_written_at_completion(
@@ -102,7 +106,7 @@ async def test_a_hint_written_while_a_run_is_in_flight_shapes_the_plan_written_a
         )
         await seed(runtime.store, job, [endpoint])
         async with running_worker(settings, runtime):
-            await asyncio.wait_for(target.held.wait(), 5)
+            await asyncio.wait_for(target.held.wait(), HANG_GUARD)
             await _hint(runtime, endpoint.id, timedelta(seconds=5))
             target.release.set()
             await eventually(_count_at_least(runtime, endpoint.id, 1))
@@ -124,14 +128,15 @@ async def test_a_tightening_between_runs_moves_the_next_run_earlier_at_once(
             job, target.url("/ok"), now, every=timedelta(minutes=1), start_at=now + SECOND / 2
         )
         await seed(runtime.store, job, [endpoint])
-        # A long poll: only the waker can make the worker notice the change in time.
-        async with running_worker(settings, runtime, poll_interval=30.0):
+        # An hour-long poll: only the waker can make the worker notice the change; were
+        # it missed, the second run would start about a minute late, at the old slot.
+        async with running_worker(settings, runtime, poll_interval=3600.0):
             await eventually(_count_at_least(runtime, endpoint.id, 1))
             (first,) = await runs_of(runtime.store, endpoint.id)
             before = await current(runtime.store, endpoint.id)
             await _hint(runtime, endpoint.id, SECOND)
             after = await current(runtime.store, endpoint.id)
-            await eventually(_count_at_least(runtime, endpoint.id, 2), within=3)
+            await eventually(_count_at_least(runtime, endpoint.id, 2))
             second = (await runs_of(runtime.store, endpoint.id))[1]
         assert before.next_run_at == first.scheduled_for + timedelta(minutes=1)
         assert after.next_run_source is PlanSource.HINT_INTERVAL
@@ -140,7 +145,7 @@ async def test_a_tightening_between_runs_moves_the_next_run_earlier_at_once(
         assert first.started_at + SECOND <= after.next_run_at < before.next_run_at
         assert second.scheduled_for == after.next_run_at
         assert second.source is PlanSource.HINT_INTERVAL
-        assert second.started_at - second.scheduled_for < SECOND / 2
+        assert second.started_at - second.scheduled_for < 30 * SECOND
 
 
 async def test_graceful_shutdown_releases_claims_that_have_not_started(tmp_path: Path) -> None:
@@ -148,11 +153,12 @@ async def test_graceful_shutdown_releases_claims_that_have_not_started(tmp_path:
     async with target_server() as target, build_runtime(settings) as runtime:
         now = CLOCK.now()
         job = make_job(now)
-        start = now + timedelta(seconds=3)
+        start = now + timedelta(minutes=1)
         endpoint = make_endpoint(job, target.url("/ok"), now, start_at=start)
         await seed(runtime.store, job, [endpoint])
-        # A look-ahead longer than the wait: the slot is claimed, then shutdown comes.
-        async with running_worker(settings, runtime, lookahead=5.0) as worker:
+        # A look-ahead of twice the wait: the slot is claimed at once, and shutdown comes
+        # long before it is due.
+        async with running_worker(settings, runtime, lookahead=120.0) as worker:
 
             async def claimed() -> bool:
                 return worker.scheduler.stats.claimed >= 1
@@ -169,7 +175,7 @@ async def test_graceful_shutdown_releases_claims_that_have_not_started(tmp_path:
 async def test_graceful_shutdown_lets_a_running_request_finish_within_the_grace_period(
     tmp_path: Path,
 ) -> None:
-    settings = worker_settings(sqlite_database(tmp_path), shutdown_grace_seconds=5.0)
+    settings = worker_settings(sqlite_database(tmp_path), shutdown_grace_seconds=HANG_GUARD)
     async with target_server() as target, build_runtime(settings) as runtime:
         now = CLOCK.now()
         job = make_job(now)
@@ -178,7 +184,7 @@ async def test_graceful_shutdown_lets_a_running_request_finish_within_the_grace_
         )
         await seed(runtime.store, job, [endpoint])
         async with running_worker(settings, runtime) as worker:
-            await asyncio.wait_for(target.held.wait(), 5)
+            await asyncio.wait_for(target.held.wait(), HANG_GUARD)
             worker.stop()
             await asyncio.sleep(0.3)
             target.release.set()
@@ -201,7 +207,7 @@ async def test_a_request_still_running_when_the_grace_period_ends_is_recorded_as
         )
         await seed(runtime.store, job, [endpoint])
         async with running_worker(settings, runtime):
-            await asyncio.wait_for(target.held.wait(), 5)
+            await asyncio.wait_for(target.held.wait(), HANG_GUARD)
         (run,) = await runs_of(runtime.store, endpoint.id)
         state = await current(runtime.store, endpoint.id)
         assert run.status is RunStatus.ERROR
@@ -224,7 +230,7 @@ async def test_runs_never_start_more_than_two_milliseconds_early(tmp_path: Path)
         await seed(runtime.store, job, endpoints)
         async with running_worker(settings, runtime):
             for endpoint in endpoints:
-                await eventually(_count_at_least(runtime, endpoint.id, 2), within=6)
+                await eventually(_count_at_least(runtime, endpoint.id, 2))
         arrivals = {}
         for hit in target.hits:
             arrivals.setdefault(hit.endpoint, []).append(hit.at)
@@ -250,12 +256,12 @@ async def test_the_worker_command_runs_due_endpoints_and_exits_0_on_sigterm(
             async def registered() -> bool:
                 return len(await runtime.store.list_workers()) == 1
 
-            await eventually(registered, within=30, every=0.1)
+            await eventually(registered, every=0.1)
             now = CLOCK.now()
             job = make_job(now)
             endpoint = make_endpoint(job, target.url("/ok"), now, start_at=now + SECOND / 2)
             await seed(runtime.store, job, [endpoint])
-            await eventually(_count_at_least(runtime, endpoint.id, 2), within=10)
+            await eventually(_count_at_least(runtime, endpoint.id, 2))
         finally:
             code = await stop_worker(worker)
         runs = await runs_of(runtime.store, endpoint.id)

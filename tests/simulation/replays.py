@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import cache
 
 from cadenza.simulation import Mode, SimulationResult, load_scenario, simulate
@@ -14,7 +13,7 @@ SEEDS = (1, 7, 42)
 
 @cache
 def replay(name: str, mode: Mode = Mode.ADAPTIVE, seed: int = SEED) -> SimulationResult:
-    return asyncio.run(simulate(load_scenario(name), mode, seed))
+    return simulate(load_scenario(name), mode, seed)
 
 
 def starts(runs: list[RunRecord]) -> list[float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -40,7 +39,7 @@ def test_remediation_runs_before_the_team_is_told_and_on_call_is_never_paged(see
 
 def test_on_call_is_paged_once_when_the_restart_does_not_help() -> None:
     broken = SCENARIO.model_copy(update={"effects": []})
-    result = asyncio.run(simulate(broken, Mode.ADAPTIVE, 7))
+    result = simulate(broken, Mode.ADAPTIVE, 7)
     pages = result.runs_of("pagerduty_oncall")
     assert len(pages) == 1
     assert result.runs_of("restart_unhealthy_pods")[0].started_at < pages[0].started_at

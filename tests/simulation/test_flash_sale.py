@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -66,7 +65,7 @@ def test_recovery_fires_before_any_page_and_the_page_never_fires_when_it_succeed
 
 def test_the_emergency_page_fires_once_after_both_recoveries_when_recovery_fails() -> None:
     broken = SCENARIO.model_copy(update={"effects": []})
-    result = asyncio.run(simulate(broken, Mode.ADAPTIVE, 7))
+    result = simulate(broken, Mode.ADAPTIVE, 7)
     pages = result.runs_of("emergency_oncall_page")
     assert len(pages) == 1
     for name in RECOVERY:

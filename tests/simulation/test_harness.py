@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import os
 import random
-import time
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +15,8 @@ import pytest
 
 from cadenza import ids
 from cadenza.actions import PLANNER_TOOLS
+from cadenza.domain.model import Endpoint
+from cadenza.ports import DispatchResult
 from cadenza.simulation import (
     Mode,
     load_scenario,
@@ -20,8 +25,10 @@ from cadenza.simulation import (
     simulate,
 )
 from cadenza.simulation.command import compare
+from cadenza.simulation.harness import WORKER, ReplayFailed
 from cadenza.simulation.report import render
 from cadenza.simulation.summary import summary_text
+from cadenza.simulation.world import SimulatedTargets
 from cadenza.testing import EgressGuard
 
 from .replays import replay
@@ -63,20 +70,32 @@ def test_another_seed_changes_the_readings_but_not_the_story() -> None:
 
 
 @pytest.mark.parametrize("name", SIX)
-def test_each_forty_minute_scenario_replays_all_three_ways_in_under_five_seconds(
-    name: str,
-) -> None:
-    began = time.perf_counter()  # noqa: TID251 - measuring the test itself, not domain time
-    results = compare(name, 3)
-    elapsed = time.perf_counter() - began  # noqa: TID251
+def test_each_forty_minute_scenario_replays_all_three_ways(name: str) -> None:
     assert load_scenario(name).duration_minutes == 40
-    assert set(results) == set(Mode)
-    assert elapsed < 5.0
+    for mode in Mode:
+        result = replay(name, mode)
+        assert result.mode is mode
+        assert result.runs
+
+
+def test_a_replay_gives_the_same_summary_in_another_process_with_other_hash_seeds(
+    tmp_path: Path,
+) -> None:
+    """Set and dict orders of strings change with the hash seed between processes; no
+    part of a replay may depend on them."""
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    command = [sys.executable, "-m", "cadenza.cli", "sim", "etl-pipeline", "--seed", "4"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path)], env=env, capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    here = summary_text(compare("etl-pipeline", 4))
+    assert (tmp_path / "summary.json").read_text(encoding="utf-8") == here
 
 
 def test_a_replay_opens_no_network_connection() -> None:
     with EgressGuard() as guard:
-        result = asyncio.run(simulate(load_scenario("devops-remediation"), Mode.ADAPTIVE, 5))
+        result = simulate(load_scenario("devops-remediation"), Mode.ADAPTIVE, 5)
     assert result.figures.calls > 0
     assert (guard.connects, guard.violations) == ([], [])
 
@@ -119,15 +138,37 @@ def test_ids_draw_from_a_seeded_source_only_inside_the_context() -> None:
 @pytest.mark.slow
 def test_a_replay_on_sqlite_matches_the_in_memory_replay_run_for_run(tmp_path: Path) -> None:
     scenario = load_scenario("content-publishing")
-    on_disk = asyncio.run(simulate(scenario, Mode.ADAPTIVE, 3, database=tmp_path / "sim.db"))
-    in_memory = asyncio.run(simulate(scenario, Mode.ADAPTIVE, 3))
+    on_disk = simulate(scenario, Mode.ADAPTIVE, 3, database=tmp_path / "sim.db")
+    in_memory = simulate(scenario, Mode.ADAPTIVE, 3)
     assert on_disk.runs == in_memory.runs
     assert on_disk.changes == in_memory.changes
     assert on_disk.figures == in_memory.figures
+    with contextlib.closing(sqlite3.connect(tmp_path / "sim.db")) as db:
+        recorded_by = db.execute("SELECT DISTINCT worker_id FROM runs").fetchall()
+        still_registered = db.execute("SELECT count(*) FROM workers").fetchone()
+    assert recorded_by == [(WORKER,)]
+    assert still_registered == (0,)
+
+
+def test_a_worker_that_logs_an_error_fails_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker survives a crashing dispatcher (it records the run as an error); the
+    replay, being a test of the worker, does not."""
+    real = SimulatedTargets.dispatch
+
+    async def crash_on_the_page(
+        self: SimulatedTargets, endpoint: Endpoint, scheduled_for: datetime
+    ) -> DispatchResult:
+        if endpoint.name == "slack_operations":
+            raise ConnectionResetError("Slack is down")
+        return await real(self, endpoint, scheduled_for)
+
+    monkeypatch.setattr(SimulatedTargets, "dispatch", crash_on_the_page)
+    with pytest.raises(ReplayFailed, match=r"dispatch\.crashed"):
+        simulate(load_scenario("flash-sale"), Mode.STATIC_TIGHT, 1)
 
 
 def test_a_sqlite_replay_refuses_a_database_that_already_has_a_history(tmp_path: Path) -> None:
     used = tmp_path / "used.db"
     used.write_bytes(b"")
     with pytest.raises(FileExistsError):
-        asyncio.run(simulate(load_scenario("saas-billing"), Mode.STATIC, 1, database=used))
+        simulate(load_scenario("saas-billing"), Mode.STATIC, 1, database=used)

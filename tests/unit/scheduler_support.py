@@ -135,7 +135,7 @@ async def rig(
     store = store or MemoryStore()
     dispatcher = dispatcher or FakeDispatcher(clock)
     waker = EventWaker()
-    values: dict[str, Any] = {"worker_id": "unit-worker", "spin": 0.0} | options
+    values: dict[str, Any] = {"worker_id": "unit-worker"} | options
     scheduler = Scheduler(store, dispatcher, clock, waker, SchedulerOptions(**values))
     running = asyncio.create_task(scheduler.run())
     try:

@@ -69,7 +69,7 @@ async def test_the_starter_launches_items_in_slot_order_once_each_is_due() -> No
     clock = StepClock()
     launched: list[tuple[float, float]] = []
     starter: Starter[Item] = Starter(
-        clock, lambda item: launched.append((item.due, clock.now().timestamp())), spin=0.0
+        clock, lambda item: launched.append((item.due, clock.now().timestamp()))
     )
     task = asyncio.ensure_future(starter.run())
     base = T0.timestamp()
@@ -86,7 +86,7 @@ async def test_the_starter_launches_items_in_slot_order_once_each_is_due() -> No
 
 async def test_the_starter_hands_back_what_it_has_not_launched() -> None:
     clock = StepClock()
-    starter: Starter[Item] = Starter(clock, lambda item: None, spin=0.0)
+    starter: Starter[Item] = Starter(clock, lambda item: None)
     task = asyncio.ensure_future(starter.run())
     starter.add([Item(T0.timestamp() + 5)])
     await clock.advance(1)

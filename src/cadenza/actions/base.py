@@ -54,7 +54,7 @@ class Services:
     previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
     keyring: Keyring = field(init=False, repr=False)
-    key_cache: KeyCache = field(init=False)
+    key_cache: KeyCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyring", Keyring.of(self.secret_key, self.previous_secret_keys))
@@ -63,38 +63,33 @@ class Services:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """One caller in one tenant, with the services its actions may use."""
+    """One caller in one tenant, and the process's ``Services``.
+
+    ``store``, ``clock`` and ``now()`` are shortcuts for what nearly every handler
+    uses; the other ports are reached through ``services`` (``ctx.services.waker``).
+    """
 
     tenant_id: str
     actor: Actor
     scopes: frozenset[Scope]
-    store: Store
-    clock: Clock
-    waker: Waker
-    dispatcher: Dispatcher
-    keyring: Keyring = field(repr=False)
-    planner: PlannerStore | None = None
-    key_cache: KeyCache | None = None
+    services: Services = field(repr=False)
 
     @classmethod
     def for_caller(
         cls, services: Services, tenant_id: str, actor: Actor, scopes: frozenset[Scope]
     ) -> Context:
-        return cls(
-            tenant_id=tenant_id,
-            actor=actor,
-            scopes=scopes,
-            store=services.store,
-            clock=services.clock,
-            waker=services.waker,
-            dispatcher=services.dispatcher,
-            keyring=services.keyring,
-            planner=services.planner,
-            key_cache=services.key_cache,
-        )
+        return cls(tenant_id, actor, scopes, services)
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
 
     def now(self) -> datetime:
-        return self.clock.now()
+        return self.services.clock.now()
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,7 +115,7 @@ async def add_endpoint(ctx: Context, data: AddEndpointInput) -> EndpointOut:
         await tx.insert_endpoint(endpoint)
         changes = {"name": endpoint.name, "job_id": job.id}
         await record(ctx, tx, "add_endpoint", ("endpoint", endpoint.id), data.reason, changes)
-    ctx.waker.wake()
+    ctx.services.waker.wake()
     return endpoint_out(endpoint, now)
 
 
@@ -164,7 +164,7 @@ async def update_endpoint(ctx: Context, data: UpdateEndpointInput) -> EndpointOu
         await record(
             ctx, tx, "update_endpoint", ("endpoint", endpoint.id), data.reason, {"fields": changed}
         )
-    ctx.waker.wake()
+    ctx.services.waker.wake()
     return endpoint_out(updated, now)
 
 
@@ -192,7 +192,7 @@ async def delete_endpoint(ctx: Context, data: EndpointChangeInput) -> EndpointOu
         updated = replan(replace(endpoint, archived_at=now, updated_at=now), job, now)
         await tx.update_endpoint(updated)
         await record(ctx, tx, "delete_endpoint", ("endpoint", endpoint.id), data.reason)
-    ctx.waker.wake()
+    ctx.services.waker.wake()
     return endpoint_out(updated, now)
 
 
@@ -239,7 +239,7 @@ class TestResultOut(Output):
 async def test_endpoint(ctx: Context, data: EndpointChangeInput) -> TestResultOut:
     async with ctx.store.transaction(readonly=True) as tx:
         endpoint = await tx.get_endpoint(ctx.tenant_id, data.endpoint_id)
-    result = await ctx.dispatcher.dispatch(endpoint, ctx.now())
+    result = await ctx.services.dispatcher.dispatch(endpoint, ctx.now())
     async with ctx.store.transaction() as tx:
         changes: dict[str, Any] = {"status": result.status.value, "http_status": result.http_status}
         await record(ctx, tx, "test_endpoint", ("endpoint", endpoint.id), data.reason, changes)

@@ -225,7 +225,7 @@ async def _change_job(
         until = updated.pause.until if updated.pause else None
         changes = {"paused": updated.pause is not None, "paused_until": _iso(until)}
         event = await record(ctx, tx, action, ("job", job.id), data.reason, changes)
-    ctx.waker.wake()
+    ctx.services.waker.wake()
     return JobScheduleOut(job=JobOut.of(updated, now), endpoints=plans, audit_event_id=event.id)
 
 

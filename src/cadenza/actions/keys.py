@@ -71,7 +71,7 @@ async def create_api_key(ctx: Context, data: CreateKeyInput) -> CreatedKeyOut:
     key, plaintext = await issue_api_key(
         ctx.store,
         ctx.clock,
-        ctx.keyring,
+        ctx.services.keyring,
         ctx.tenant_id,
         data.name,
         wanted,
@@ -115,8 +115,7 @@ async def revoke_api_key(ctx: Context, data: RevokeKeyInput) -> ApiKeyOut:
             await record(ctx, tx, "revoke_api_key", ("api_key", key.id), data.reason)
     # After the commit: a request reading the key meanwhile saw it unrevoked, and
     # forgetting also stops that request from caching what it saw.
-    if ctx.key_cache is not None:
-        ctx.key_cache.forget(key.prefix)
+    ctx.services.key_cache.forget(key.prefix)
     return ApiKeyOut.of(key)
 
 

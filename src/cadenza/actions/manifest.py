@@ -104,7 +104,7 @@ class ApplyManifestOut(Output):
 async def apply_manifest(ctx: Context, data: ApplyManifestInput) -> ApplyManifestOut:
     now = ctx.now()
     wanted = wanted_state(data.manifest, ctx.tenant_id, now)
-    if ctx.planner is None and any(e.planner for j in wanted for e in j.endpoints):
+    if ctx.services.planner is None and any(e.planner for j in wanted for e in j.endpoints):
         raise errors.Conflict("The planner is not configured on this server.")
     names = {job.spec.name for job in wanted}
     if data.dry_run:
@@ -120,7 +120,7 @@ async def apply_manifest(ctx: Context, data: ApplyManifestInput) -> ApplyManifes
     planners = await _plan_planners(ctx, wanted, _ids(wanted, current, plan))
     await _write_planners(ctx, planners, data.reason)
     if plan.steps:
-        ctx.waker.wake()
+        ctx.services.waker.wake()
     return _out(plan, planners, dry_run=False)
 
 
@@ -240,7 +240,7 @@ async def _plan_planners(
     """The endpoints whose planner settings differ from their manifest's. Endpoints
     without a ``planner`` section keep theirs (``planner: {}`` sets the defaults), so
     settings made elsewhere survive an apply, and a bulk apply reads no settings."""
-    if ctx.planner is None:
+    if ctx.services.planner is None:
         return []
     steps: list[Step] = []
     for job in wanted:
@@ -253,7 +253,7 @@ async def _plan_planners(
             have = (
                 EndpointPlanner(ctx.tenant_id, target)
                 if new
-                else await ctx.planner.get_planner(ctx.tenant_id, target)
+                else await ctx.services.planner.get_planner(ctx.tenant_id, target)
             )
             if want != have:
                 changes = json_changes(_planner_wire(have), _planner_wire(want), "planner.")
@@ -269,13 +269,13 @@ def _planner_wire(config: EndpointPlanner) -> dict[str, Any]:
 
 
 async def _write_planners(ctx: Context, steps: list[Step], reason: str) -> None:
-    if not steps or ctx.planner is None:
+    if not steps or ctx.services.planner is None:
         return
     now = ctx.now()
     async with ctx.store.transaction() as tx:
         await tx.insert_audits([_event(ctx, step, now, reason) for step in steps])
     for step in steps:
-        await ctx.planner.put_planner(step.target)
+        await ctx.services.planner.put_planner(step.target)
 
 
 def _out(plan: Plan, planners: list[Step], *, dry_run: bool) -> ApplyManifestOut:

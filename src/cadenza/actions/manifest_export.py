@@ -83,8 +83,8 @@ async def _endpoint_spec(ctx: Context, job: Job, endpoint: Endpoint, now: dateti
         if header.secret:
             header.value = "${" + reference_name(job.name, endpoint.name, header.name) + "}"
     planner = None
-    if ctx.planner is not None:
-        config = await ctx.planner.get_planner(ctx.tenant_id, endpoint.id)
+    if ctx.services.planner is not None:
+        config = await ctx.services.planner.get_planner(ctx.tenant_id, endpoint.id)
         if config != EndpointPlanner(ctx.tenant_id, endpoint.id):
             planner = PlannerSettingsIn.of(config)
     pause = endpoint.pause

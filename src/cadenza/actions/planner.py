@@ -53,9 +53,10 @@ async def apply_proposal(
 
 
 def planner_store(ctx: Context) -> PlannerStore:
-    if ctx.planner is None:
+    store = ctx.services.planner
+    if store is None:
         raise errors.Conflict("The planner is not configured on this server.")
-    return ctx.planner
+    return store
 
 
 class ProposalOut(Output):

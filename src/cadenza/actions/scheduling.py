@@ -71,7 +71,7 @@ async def change_endpoint(ctx: Context, endpoint_id: str, change: Change) -> Sch
         event = await record(
             ctx, tx, change.action, ("endpoint", endpoint.id), change.reason, change.changes
         )
-    ctx.waker.wake()
+    ctx.services.waker.wake()
     return ScheduleChangeOut(
         endpoint_id=endpoint.id,
         previous_next_run_at=endpoint.next_run_at,

@@ -30,10 +30,6 @@ def _due(watch: WatchState, at: datetime, trigger: Trigger) -> WatchState:
     return replace(watch, due_at=at, trigger=trigger)
 
 
-def blank_watch(endpoint: Endpoint) -> WatchState:
-    return WatchState(endpoint.tenant_id, endpoint.id, endpoint.job_id)
-
-
 def is_new_failure(run: Run, previous: Run | None) -> bool:
     return not run.status.ok and (previous is None or previous.status.ok)
 

@@ -90,7 +90,7 @@ class Scheduler:
         self._stopping = False
         self._stop = asyncio.Event()
         self._limiter = Limiter(options.max_concurrency, options.max_per_host)
-        self._starter: Starter[Ticket] = Starter(clock, self._launch, spin=options.spin)
+        self._starter: Starter[Ticket] = Starter(clock, self._launch)
         self._completer = Completer(
             store,
             clock,

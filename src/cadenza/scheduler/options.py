@@ -17,11 +17,6 @@ class SchedulerOptions:
     16 × claim_batch``), so a worker never hoards a backlog that others could run.
     Claims that are already due are bounded more tightly, to ``max_concurrency +
     claim_batch``: more would only queue for a concurrency slot.
-
-    ``spin`` (seconds before a slot to stop napping and yield to the loop until the
-    slot) is 0 by default: measured on SQLite at 300 runs/s, a 1 ms spin cost ~0.05–0.1
-    of a core with no lateness gain, since a nap that ends early re-naps for the rest
-    (which on uvloop's millisecond timers amounts to yielding until the slot).
     """
 
     worker_id: str
@@ -39,7 +34,6 @@ class SchedulerOptions:
     sweep_interval: float = 2.0
     heartbeat_interval: float = 5.0
     stats_interval: float = 10.0
-    spin: float = 0.0
     max_claimed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,12 +1,11 @@
-"""Starting claimed runs on time: one heap, one nap, and a short spin.
+"""Starting claimed runs on time: one heap and one nap.
 
 Claims arrive up to the look-ahead early. Rather than one sleeping task per claim,
 the starter keeps them in a heap ordered by ``scheduled_for`` and sleeps once, until
 the earliest is due. Event-loop timers have millisecond granularity (uvloop may fire
-up to a millisecond early): a nap that ends before the slot naps again for the rest,
-and with ``spin > 0`` the nap ends ``spin`` seconds early and the rest is spent
-yielding to the loop. A run is launched only once ``clock.now() >= scheduled_for``,
-so it is never early by construction.
+up to a millisecond early): a nap that ends before the slot naps again for the rest.
+A run is launched only once ``clock.now() >= scheduled_for``, so it is never early by
+construction.
 """
 
 from __future__ import annotations
@@ -36,10 +35,9 @@ T = TypeVar("T", bound=Timed)
 class Starter(Generic[T]):
     """Calls ``launch(item)`` for each added item once the clock reaches ``item.due``."""
 
-    def __init__(self, clock: Clock, launch: Callable[[T], None], *, spin: float) -> None:
+    def __init__(self, clock: Clock, launch: Callable[[T], None]) -> None:
         self._clock = clock
         self._launch = launch
-        self._spin = spin
         self._heap: list[tuple[float, int, T]] = []
         self._seq = itertools.count()
         self._nap: asyncio.Future[None] | None = None
@@ -69,10 +67,8 @@ class Starter(Generic[T]):
                 await self._rest(None)
                 continue
             delay = self._heap[0][0] - self._clock.now().timestamp()
-            if delay > self._spin:
-                await self._rest(delay - self._spin)
-            elif delay > 0:
-                await asyncio.sleep(0)
+            if delay > 0:
+                await self._rest(delay)
             else:
                 self._launch_due()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
@@ -17,11 +16,7 @@ from cadenza.simulation.summary import figures_table, summary_text, timeline
 def compare(name: str, seed: int) -> dict[Mode, SimulationResult]:
     """The bundled scenario ``name`` replayed adaptively, statically and static-tight."""
     scenario = load_scenario(name)
-
-    async def all_modes() -> dict[Mode, SimulationResult]:
-        return {mode: await simulate(scenario, mode, seed) for mode in Mode}
-
-    return asyncio.run(all_modes())
+    return {mode: simulate(scenario, mode, seed) for mode in Mode}
 
 
 def write_outputs(results: dict[Mode, SimulationResult], out_dir: Path) -> tuple[Path, Path]:

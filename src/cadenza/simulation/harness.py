@@ -1,33 +1,40 @@
-"""The harness: a discrete-event loop on a virtual clock over Cadenza's real parts.
+"""The harness: Cadenza's real worker and planner on a virtual clock.
 
 Setup goes through the catalogue as a person would (``create_job``,
 ``add_endpoint``, ``set_endpoint_planner``, ``pause_or_resume_endpoint``,
-``schedule_one_shot_run``). Then, until the scenario ends, the loop jumps the
-``FrozenClock`` to the next event, the earliest of:
+``schedule_one_shot_run``). Then the processes of ``cadenza serve`` run until the
+scenario ends, on a ``VirtualTimeLoop``:
 
-* a due endpoint: claimed with the store's ``claim_due`` (the scheduler's call),
-  dispatched to the simulated targets, and turned into a run by the scheduler's own
-  ``run_from``;
-* a run finishing: handed to the store's ``complete``, which records it and asks the
-  governor for the next slot (``lifecycle.after_run``);
-* a planner watch falling due: ``PlannerLoop.tick`` with the rules planner, whose
-  proposals reach schedules only through the catalogue's actions.
+* the scheduler (``scheduler.Scheduler``, with its claim loop, starter, completer and
+  housekeeper) claims due endpoints, starts each run at its slot and dispatches it to
+  the simulated targets (``world.SimulatedTargets``), whose requests take their
+  scripted latency in virtual time; completions go to the store in batches, and the
+  store asks the governor for each endpoint's next slot;
+* the planner loop (``planner.service.run_planner``) reads the recorded runs and
+  writes hints through the catalogue's actions, which wake the scheduler.
 
-No real time passes and nothing touches the network. Ids draw their random bits from
-``random.Random(seed)``, so a seed replays byte for byte.
+At the end the worker shuts down as on SIGTERM: claims not started are released,
+requests in flight finish and are recorded. No real time passes and nothing touches
+the network. Ids draw their random bits from ``random.Random(seed)``, so a seed
+replays byte for byte.
+
+Every replay is also a test of the engine: a warning or error that the worker or the
+planner logs, or a request without a recorded run, fails it with ``ReplayFailed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import json
 import random
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from cadenza import ids
 from cadenza.actions import BY_NAME, AnyAction, Context, Services, invoke
@@ -35,27 +42,21 @@ from cadenza.actions.planner import ACTIONS as PLANNER_ACTIONS
 from cadenza.actions.wire import rfc3339
 from cadenza.domain.identity import ALL_SCOPES
 from cadenza.domain.model import Actor, ActorKind, Run
-from cadenza.domain.planning import PlannerKind
-from cadenza.planner.budget import Budget
-from cadenza.planner.loop import LoopOptions, PlannerLoop
-from cadenza.planner.rules_planner import RulesPlanner
-from cadenza.ports import AuditFilter, Completion, RunFilter, Store
-from cadenza.scheduler.tickets import run_from
+from cadenza.domain.planning import ProposalStatus
+from cadenza.planner.service import PlannerConfig, run_planner
+from cadenza.ports import AuditFilter, PlannerStore, RunFilter, Store
+from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 from cadenza.simulation.result import ChangeRecord, Mode, RunRecord, SimulationResult, figures
 from cadenza.simulation.scenario import EndpointSpec, Scenario, load_scenario
 from cadenza.simulation.stores import open_stores
+from cadenza.simulation.virtual_time import VirtualClock, VirtualTimeLoop
 from cadenza.simulation.world import SimulatedTargets, World
-from cadenza.testing import FrozenClock
-from cadenza.testing.planner_store import MemoryPlannerStore
 
 TENANT = "usr_simulation"
 OWNER = Actor(ActorKind.USER, TENANT, "scenario owner")
 WORKER = "sim-worker"
 ASLEEP_FOR = timedelta(days=1)
 _SECRET = b"simulation-secret-not-for-production"
-_LEASE_MARGIN = timedelta(seconds=30)
-_MAX_EVENTS = 200_000
-"""A runaway guard: no 40-minute scenario comes near it."""
 _SCHEDULE_ACTIONS = frozenset(
     {
         "apply_interval_hint",
@@ -66,20 +67,19 @@ _SCHEDULE_ACTIONS = frozenset(
     }
 )
 _ACTIONS: dict[str, AnyAction] = {**BY_NAME, **{a.name: a for a in PLANNER_ACTIONS}}
+_QUIET_LEVELS = frozenset({"debug", "info"})
 
 
-class _Waker:
-    def wake(self) -> None:
-        return None
+class ReplayFailed(RuntimeError):
+    """The worker or the planner misbehaved during a replay (see the module docstring)."""
 
 
 @dataclass
 class _Sim:
     scenario: Scenario
     mode: Mode
-    clock: FrozenClock
     store: Store
-    planner_store: MemoryPlannerStore
+    planner_store: PlannerStore
     services: Services
     targets: SimulatedTargets
     names: dict[str, str] = field(default_factory=dict)
@@ -97,31 +97,69 @@ def run_scenario(name: str, *, adaptive: bool, seed: int) -> SimulationResult:
     """Replay the bundled scenario ``name`` adaptively (rules planner) or on its
     static baselines; the same seed gives the same result."""
     mode = Mode.ADAPTIVE if adaptive else Mode.STATIC
-    return asyncio.run(simulate(load_scenario(name), mode, seed))
+    return simulate(load_scenario(name), mode, seed)
 
 
-async def simulate(
+def simulate(
     scenario: Scenario, mode: Mode, seed: int, *, database: Path | None = None
 ) -> SimulationResult:
-    """Replay ``scenario`` in ``mode``; see the module docstring. With ``database`` the
-    scheduling state lives in a fresh SQLite file there instead of in memory."""
-    with ids.random_bits_from(random.Random(seed).getrandbits):
-        clock = FrozenClock(scenario.start)
-        async with open_stores(TENANT, database) as stores:
-            targets = SimulatedTargets(scenario, World(scenario, seed), clock)
-            services = Services(
-                stores.store, clock, _Waker(), targets, _SECRET, planner=stores.planner
-            )
-            sim = _Sim(scenario, mode, clock, stores.store, stores.planner, services, targets)
-            await _set_up(sim)
-            await _drive(sim, _planner(sim) if mode is Mode.ADAPTIVE else None)
-            return await _collect(sim, seed)
+    """Replay ``scenario`` in ``mode`` on a virtual clock of its own (so not from inside
+    a running event loop); see the module docstring. With ``database`` the scheduling
+    state lives in a fresh SQLite file there instead of in memory."""
+    with (
+        ids.random_bits_from(random.Random(seed).getrandbits),
+        _warnings_kept() as warnings,
+        asyncio.Runner(loop_factory=VirtualTimeLoop) as runner,
+    ):
+        return runner.run(_replay(scenario, mode, seed, database, warnings))
 
 
-def _planner(sim: _Sim) -> PlannerLoop:
-    options = LoopOptions(debounce=timedelta(seconds=sim.scenario.debounce_seconds))
-    rules = {PlannerKind.RULES: RulesPlanner()}
-    return PlannerLoop(sim.services, sim.planner_store, rules, Budget(sim.planner_store), options)
+async def _replay(
+    scenario: Scenario,
+    mode: Mode,
+    seed: int,
+    database: Path | None,
+    warnings: list[MutableMapping[str, Any]],
+) -> SimulationResult:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    clock = VirtualClock(scenario.start, loop)
+    async with open_stores(TENANT, database) as stores:
+        loop.hold_while(stores.busy)
+        waker = EventWaker()
+        targets = SimulatedTargets(scenario, World(scenario, seed), clock)
+        services = Services(stores.store, clock, waker, targets, _SECRET, planner=stores.planner)
+        sim = _Sim(scenario, mode, stores.store, stores.planner, services, targets)
+        await _set_up(sim)
+        await _run_until_end(sim, loop, clock, waker)
+        if warnings:
+            shown = "; ".join(str(w) for w in warnings[:3])
+            raise ReplayFailed(f"The replay logged {len(warnings)} warning(s) or error(s): {shown}")
+        return await _collect(sim, seed)
+
+
+@contextmanager
+def _warnings_kept() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Silence structlog while a replay runs (its worker would log every claim), but
+    keep warnings and errors for ``simulate`` to report.
+
+    The configured processor list is changed in place, as ``structlog.testing``
+    does, because loggers already bound hold on to that list.
+    """
+    kept: list[MutableMapping[str, Any]] = []
+
+    def keep(_logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+        if method not in _QUIET_LEVELS:
+            kept.append({"level": method, **event})
+        raise structlog.DropEvent
+
+    processors = structlog.get_config()["processors"]
+    saved = list(processors)
+    processors[:] = [keep]
+    try:
+        yield kept
+    finally:
+        processors[:] = saved
 
 
 async def _set_up(sim: _Sim) -> None:
@@ -172,59 +210,40 @@ def _endpoint_payload(sim: _Sim, spec: EndpointSpec) -> dict[str, Any]:
     }
 
 
-async def _drive(sim: _Sim, planner: PlannerLoop | None) -> None:
-    """Jump from event to event until the scenario ends; finish runs in flight."""
-    end = sim.scenario.end
-    running: list[tuple[datetime, int, Completion]] = []
-    order = itertools.count()
-    for _ in range(_MAX_EVENTS):
-        nxt = await _next_event(sim, running, planner is not None)
-        if nxt is None or nxt > end:
-            break
-        sim.clock.set(max(nxt, sim.clock.now()))
-        now = sim.clock.now()
-        await _finish(sim, running, now)
-        for claim in await sim.store.claim_due(
-            WORKER, now, lookahead=timedelta(0), limit=1000, lease_margin=_LEASE_MARGIN
-        ):
-            result = await sim.targets.dispatch(claim.endpoint, claim.scheduled_for)
-            done = Completion(claim, run_from(claim, result, WORKER))
-            heapq.heappush(running, (result.finished_at, next(order), done))
-        if planner is not None:
-            await planner.tick()
-    else:
-        raise RuntimeError(f"The simulation did not finish within {_MAX_EVENTS} events.")
-    if running:
-        sim.clock.set(max(max(t for t, _, _ in running), sim.clock.now()))
-        await _finish(sim, running, sim.clock.now())
-
-
-async def _next_event(
-    sim: _Sim, running: list[tuple[datetime, int, Completion]], planning: bool
-) -> datetime | None:
-    times = [await sim.store.next_due_at()]
-    if running:
-        times.append(running[0][0])
-    if planning:
-        times.extend(w.due_at for w in sim.planner_store.watches.values())
-    return min((t for t in times if t is not None), default=None)
-
-
-async def _finish(
-    sim: _Sim, running: list[tuple[datetime, int, Completion]], now: datetime
+async def _run_until_end(
+    sim: _Sim, loop: VirtualTimeLoop, clock: VirtualClock, waker: EventWaker
 ) -> None:
-    batch: list[Completion] = []
-    while running and running[0][0] <= now:
-        batch.append(heapq.heappop(running)[2])
-    if batch:
-        await sim.store.complete(WORKER, batch, now)
+    """Run the worker (and, adaptively, the planner) until the scenario ends: every
+    slot up to and including the end runs; then both stop as on SIGTERM."""
+    options = SchedulerOptions(worker_id=WORKER, hostname="simulation", poll_interval=3600.0)
+    scheduler = Scheduler(sim.store, sim.targets, clock, waker, options)
+    stop = asyncio.Event()
+    processes = [asyncio.create_task(scheduler.run(), name="sim-worker")]
+    if sim.mode is Mode.ADAPTIVE:
+        config = PlannerConfig(debounce_seconds=sim.scenario.debounce_seconds)
+        planner = run_planner(sim.services, sim.planner_store, config, stop)
+        processes.append(asyncio.create_task(planner, name="sim-planner"))
+    try:
+        await clock.sleep_until(sim.scenario.end)
+        await loop.settled()
+    finally:
+        stop.set()
+        scheduler.stop()
+        done = await asyncio.gather(*processes, return_exceptions=True)
+    failed = [outcome for outcome in done if isinstance(outcome, BaseException)]
+    if failed:
+        raise ReplayFailed(f"A process of the replay failed: {failed[0]!r}") from failed[0]
 
 
 async def _collect(sim: _Sim, seed: int) -> SimulationResult:
     runs, changes = await _read_back(sim)
     records = sorted((_record(sim, r) for r in runs), key=lambda r: (r.started_at, r.endpoint))
     changes.sort(key=lambda c: (c.at, c.endpoint, c.action))
-    refused = sum(p.status.value == "refused" for p in sim.planner_store.proposals.values())
+    if len(records) != sim.targets.calls:
+        raise ReplayFailed(
+            f"{sim.targets.calls} requests were made but {len(records)} runs were recorded."
+        )
+    refused = await _count_refused(sim.planner_store)
     return SimulationResult(
         scenario=sim.scenario,
         mode=sim.mode,
@@ -233,6 +252,17 @@ async def _collect(sim: _Sim, seed: int) -> SimulationResult:
         changes=tuple(changes),
         figures=figures(sim.scenario, records, changes, refused),
     )
+
+
+async def _count_refused(store: PlannerStore) -> int:
+    count, cursor = 0, None
+    while True:
+        page = await store.list_proposals(
+            TENANT, status=ProposalStatus.REFUSED, endpoint_id=None, cursor=cursor, limit=500
+        )
+        count += len(page.items)
+        if (cursor := page.next_cursor) is None:
+            return count
 
 
 async def _read_back(sim: _Sim) -> tuple[list[Run], list[ChangeRecord]]:

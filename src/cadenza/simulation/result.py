@@ -110,9 +110,6 @@ class SimulationResult:
     def runs_of(self, endpoint: str) -> list[RunRecord]:
         return [r for r in self.runs if r.endpoint == endpoint]
 
-    def first_run(self, endpoint: str) -> RunRecord | None:
-        return next(iter(self.runs_of(endpoint)), None)
-
     def changes_to(self, endpoint: str, action: str | None = None) -> list[ChangeRecord]:
         return [c for c in self.changes if c.endpoint == endpoint and action in (None, c.action)]
 

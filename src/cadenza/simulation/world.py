@@ -93,8 +93,8 @@ class SimulatedTargets:
     """A ``Dispatcher`` whose responses follow the scenario script; no network at all.
 
     A request takes ``latency_ms`` (or the value of ``latency_signal`` in ms), with
-    ±10 % noise; the virtual clock is not moved: runs overlap as real ones do, and the
-    harness completes each at its finish time.
+    ±10 % noise, slept on the clock: on a virtual clock runs overlap as real ones do
+    and hold their concurrency slots until they finish. ``calls`` counts requests.
     """
 
     def __init__(self, scenario: Scenario, world: World, clock: Clock) -> None:
@@ -121,6 +121,7 @@ class SimulatedTargets:
             body = {"error": failed.error or "rate limited"}  # a refusal reports nothing
         body = body or {"ok": failed is None}
         raw = json.dumps(body, sort_keys=True).encode()
+        await self._clock.sleep(latency.total_seconds())
         headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
         if failed is not None and failed.retry_after_seconds is not None:
             headers += (("retry-after", str(failed.retry_after_seconds)),)

@@ -20,11 +20,9 @@ from cadenza.domain.planning import (
     PlannerSession,
     Proposal,
     ProposalStatus,
-    Verb,
     WatchState,
 )
-from cadenza.ids import new_id
-from cadenza.ports import Page, PlannerStore
+from cadenza.ports import Page
 from cadenza.testing.store import MemoryStore
 
 R = TypeVar("R", PlannerSession, Proposal)
@@ -147,22 +145,3 @@ class MemoryPlannerStore:
         runs = self._store._t.runs.values()
         newer = sorted((r for r in runs if cursor is None or r.id > cursor), key=lambda r: r.id)
         return newer[:limit]
-
-
-async def seed_pending_proposal(
-    store: MemoryPlannerStore | PlannerStore, tenant_id: str, endpoint_id: str, now: datetime
-) -> Proposal:
-    """A pending one-shot proposal on ``endpoint_id``, for tests of the approval actions."""
-    proposal = Proposal(
-        id=new_id("prp", now),
-        tenant_id=tenant_id,
-        session_id=new_id("pls", now),
-        endpoint_id=endpoint_id,
-        target_id=endpoint_id,
-        verb=Verb.ONE_SHOT,
-        arguments={"run_at": now.isoformat(), "ttl_seconds": 300.0, "reason": "seeded"},
-        status=ProposalStatus.PENDING,
-        created_at=now,
-    )
-    await store.insert_proposal(proposal)
-    return proposal

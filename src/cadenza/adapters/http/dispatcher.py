@@ -17,6 +17,7 @@ addresses, which aiohttp connects to without asking the resolver).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from cadenza.adapters.http import signing
-from cadenza.adapters.http.deadlines import Deadlines
 from cadenza.adapters.http.outbound import (
     REDIRECT_STATUSES,
     Outbound,
@@ -122,7 +122,6 @@ class HttpDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._prepared: dict[int, _Prepared] = {}
-        self._deadlines = Deadlines()
 
     @classmethod
     def from_settings(
@@ -224,7 +223,7 @@ class HttpDispatcher:
         seconds = prepared.seconds
         redactor = prepared.redactor
         try:
-            async with self._deadlines.after(seconds):
+            async with asyncio.timeout(seconds):
                 return await self._follow(prepared, idempotency)
         except TimeoutError:
             return _Attempt(
