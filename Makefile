@@ -46,4 +46,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/claim.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info tests/mcp/ts/node_modules

@@ -72,3 +72,8 @@ class Settings(BaseSettings):
     )
     planner_api_key: str | None = None
     planner_max_steps: int = 8
+    planner_max_tokens: int = Field(1024, ge=1, description="Longest model answer, in tokens.")
+    planner_concurrency: int = Field(8, ge=1, description="Analyses running at once.")
+    planner_deadline_seconds: float = Field(
+        180.0, gt=0, description="The longest one analysis may take, model calls included."
+    )

@@ -223,13 +223,13 @@ def build_http(settings: Settings, services: Services) -> Service:
     from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
     from cadenza.api.browser import BrowserSessions
-    from cadenza.mcp_server import mount_mcp
+    from cadenza.mcp.http import mount_mcp
     from cadenza.web import mount_dashboard
 
     app = create_app(services, settings)
     mount_mcp(app, services, rate_limit=app.state.rate_limit)
     mount_dashboard(app, services, BrowserSessions(app.state.auth))
-    return HttpServer(app, settings.host, settings.port)
+    return HttpServer(app, settings.host, settings.port, settings.shutdown_grace_seconds)
 
 
 # -- the planner ---------------------------------------------------------------------
@@ -271,6 +271,9 @@ def planner_config(settings: Settings) -> PlannerConfig:
         monthly_token_budget=settings.planner_monthly_token_budget,
         model=model,
         max_steps=settings.planner_max_steps,
+        max_tokens=settings.planner_max_tokens,
+        concurrency=settings.planner_concurrency,
+        deadline_seconds=settings.planner_deadline_seconds,
     )
 
 

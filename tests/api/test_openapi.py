@@ -97,3 +97,57 @@ async def test_the_docs_page_and_the_document_are_served(client: httpx2.AsyncCli
     document = await client.get("/openapi.json")
     assert document.status_code == 200
     assert document.json()["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.mark.anyio
+async def test_an_undocumented_method_is_a_405_whose_allow_lists_every_documented_one(
+    client: httpx2.AsyncClient, spec: dict[str, Any]
+) -> None:
+    for template, operations in spec["paths"].items():
+        path = template.replace("{", "").replace("}", "")  # any id will do for a 405
+        documented = sorted(m.upper() for m in operations)
+        for method in sorted(set(METHODS) - set(documented)):
+            response = await client.request(method, path)
+            assert response.status_code == 405, (method, path)
+            assert response.headers["allow"] == ", ".join(documented), (method, path)
+            assert response.json()["code"] == "method_not_allowed"
+
+
+def component(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return dict(spec["components"]["schemas"][name])
+
+
+def test_a_baseline_is_documented_as_one_of_cron_or_interval(spec: dict[str, Any]) -> None:
+    baseline = component(spec, "BaselineSpec")
+    assert [sorted(option["required"]) for option in baseline["oneOf"]] == [
+        ["cron"],
+        ["interval_seconds"],
+    ]
+
+
+def test_a_one_shot_is_documented_as_never_both_run_at_and_delay(spec: dict[str, Any]) -> None:
+    body = component(spec, "OneShotInputBody")
+    assert sorted(body["not"]["required"]) == ["delay_seconds", "run_at"]
+
+
+def test_a_rule_conditions_discriminator_is_required(spec: dict[str, Any]) -> None:
+    for name in ("OutcomeIn", "MetricIn", "ResponseIn", "ResponseChangeIn", "SiblingIn"):
+        assert "kind" in component(spec, name)["required"], name
+
+
+def test_sign_in_and_out_need_no_credentials_and_answer_problems(spec: dict[str, Any]) -> None:
+    for method, operation in spec["paths"]["/api/v1/session"].items():
+        assert operation["security"] == [], method
+        for status in ("401", "429"):
+            assert "application/problem+json" in operation["responses"][status]["content"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_query_parameters_are_never_null(spec: dict[str, Any]) -> None:
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                assert "null" not in str(parameter["schema"]), parameter["name"]

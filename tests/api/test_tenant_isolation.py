@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx2
 import pytest
-from action_cases import GOOD, MISSING, WITH_IDS, World, build_world, call
+from action_cases import World, build_world, call
 from api_kit import Tenant
 
 from cadenza.actions.base import Services
+from catalogue_cases import MISSING, WITH_IDS, good_arguments
 
 pytestmark = pytest.mark.anyio
 
@@ -66,8 +67,8 @@ async def test_another_tenants_resource_is_answered_like_a_missing_one_and_left_
 ) -> None:
     world, bob = two_worlds
     before = await snapshot(client, world)
-    theirs = await call(client, name, world.ids, GOOD[name], bob.headers)
-    missing = await call(client, name, MISSING, GOOD[name], bob.headers)
+    theirs = await call(client, name, world.ids, good_arguments(name, world.ids), bob.headers)
+    missing = await call(client, name, MISSING, good_arguments(name, MISSING), bob.headers)
     assert theirs.status_code == 404
     assert normalised(theirs, world.ids) == normalised(missing, MISSING)
     assert await snapshot(client, world) == before

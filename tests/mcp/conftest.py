@@ -1,16 +1,35 @@
 """Fixtures for the MCP tests: a real SQLite store, the real HTTP dispatcher opened to
-127.0.0.1 only, a loopback HTTP target, and tenants with API keys."""
+127.0.0.1 only, a loopback HTTP target, tenants with API keys, ``cadenza serve`` as a
+process, and the official TypeScript SDK (installed from the npm registry on first
+use, from tests/mcp/ts/package-lock.json)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from aiohttp import web
-from mcp_kit import LOOPBACK, SECRET, START, CountingWaker, Live, Target, Tenant, make_tenant
+from mcp_kit import (
+    CADENZA,
+    LOOPBACK,
+    SECRET,
+    START,
+    CountingWaker,
+    Live,
+    Served,
+    Target,
+    Tenant,
+    free_port,
+    make_tenant,
+    wait_until_ready,
+)
 
 from cadenza.actions.base import Services
 from cadenza.adapters.clock import SystemClock
@@ -111,3 +130,58 @@ async def live(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Live]:
     }
     yield Live(settings, services, env, tmp_path)
     await store.close()
+
+
+STARTUP_SECONDS = 60
+
+
+@pytest.fixture
+async def served(live: Live) -> AsyncIterator[Served]:
+    """``cadenza serve`` on a free loopback port over the ``live`` database."""
+    port = free_port()
+    env = {**live.env, "CADENZA_HOST": LOOPBACK, "CADENZA_PORT": str(port)}
+    with (live.cwd / "serve.log").open("w") as log:
+        process = await anyio.open_process(
+            [CADENZA, "serve"], env=env, cwd=live.cwd, stdout=log, stderr=log
+        )
+        base = f"http://{LOOPBACK}:{port}"
+        try:
+            with anyio.fail_after(STARTUP_SECONDS):
+                await wait_until_ready(f"{base}/openapi.json", process)
+            yield Served(f"{base}/mcp", process)
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                with anyio.move_on_after(30):
+                    await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+TS_DIR = Path(__file__).parent / "ts"
+NPM_SECONDS = 600
+
+
+@pytest.fixture(scope="session")
+def typescript_sdk() -> Path:
+    """The TypeScript driver (tests/mcp/ts/driver.mjs), its SDK installed.
+
+    ``npm ci`` installs exactly the locked versions, from the npm registry, the first
+    time and whenever package-lock.json changes (a stamp keeps the lock file's digest).
+    """
+    npm = shutil.which("npm")
+    assert shutil.which("node"), "The TypeScript SDK tests need Node.js 18+ on PATH."
+    assert npm, "The TypeScript SDK tests need npm on PATH."
+    lock = TS_DIR / "package-lock.json"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = TS_DIR / "node_modules" / ".cadenza-lock-digest"
+    if not stamp.exists() or stamp.read_text() != digest:
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=TS_DIR,
+            check=True,
+            timeout=NPM_SECONDS,
+        )
+        stamp.write_text(digest)
+    return TS_DIR / "driver.mjs"

@@ -1,16 +1,23 @@
-"""Helpers shared by the MCP tests: tenants, recorded runs, tool-call assertions and the
-tables of one valid and one invalid argument set per tool."""
+"""Helpers shared by the MCP tests: tenants, recorded runs and tool-call assertions.
+The argument tables are shared with the REST tests (``catalogue_cases``)."""
 
 from __future__ import annotations
 
 import functools
+import json
+import shutil
+import socket
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mcp_types import CallToolResult
+import anyio
+import httpx2
+from anyio.abc import Process
+from mcp_types import CallToolResult, TextContent
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -25,17 +32,10 @@ from cadenza.ports import Completion
 from cadenza.testing import FrozenClock
 
 LOOPBACK = "127.0.0.1"
+CADENZA = shutil.which("cadenza", path=str(Path(sys.executable).parent)) or "cadenza"
+"""The ``cadenza`` command of this environment."""
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECRET = b"mcp-test-server-secret-0123456789"
-LONG_ID = "x" * 65
-LONG_REASON = "r" * 1001
-MISSING = {
-    "job_id": "job_01kjq6psg0hsnnqppbnfezczwm",
-    "endpoint_id": "ep_01kjq6psg0bz0nmmxd7gzhz90c",
-    "run_id": "run_01kjq6psg0bz0nmmxd7gzhz90c",
-    "key_id": "key_01kjq6psg03j132y95g9pxj08k",
-    "proposal_id": "prp_01kjq6psg03j132y95g9pxj08k",
-}
 
 
 class CountingWaker:
@@ -66,6 +66,32 @@ class Live:
     services: Services
     env: dict[str, str]
     cwd: Path
+
+
+@dataclass
+class Served:
+    """A ``cadenza serve`` process and the URL of its MCP endpoint."""
+
+    url: str
+    process: Process
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_until_ready(url: str, process: Process) -> None:
+    """Poll until the server answers (any status) or the process dies."""
+    async with httpx2.AsyncClient(timeout=2) as http:
+        while True:
+            assert process.returncode is None, "cadenza serve exited during startup"
+            try:
+                await http.get(url)
+                return
+            except httpx2.TransportError:
+                await anyio.sleep(0.2)
 
 
 @dataclass
@@ -175,117 +201,15 @@ def ok(result: CallToolResult) -> dict[str, Any]:
 
 
 def tool_error(result: CallToolResult) -> dict[str, Any]:
-    """The structured error of a failed call: code, message, hint, field problems."""
+    """The error of a failed call, read as an agent reads it: the JSON text block with
+    code, message, hint and field problems. It carries no structured content, which
+    would have to match the tool's output schema."""
     assert result.is_error, result.structured_content
-    assert result.structured_content is not None
-    error = result.structured_content
+    assert result.structured_content is None
+    [block] = result.content
+    assert isinstance(block, TextContent)
+    error: dict[str, Any] = json.loads(block.text)
     assert error["code"]
     assert error["message"]
     assert error["hint"]
-    assert result.content
-    assert error["code"] in result.content[0].text
     return error
-
-
-def endpoint_args(url: str, **overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "name": "health",
-        "request": {"method": "GET", "url": url},
-        "baseline": {"interval_seconds": 300},
-    }
-    args.update(overrides)
-    return args
-
-
-def good_arguments(target: str) -> dict[str, dict[str, Any]]:
-    """One valid argument set per tool, ids left out (the caller adds them)."""
-    return {
-        "create_job": {"name": "nightly", "tags": ["a"]},
-        "get_job": {},
-        "list_jobs": {"status": "active", "limit": 10},
-        "update_job": {"name": "renamed", "reason": "clarity"},
-        "archive_job": {"reason": "done"},
-        "pause_job": {"until": "2026-03-03T00:00:00Z", "reason": "maintenance"},
-        "resume_job": {},
-        "add_endpoint": endpoint_args(target, name="second"),
-        "get_endpoint": {},
-        "list_endpoints": {"limit": 5},
-        "update_endpoint": {"name": "renamed", "min_interval_seconds": 10},
-        "delete_endpoint": {"reason": "obsolete"},
-        "test_endpoint": {},
-        "apply_interval_hint": {"interval_seconds": 30, "ttl_seconds": 600, "reason": "deploy"},
-        "schedule_one_shot_run": {"delay_seconds": 60},
-        "pause_or_resume_endpoint": {"until": "2026-03-03T00:00:00Z"},
-        "clear_adaptive_hints": {},
-        "reset_failure_count": {},
-        "explain_schedule": {"preview": 3},
-        "list_runs": {"status": "success", "limit": 5},
-        "get_run_details": {},
-        "summarize_endpoint_health": {"window_seconds": 3600},
-        "list_audit_events": {"limit": 5},
-        "export_runs": {"format": "jsonl"},
-        "stream_run_events": {"max_seconds": 2},
-        "create_api_key": {"name": "reader", "scopes": ["jobs:read"]},
-        "list_api_keys": {},
-        "revoke_api_key": {"reason": "leaked"},
-        "describe_service_catalog": {},
-        "whoami": {},
-        "list_proposals": {"status": "pending"},
-        "decide_proposal": {"decision": "approve", "reason": "looks right"},
-        "list_planner_sessions": {"limit": 5},
-        "get_endpoint_planner": {},
-        "set_endpoint_planner": {"kind": "rules", "approval": True, "reason": "review first"},
-        "apply_manifest": {
-            "manifest": {"jobs": [{"name": "coded", "endpoints": [endpoint_args(target)]}]},
-            "dry_run": True,
-        },
-        "export_manifest": {},
-        "get_manifest_schema": {},
-    }
-
-
-def bad_arguments(target: str) -> dict[str, tuple[dict[str, Any], str]]:
-    """One invalid argument set per tool and the field the error must name."""
-    return {
-        "create_job": ({"name": ""}, "name"),
-        "get_job": ({"job_id": LONG_ID}, "job_id"),
-        "list_jobs": ({"limit": 0}, "limit"),
-        "update_job": ({"name": ""}, "name"),
-        "archive_job": ({"reason": LONG_REASON}, "reason"),
-        "pause_job": ({"until": "tomorrow"}, "until"),
-        "resume_job": ({"reason": LONG_REASON}, "reason"),
-        "add_endpoint": (
-            endpoint_args(target, baseline={"interval_seconds": 0.5}),
-            "baseline.interval_seconds",
-        ),
-        "get_endpoint": ({"endpoint_id": LONG_ID}, "endpoint_id"),
-        "list_endpoints": ({"limit": 100_000}, "limit"),
-        "update_endpoint": ({"jitter_seconds": -1}, "jitter_seconds"),
-        "delete_endpoint": ({"reason": LONG_REASON}, "reason"),
-        "test_endpoint": ({"reason": LONG_REASON}, "reason"),
-        "apply_interval_hint": ({"interval_seconds": 0}, "interval_seconds"),
-        "schedule_one_shot_run": ({"delay_seconds": -1}, "delay_seconds"),
-        "pause_or_resume_endpoint": ({"until": "soon"}, "until"),
-        "clear_adaptive_hints": ({"reason": LONG_REASON}, "reason"),
-        "reset_failure_count": ({"reason": LONG_REASON}, "reason"),
-        "explain_schedule": ({"preview": 51}, "preview"),
-        "list_runs": ({"status": "exploded"}, "status"),
-        "get_run_details": ({"run_id": LONG_ID}, "run_id"),
-        "summarize_endpoint_health": ({"window_seconds": 1}, "window_seconds"),
-        "list_audit_events": ({"since": "yesterday"}, "since"),
-        "export_runs": ({"format": "xml"}, "format"),
-        "stream_run_events": ({"max_seconds": 0}, "max_seconds"),
-        "create_api_key": ({"name": "k", "scopes": []}, "scopes"),
-        "list_api_keys": ({"limit": 0}, "limit"),
-        "revoke_api_key": ({"key_id": LONG_ID}, "key_id"),
-        "describe_service_catalog": ({"surprise": 1}, "surprise"),
-        "whoami": ({"surprise": 1}, "surprise"),
-        "list_proposals": ({"status": "maybe"}, "status"),
-        "decide_proposal": ({"decision": "perhaps"}, "decision"),
-        "list_planner_sessions": ({"limit": 0}, "limit"),
-        "get_endpoint_planner": ({"endpoint_id": LONG_ID}, "endpoint_id"),
-        "set_endpoint_planner": ({"kind": "oracle"}, "kind"),
-        "apply_manifest": ({"manifest": {"version": 2}}, "manifest.version"),
-        "export_manifest": ({"jobs": [""]}, "jobs.0"),
-        "get_manifest_schema": ({"surprise": 1}, "surprise"),
-    }

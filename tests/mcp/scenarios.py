@@ -128,7 +128,7 @@ async def _build(call: Call, base_url: str) -> tuple[dict[str, str], dict[str, s
 async def _steer(call: Call, ep_ref: dict[str, str], later: str) -> None:
     await call("apply_interval_hint", {**ep_ref, "interval_seconds": 30, "ttl_seconds": 600})
     await call("pause_or_resume_endpoint", {**ep_ref, "until": later, "reason": "hold"})
-    await call("pause_or_resume_endpoint", {**ep_ref, "until": None, "reason": "go"})
+    await call("pause_or_resume_endpoint", {**ep_ref, "reason": "go"})
     await call("clear_adaptive_hints", ep_ref)
     await call("reset_failure_count", ep_ref)
     await call("schedule_one_shot_run", {**ep_ref, "delay_seconds": 0, "reason": "run now"})

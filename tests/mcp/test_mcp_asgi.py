@@ -14,11 +14,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_kit import Tenant, ok
 from starlette.applications import Starlette
 
+from cadenza.actions import REGISTRY
 from cadenza.actions.base import Services
 from cadenza.api import create_app
 from cadenza.config import Settings
 from cadenza.domain import errors
-from cadenza.mcp_server import create_mcp_app, mount_mcp
+from cadenza.mcp.http import create_mcp_app, mount_mcp
 
 pytestmark = pytest.mark.anyio
 
@@ -87,3 +88,20 @@ async def test_rest_and_mcp_calls_draw_on_one_rate_limit_per_caller(
         mcp = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert rest == [200, 200, 200]
     assert mcp.status_code == 429
+
+
+TOOLS_LIST_BYTES = 60_000
+"""The most an agent's context pays for the whole tool list (all scopes)."""
+
+
+async def test_the_tool_list_of_an_admin_key_fits_in_60_kb_on_the_wire(
+    services: Services, alice: Tenant
+) -> None:
+    app = create_mcp_app(services)
+    headers = {"Accept": "application/json, text/event-stream"}
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    async with running(app, alice.key) as http:
+        response = await http.post("/mcp", json=listing, headers=headers)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["result"]["tools"]) == len(REGISTRY)
+    assert len(response.content) <= TOOLS_LIST_BYTES

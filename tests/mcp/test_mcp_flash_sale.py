@@ -13,7 +13,7 @@ from scenarios import FLASH_SALE, Backstage, exercise_every_tool, rfc3339, set_u
 from cadenza.actions import REGISTRY
 from cadenza.actions.base import Services
 from cadenza.domain.identity import KeyKind, Scope
-from cadenza.mcp_server import build_server, fixed_caller
+from cadenza.mcp.server import build_server, fixed_caller
 
 pytestmark = pytest.mark.anyio
 

@@ -3,22 +3,16 @@ same app as the REST API, bearer API keys, the scheduler running beside it."""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 import httpx2
 import pytest
-from anyio.abc import Process
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_kit import LOOPBACK, Live, Target, insert_proposal, make_agent, ok, tool_error
+from mcp_kit import Live, Served, Target, insert_proposal, make_agent, ok, tool_error
 from scenarios import Backstage, exercise_every_tool, set_up_flash_sale
 
 from cadenza.actions import REGISTRY
@@ -26,56 +20,7 @@ from cadenza.domain.identity import Scope
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-STARTUP_SECONDS = 60
 SESSION_SECONDS = 120
-CADENZA = shutil.which("cadenza", path=str(Path(sys.executable).parent)) or "cadenza"
-
-
-@dataclass
-class Served:
-    url: str
-    process: Process
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-async def wait_until_ready(url: str, process: Process) -> None:
-    """Poll until the server answers (any status) or the process dies."""
-    async with httpx2.AsyncClient(timeout=2) as http:
-        while True:
-            assert process.returncode is None, "cadenza serve exited during startup"
-            try:
-                await http.get(url)
-                return
-            except httpx2.TransportError:
-                await anyio.sleep(0.2)
-
-
-@pytest.fixture
-async def served(live: Live) -> AsyncIterator[Served]:
-    port = free_port()
-    env = {**live.env, "CADENZA_HOST": LOOPBACK, "CADENZA_PORT": str(port)}
-    with (live.cwd / "serve.log").open("w") as log:
-        process = await anyio.open_process(
-            [CADENZA, "serve"], env=env, cwd=live.cwd, stdout=log, stderr=log
-        )
-        base = f"http://{LOOPBACK}:{port}"
-        try:
-            with anyio.fail_after(STARTUP_SECONDS):
-                await wait_until_ready(f"{base}/openapi.json", process)
-            yield Served(f"{base}/mcp", process)
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                with anyio.move_on_after(30):
-                    await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
 
 
 @asynccontextmanager

@@ -1,7 +1,9 @@
-"""Every action as an MCP tool, through the official client connected in memory.
+"""Every action as an MCP tool, through the official client connected in memory: each
+example, bad arguments, arguments only a lax parser would take, a missing scope and
+another tenant's id.
 
-The argument tables in ``mcp_kit`` hold one valid and one invalid set per tool; a test
-checks that they cover the whole registry, so a new action cannot slip past these.
+The tables are shared with the REST tests (``catalogue_cases``); a test checks that
+they cover the whole registry, so a new action cannot slip past these.
 """
 
 from __future__ import annotations
@@ -9,33 +11,31 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from mcp.client.client import Client
-from mcp_kit import (
-    MISSING,
-    Target,
-    Tenant,
-    add_key,
-    bad_arguments,
-    good_arguments,
-    insert_proposal,
-    ok,
-    record_run,
-)
+from mcp_kit import Target, Tenant, add_key, insert_proposal, ok, record_run
 from mcp_kit import tool_error as error_of
 
 from cadenza.actions import BY_NAME, REGISTRY
 from cadenza.actions.base import Services
 from cadenza.domain.identity import ALL_SCOPES, KeyKind, Scope
-from cadenza.mcp_server import CATALOG_URI, SCHEDULING_URI, build_server, fixed_caller
+from cadenza.mcp.server import CATALOG_URI, SCHEDULING_URI, build_server, fixed_caller
+from cadenza.mcp.tools import registry_tools
+from catalogue_cases import (
+    BAD,
+    EXAMPLES,
+    MISSING,
+    NAMES,
+    SCOPED,
+    STRICT,
+    WITH_IDS,
+    example_arguments,
+    good_arguments,
+    with_ids,
+)
 
 pytestmark = pytest.mark.anyio
-
-NAMES = [a.name for a in REGISTRY]
-WITH_IDS = [a.name for a in REGISTRY if a.path_params]
-SCOPED = [a.name for a in REGISTRY if a.scopes]
 
 
 @asynccontextmanager
@@ -64,36 +64,38 @@ async def build_world(client: Client, services: Services, target: Target) -> dic
     }
 
 
-def with_ids(name: str, ids: dict[str, str], arguments: dict[str, Any]) -> dict[str, Any]:
-    """``arguments`` plus the ids the action needs; ids given in ``arguments`` win."""
-    return {**{p: ids[p] for p in BY_NAME[name].path_params}, **arguments}
+def test_the_tables_cover_every_action_of_the_registry() -> None:
+    assert set(BAD) == set(NAMES)
+    assert {name for name, _ in EXAMPLES} == set(NAMES)
 
 
-def test_the_argument_tables_cover_every_action_of_the_registry() -> None:
-    assert set(good_arguments("http://127.0.0.1")) == set(NAMES)
-    assert set(bad_arguments("http://127.0.0.1")) == set(NAMES)
-
-
-async def test_the_tool_list_equals_the_registry_with_schemas_and_annotations(
+async def test_the_tool_list_is_the_registry_with_compact_schemas_and_its_annotations(
     services: Services, alice: Tenant
 ) -> None:
     async with connect(services, alice) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
+    specs = {spec.name: spec for spec in registry_tools()}
     assert list(tools) == NAMES
     for action in REGISTRY:
         tool = tools[action.name]
-        assert tool.input_schema == action.input_model.model_json_schema()
-        assert tool.output_schema is not None
+        assert tool.input_schema == specs[action.name].input_schema
+        assert tool.output_schema == specs[action.name].output_schema
         assert tool.output_schema["type"] == "object"
-        if not action.streams:
-            expected = action.output_model.model_json_schema(mode="serialization")
-            assert tool.output_schema == expected
         assert tool.annotations is not None
         assert tool.annotations.destructive_hint is action.destructive
         assert tool.annotations.idempotent_hint is action.idempotent
         assert tool.annotations.read_only_hint is (not action.mutates and action.idempotent)
         assert tool.description
-        assert action.description.strip() in tool.description
+        assert tool.description.startswith(action.description.strip())
+
+
+async def test_a_key_lists_only_the_tools_its_scopes_allow(
+    services: Services, alice: Tenant
+) -> None:
+    reader = await add_key(services, alice.tenant_id, frozenset({Scope.JOBS_READ}))
+    async with connect(services, reader) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert names == {a.name for a in REGISTRY if a.scopes <= {Scope.JOBS_READ}}
 
 
 async def test_a_tool_that_sends_a_request_is_not_advertised_as_read_only(
@@ -105,13 +107,13 @@ async def test_a_tool_that_sends_a_request_is_not_advertised_as_read_only(
     assert tools["list_runs"].annotations.read_only_hint is True  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("name", NAMES)
-async def test_every_tool_succeeds_with_valid_arguments(
-    services: Services, alice: Tenant, target: Target, name: str
+@pytest.mark.parametrize(("name", "index"), EXAMPLES)
+async def test_every_example_of_every_tool_succeeds(
+    services: Services, alice: Tenant, target: Target, name: str, index: int
 ) -> None:
     async with connect(services, alice) as client:
         ids = await build_world(client, services, target)
-        arguments = with_ids(name, ids, good_arguments(target.url("/second"))[name])
+        arguments = with_ids(name, ids, example_arguments(name, index, ids))
         result = ok(await client.call_tool(name, arguments))
     action = BY_NAME[name]
     if action.streams:
@@ -126,13 +128,25 @@ async def test_every_tool_succeeds_with_valid_arguments(
 async def test_every_tool_answers_bad_arguments_with_an_error_naming_the_field(
     services: Services, alice: Tenant, target: Target, name: str
 ) -> None:
-    arguments, field = bad_arguments(target.url("/x"))[name]
+    arguments, field = BAD[name]
     async with connect(services, alice) as client:
         ids = await build_world(client, services, target)
         error = error_of(await client.call_tool(name, with_ids(name, ids, arguments)))
     assert error["code"] == "invalid_input"
     assert field in [p["field"] for p in error["errors"]], error
     assert error["retryable"] is False
+
+
+@pytest.mark.parametrize("case", sorted(STRICT))
+async def test_arguments_only_a_lax_parser_would_take_are_refused(
+    services: Services, alice: Tenant, target: Target, case: str
+) -> None:
+    name, arguments, field = STRICT[case]
+    async with connect(services, alice) as client:
+        ids = await build_world(client, services, target)
+        error = error_of(await client.call_tool(name, with_ids(name, ids, arguments)))
+    assert error["code"] == "invalid_input"
+    assert field in [p["field"] for p in error["errors"]], error
 
 
 @pytest.mark.parametrize("name", SCOPED)
@@ -144,9 +158,8 @@ async def test_every_tool_refuses_a_key_without_its_scope(
         ids = await build_world(client, services, target)
     others = frozenset(ALL_SCOPES - action.scopes - {Scope.ADMIN})
     limited = await add_key(services, alice.tenant_id, others)
-    arguments = with_ids(name, ids, good_arguments(target.url("/x"))[name])
     async with connect(services, limited) as client:
-        error = error_of(await client.call_tool(name, arguments))
+        error = error_of(await client.call_tool(name, good_arguments(name, ids)))
     assert error["code"] == "permission_denied"
     assert "whoami" in error["hint"]
 
@@ -157,10 +170,9 @@ async def test_every_tool_answers_another_tenants_id_as_not_found(
 ) -> None:
     async with connect(services, alice) as client:
         ids = await build_world(client, services, target)
-    arguments = with_ids(name, ids, good_arguments(target.url("/x"))[name])
     async with connect(services, bob) as client:
-        stolen = error_of(await client.call_tool(name, arguments))
-        unknown = error_of(await client.call_tool(name, with_ids(name, MISSING, arguments)))
+        stolen = error_of(await client.call_tool(name, good_arguments(name, ids)))
+        unknown = error_of(await client.call_tool(name, good_arguments(name, MISSING)))
     assert stolen["code"].endswith("not_found")
     assert stolen["code"] == unknown["code"]
 

@@ -51,11 +51,7 @@ async def test_the_model_reads_then_steers_itself_and_a_sibling_through_the_cata
             ),
             (
                 "pause_or_resume_endpoint",
-                {
-                    "endpoint": "investigate",
-                    "pause_seconds": None,
-                    "reason": "look at slow queries",
-                },
+                {"endpoint": "investigate", "reason": "look at slow queries"},
             ),
             (
                 "schedule_one_shot_run",
@@ -105,7 +101,7 @@ async def test_invalid_tool_arguments_are_refused_recorded_and_never_applied() -
             ttl_seconds=-3,
             reason="x",
         ),
-        call("pause_or_resume_endpoint", endpoint="health", pause_seconds=7 * 86400, reason="x"),
+        call("pause_or_resume_endpoint", endpoint="health", until="next week", reason="x"),
         conclude(),
     )
     world = await llm_world(script)
@@ -194,3 +190,16 @@ def test_the_briefing_is_plain_json_after_one_line() -> None:
     facts = json.loads(text.split("\n", 1)[1])
     assert facts["endpoint"]["name"] == "health"
     assert facts["latest_run"] is None
+
+
+async def test_a_tool_argument_of_the_wrong_json_type_is_refused_not_coerced() -> None:
+    script = Script(
+        call("apply_interval_hint", endpoint="health", interval_seconds=True, reason="x"),
+        conclude(),
+    )
+    world = await llm_world(script)
+    await world.advance(ok({"p95_ms": 100}), T0 + timedelta(seconds=91))
+    assert (await world.get(HEALTH.id)).interval_hint is None
+    session = await first_session(world)
+    [refused] = [c for c in session.tool_calls if c.name == "apply_interval_hint"]
+    assert refused.outcome.startswith("invalid")

@@ -143,7 +143,7 @@ async def test_the_planner_talks_to_an_openai_compatible_server_over_http(
         "latest_response",
         "response_history",
         "siblings_latest_responses",
-        "endpoint_health",
+        "summarize_endpoint_health",
     } <= offered
     assert "Checkout health." in json.dumps(fake.requests[0]["messages"])
     retry_note = json.dumps(fake.requests[2]["messages"][-1])

@@ -113,6 +113,10 @@ class LookAgainLater:
     def kind(self) -> PlannerKind:
         return PlannerKind.LLM
 
+    @property
+    def model_name(self) -> str:
+        return "stub"
+
     async def analyse(self, obs: Observation, sink: Sink) -> Analysis:
         self.calls.append(obs)
         return Analysis("steady", obs.now + timedelta(minutes=10), model="stub", input_tokens=7)
@@ -161,6 +165,10 @@ class Exploding:
     def kind(self) -> PlannerKind:
         return PlannerKind.LLM
 
+    @property
+    def model_name(self) -> str:
+        return "volcano-1"
+
     async def analyse(self, obs: Observation, sink: Sink) -> Analysis:
         raise RuntimeError("model on fire")
 
@@ -179,6 +187,8 @@ async def test_a_failing_analysis_is_recorded_and_retried_with_backoff() -> None
     sessions = await world.pstore.list_sessions(TENANT, endpoint_id=None, cursor=None, limit=9)
     assert [s.outcome for s in sessions.items] == [SessionOutcome.ERROR]
     assert "model on fire" in sessions.items[0].error
+    assert sessions.items[0].planner is PlannerKind.LLM
+    assert sessions.items[0].model == "volcano-1"
     watch = await world.pstore.get_watch(HEALTH.id)
     assert watch is not None
     assert watch.errors == 1

@@ -70,6 +70,8 @@ class World:
         *,
         monthly_tokens: int | None = None,
         debounce: float = 30,
+        concurrency: int = 8,
+        deadline: float = 180,
     ) -> None:
         self.clock = FrozenClock(T0)
         self.store = MemoryStore()
@@ -84,7 +86,11 @@ class World:
             self.pstore,
             planners or {PlannerKind.RULES: RulesPlanner()},
             self.budget,
-            LoopOptions(debounce=timedelta(seconds=debounce)),
+            LoopOptions(
+                debounce=timedelta(seconds=debounce),
+                concurrency=concurrency,
+                deadline=timedelta(seconds=deadline),
+            ),
         )
         self.runs: list[Run] = []
 

@@ -1,7 +1,9 @@
 """The catalogue of what a user or an agent can do (ACTIONS.md).
 
-``REGISTRY`` holds every action once; REST, MCP, the CLI, the planner's tools and
-the dashboard iterate it. ``BY_NAME`` finds one by its (MCP tool) name.
+``REGISTRY`` holds every action once. The REST routes (``cadenza.api``), the MCP
+tools (``cadenza.mcp``) and the LLM planner's tools (``cadenza.planner.tools``, from
+``PLANNER_TOOLS``) are generated from it. ``BY_NAME`` finds an action by its (MCP
+tool) name.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cadenza.actions.base import (
     Action,
     AnyAction,
     Context,
+    Example,
     LineStream,
     Services,
     invoke,
@@ -55,6 +58,7 @@ __all__ = [
     "Action",
     "AnyAction",
     "Context",
+    "Example",
     "LineStream",
     "Services",
     "invoke",

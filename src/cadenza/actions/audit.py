@@ -7,8 +7,16 @@ from typing import Any
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context
-from cadenza.actions.wire import ActorOut, Cursor, Input, Output, PageLimit, UtcTime
+from cadenza.actions.base import Action, Context, Example
+from cadenza.actions.wire import (
+    EXAMPLE_IDS,
+    ActorOut,
+    Cursor,
+    Input,
+    Output,
+    PageLimit,
+    UtcTime,
+)
 from cadenza.domain import limits
 from cadenza.domain.identity import Scope
 from cadenza.domain.model import AuditEvent
@@ -76,5 +84,11 @@ ACTIONS = (
         path="/audit",
         mutates=False,
         idempotent=True,
+        examples=(
+            Example(
+                {"target_id": EXAMPLE_IDS["endpoint_id"], "limit": 20},
+                "One endpoint's schedule history.",
+            ),
+        ),
     ),
 )

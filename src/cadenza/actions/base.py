@@ -1,10 +1,11 @@
 """The machinery every action shares: ``Action``, ``Context``, ``Services``, ``invoke``.
 
 An action is defined once (name, descriptions, input and output models, handler,
-scopes, REST route, flags) and every surface iterates the registry. ``invoke`` is
-the one way to run an action from untrusted input: it checks scopes first (so a
-caller without the scope learns nothing about the input's shape), validates the
-payload with the input model, and runs the handler.
+scopes, REST route, flags, examples) and every surface iterates the registry.
+``invoke`` is the one way to run an action from untrusted input: it checks scopes
+first (so a caller without the scope learns nothing about the input's shape),
+validates the payload with the input model, strictly about JSON types
+(``cadenza.actions.inputs``), and runs the handler.
 
 Handlers receive a ``Context``: who is calling (tenant, actor, scopes) and the ports
 they may use. They never read the wall clock, settings or globals.
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-import pydantic
 from pydantic import BaseModel
 
 from cadenza.actions.identity import KeyCache, PasswordChecks
+from cadenza.actions.inputs import validate_model
 from cadenza.domain import errors
 from cadenza.domain.identity import Scope, grants
 from cadenza.domain.model import Actor, AuditEvent
@@ -106,10 +107,24 @@ class LineStream:
 
 
 @dataclass(frozen=True, slots=True)
+class Example:
+    """One valid call of an action: its arguments as one JSON object, ids included
+    (placeholders such as ``job_01hx…``), and what the call shows.
+
+    Examples are shown in the MCP tool descriptions and the OpenAPI document, and the
+    REST and MCP tests call every one of them (with real ids) on every surface.
+    """
+
+    arguments: Mapping[str, Any]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Action(Generic[In, Out]):
     """One public operation. ``output_model`` is the schema of the result; for a
     streaming action (``streams`` set) it describes one streamed item and the
-    handler returns a ``LineStream`` of that media type."""
+    handler returns a ``LineStream`` of that media type. ``planner_tool`` offers
+    the action to the LLM planner (``cadenza.planner.tools``)."""
 
     name: str
     summary: str
@@ -127,6 +142,7 @@ class Action(Generic[In, Out]):
     streams: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
     success_status: int = 200
+    examples: tuple[Example, ...] = field(default=(), compare=False)
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -145,21 +161,9 @@ def check_scopes(action: AnyAction, ctx: Context) -> None:
 
 
 def validate_input(action: Action[In, Any], payload: Mapping[str, Any]) -> In:
-    """Parse ``payload`` with the action's input model; failures become ``InvalidInput``."""
-    try:
-        return action.input_model.model_validate(payload)
-    except pydantic.ValidationError as exc:
-        raise invalid_input(exc) from None
-
-
-def invalid_input(exc: pydantic.ValidationError) -> errors.InvalidInput:
-    problems = [(field_path(err["loc"]), err["msg"]) for err in exc.errors()]
-    return errors.InvalidInput(problems)
-
-
-def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    """A dotted path from a Pydantic error location, list indexes kept as numbers."""
-    return ".".join(str(part) for part in loc)
+    """Parse a JSON-shaped ``payload`` with the action's input model, strictly (see
+    ``cadenza.actions.inputs``); failures become ``InvalidInput``."""
+    return validate_model(action.input_model, payload)
 
 
 async def invoke(action: Action[In, Out], ctx: Context, payload: Mapping[str, Any]) -> Out:

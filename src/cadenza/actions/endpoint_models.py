@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from cadenza.actions.wire import (
     ActorOut,
@@ -62,6 +62,15 @@ class HeaderSpec(Input):
 
 class BodySpec(Input):
     """Exactly one of ``json`` (any JSON value) or ``text``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"properties": {"json": {"not": {"type": "null"}}}, "required": ["json"]},
+                {"properties": {"text": {"type": "string"}}, "required": ["text"]},
+            ]
+        }
+    )
 
     json_: Any = Field(None, alias="json", description="A JSON body, sent as application/json.")
     text: str | None = Field(None, max_length=limits.MAX_BODY_BYTES, description="A text body.")
@@ -122,6 +131,21 @@ class RequestSpec(Input):
 class BaselineSpec(Input):
     """Exactly one of ``cron`` (with ``timezone``) or ``interval_seconds`` (with an
     optional ``start_at`` that anchors the lattice)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "properties": {"cron": {"type": "string"}, "start_at": {"type": "null"}},
+                    "required": ["cron"],
+                },
+                {
+                    "properties": {"interval_seconds": {"type": "number"}},
+                    "required": ["interval_seconds"],
+                },
+            ]
+        }
+    )
 
     cron: str | None = Field(
         None,

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context, record
+from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import (
     BaselineSpec,
     EndpointOut,
@@ -27,6 +27,7 @@ from cadenza.actions.endpoint_models import (
 from cadenza.actions.runs import ResponseOut, response_out
 from cadenza.actions.scheduling import refuse_archived
 from cadenza.actions.wire import (
+    EXAMPLE_IDS,
     Cursor,
     Description,
     Input,
@@ -43,8 +44,10 @@ from cadenza.domain.lifecycle import replan
 from cadenza.domain.model import CatchUp, Endpoint, Guardrails, RunStatus
 from cadenza.ids import new_id
 
-ENDPOINT_ID = id_field("endpoint", "ep_01hx0000000000000000000000")
-_JOB_ID = id_field("job", "job_01hx0000000000000000000000")
+_ENDPOINT = EXAMPLE_IDS["endpoint_id"]
+_JOB = EXAMPLE_IDS["job_id"]
+ENDPOINT_ID = id_field("endpoint", _ENDPOINT)
+_JOB_ID = id_field("job", _JOB)
 _MAX_JITTER_S = limits.MAX_JITTER.total_seconds()
 
 
@@ -268,9 +271,7 @@ ACTIONS = (
             "Baseline: cron (5 fields, optional 6th for seconds, or @daily-style macros) with "
             "an IANA timezone, or interval_seconds (>= 1) with an optional start_at. "
             "Guardrails min_interval_seconds/max_interval_seconds bound every cadence, hints "
-            "included. Secret header values are stored encrypted and never shown again. "
-            'Example: {"name": "health", "request": {"url": "https://example.com/health"}, '
-            '"baseline": {"interval_seconds": 300}, "min_interval_seconds": 30}.'
+            "included. Secret header values are stored encrypted and never shown again."
         ),
         input_model=AddEndpointInput,
         output_model=EndpointOut,
@@ -281,6 +282,32 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         success_status=201,
+        examples=(
+            Example(
+                {
+                    "job_id": _JOB,
+                    "name": "health",
+                    "request": {"url": "https://example.com/health"},
+                    "baseline": {"interval_seconds": 300},
+                    "min_interval_seconds": 30,
+                },
+                "A health check every 5 minutes, never more often than every 30 s.",
+            ),
+            Example(
+                {
+                    "job_id": _JOB,
+                    "name": "daily-report",
+                    "request": {
+                        "method": "POST",
+                        "url": "https://example.com/reports",
+                        "headers": [{"name": "Authorization", "value": "Bearer t", "secret": True}],
+                        "body": {"json": {"period": "day"}},
+                    },
+                    "baseline": {"cron": "0 6 * * *", "timezone": "Europe/Berlin"},
+                },
+                "A report at 06:00 Berlin time with a secret header.",
+            ),
+        ),
     ),
     Action(
         name="get_endpoint",
@@ -298,6 +325,7 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}",
         mutates=False,
         idempotent=True,
+        examples=(Example({"endpoint_id": _ENDPOINT}),),
     ),
     Action(
         name="list_endpoints",
@@ -314,6 +342,7 @@ ACTIONS = (
         path="/jobs/{job_id}/endpoints",
         mutates=False,
         idempotent=True,
+        examples=(Example({"job_id": _JOB, "limit": 20}),),
     ),
     Action(
         name="update_endpoint",
@@ -331,6 +360,16 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}",
         mutates=True,
         idempotent=True,
+        examples=(
+            Example(
+                {
+                    "endpoint_id": _ENDPOINT,
+                    "baseline": {"interval_seconds": 600},
+                    "max_interval_seconds": 3600,
+                    "reason": "less load on the target",
+                }
+            ),
+        ),
     ),
     Action(
         name="delete_endpoint",
@@ -348,6 +387,7 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         destructive=True,
+        examples=(Example({"endpoint_id": _ENDPOINT, "reason": "obsolete"}),),
     ),
     Action(
         name="test_endpoint",
@@ -365,5 +405,6 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}/test",
         mutates=False,
         idempotent=False,
+        examples=(Example({"endpoint_id": _ENDPOINT, "reason": "check the fix"}),),
     ),
 )

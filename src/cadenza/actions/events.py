@@ -21,9 +21,9 @@ from typing import Literal, Protocol, TypeVar
 from pydantic import Field
 
 from cadenza.actions.audit import AuditEventOut
-from cadenza.actions.base import Action, Context, LineStream
+from cadenza.actions.base import Action, Context, Example, LineStream
 from cadenza.actions.runs import RunOut
-from cadenza.actions.wire import Input, Output
+from cadenza.actions.wire import EXAMPLE_IDS, Input, Output
 from cadenza.domain.identity import Scope
 from cadenza.domain.model import AuditEvent, Run
 from cadenza.ports import AuditFilter, Page, RunFilter
@@ -154,5 +154,11 @@ ACTIONS = (
         mutates=False,
         idempotent=True,
         streams=("text/event-stream",),
+        examples=(
+            Example(
+                {"job_id": EXAMPLE_IDS["job_id"], "max_seconds": 5},
+                "One job's events for five seconds.",
+            ),
+        ),
     ),
 )

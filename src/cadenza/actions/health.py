@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context
+from cadenza.actions.base import Action, Context, Example
 from cadenza.actions.endpoint_models import ActiveHints, active_hints
 from cadenza.actions.endpoints import EndpointRef
-from cadenza.actions.wire import Output
+from cadenza.actions.wire import EXAMPLE_IDS, Output
 from cadenza.domain.identity import Scope
 from cadenza.domain.model import PlanSource, Run, RunStatus
 from cadenza.ports import RunFilter, Tx
@@ -160,7 +160,7 @@ ACTIONS = (
             "counts per status, success rate (0..1), p50/p95 duration in seconds, the current "
             "success/failure streak, failure episodes with MTBF and MTTR in seconds, and what "
             "currently decides its cadence (baseline, hint, clamp or pause). Use before "
-            "applying a hint. Example: window_seconds=3600 for the last hour."
+            "applying a hint."
         ),
         input_model=HealthInput,
         output_model=HealthOut,
@@ -170,5 +170,12 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}/health",
         mutates=False,
         idempotent=True,
+        planner_tool=True,
+        examples=(
+            Example(
+                {"endpoint_id": EXAMPLE_IDS["endpoint_id"], "window_seconds": 3600},
+                "The last hour.",
+            ),
+        ),
     ),
 )

@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from cadenza.actions.base import Action, Context
+from cadenza.actions.base import Action, Context, Example
 from cadenza.actions.endpoint_models import IntervalSeconds
 from cadenza.actions.endpoints import ENDPOINT_ID, EndpointChangeInput, EndpointRef
 from cadenza.actions.scheduling import Change, ScheduleChangeOut, change_endpoint
-from cadenza.actions.wire import Output, PlanOut, UtcTime, rfc3339
+from cadenza.actions.wire import EXAMPLE_IDS, Output, PlanOut, UtcTime, rfc3339
 from cadenza.domain import errors, lifecycle, limits
 from cadenza.domain.governor import plan_next_run, preview
 from cadenza.domain.identity import Scope
@@ -26,6 +26,7 @@ from cadenza.domain.model import ActorKind, IntervalHint, OneShot, Pause, PlanSo
 _MAX_TTL_S = limits.MAX_HINT_TTL.total_seconds()
 _DEFAULT_TTL_S = limits.DEFAULT_HINT_TTL.total_seconds()
 _CONTROL = frozenset({Scope.SCHEDULE_CONTROL})
+_ENDPOINT = EXAMPLE_IDS["endpoint_id"]
 
 
 def _ttl_field() -> Any:
@@ -64,6 +65,15 @@ async def apply_interval_hint(ctx: Context, data: IntervalHintInput) -> Schedule
 class OneShotInput(EndpointChangeInput):
     """Give run_at or delay_seconds (or neither: as soon as possible)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "properties": {"run_at": {"type": "string"}, "delay_seconds": {"type": "number"}},
+                "required": ["run_at", "delay_seconds"],
+            }
+        }
+    )
+
     run_at: UtcTime | None = Field(None, description="When to run once.")
     delay_seconds: float | None = Field(
         None, ge=0, le=_MAX_TTL_S, description="Run once this many seconds from now."
@@ -97,8 +107,9 @@ async def schedule_one_shot_run(ctx: Context, data: OneShotInput) -> ScheduleCha
 
 class PauseEndpointInput(EndpointChangeInput):
     until: UtcTime | None = Field(
-        description="Pause until this time; null resumes the endpoint now.",
-        examples=["2026-01-01T06:00:00Z"],
+        None,
+        description="Pause until this time; omitted or null: resume the endpoint now.",
+        examples=["2030-01-01T06:00:00Z"],
     )
 
 
@@ -197,8 +208,7 @@ ACTIONS = (
             "Replaces the baseline cadence (cron or interval) with interval_seconds until "
             "ttl_seconds from now; then the baseline rules again. The next run moves at once "
             "to last run + interval (not before now), bounded by the endpoint's guardrails. "
-            "Use it to watch closely during an incident (e.g. 30 s for 1 h) or to back off. "
-            'Example: {"interval_seconds": 30, "ttl_seconds": 3600, "reason": "deploy"}.'
+            "Use it to watch closely during an incident (e.g. 30 s for 1 h) or to back off."
         ),
         input_model=IntervalHintInput,
         output_model=ScheduleChangeOut,
@@ -209,6 +219,17 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         planner_tool=True,
+        examples=(
+            Example(
+                {
+                    "endpoint_id": _ENDPOINT,
+                    "interval_seconds": 30,
+                    "ttl_seconds": 3600,
+                    "reason": "deploy in progress",
+                },
+                "Every 30 s for the next hour.",
+            ),
+        ),
     ),
     Action(
         name="schedule_one_shot_run",
@@ -217,8 +238,7 @@ ACTIONS = (
             "Adds a single extra run at run_at (RFC 3339) or delay_seconds from now, or as "
             "soon as possible when neither is given. It wins if earlier than the cadence's "
             "next run and is void if not run within ttl_seconds after run_at. The min "
-            "interval guardrail still applies. "
-            'Example: {"delay_seconds": 60, "reason": "verify the fix"}.'
+            "interval guardrail still applies."
         ),
         input_model=OneShotInput,
         output_model=ScheduleChangeOut,
@@ -229,14 +249,19 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         planner_tool=True,
+        examples=(
+            Example(
+                {"endpoint_id": _ENDPOINT, "delay_seconds": 60, "reason": "verify the fix"},
+                "Once, a minute from now.",
+            ),
+        ),
     ),
     Action(
         name="pause_or_resume_endpoint",
         summary="Pause an endpoint until a time, or resume it",
         description=(
             "With until (RFC 3339, in the future) the endpoint does not run before then; "
-            "with until null it resumes now. The planner's pauses are limited to 24 h. "
-            'Example: {"until": "2026-01-01T06:00:00Z", "reason": "upstream maintenance"}.'
+            "without until it resumes now. The planner's pauses are limited to 24 h."
         ),
         input_model=PauseEndpointInput,
         output_model=ScheduleChangeOut,
@@ -247,6 +272,17 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         planner_tool=True,
+        examples=(
+            Example(
+                {
+                    "endpoint_id": _ENDPOINT,
+                    "until": "2030-01-01T06:00:00Z",
+                    "reason": "upstream maintenance",
+                },
+                "Pause until a time.",
+            ),
+            Example({"endpoint_id": _ENDPOINT, "reason": "upstream is back"}, "Resume now."),
+        ),
     ),
     Action(
         name="clear_adaptive_hints",
@@ -264,6 +300,7 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         planner_tool=True,
+        examples=(Example({"endpoint_id": _ENDPOINT, "reason": "incident over"}),),
     ),
     Action(
         name="reset_failure_count",
@@ -280,6 +317,7 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}/reset-failures",
         mutates=True,
         idempotent=True,
+        examples=(Example({"endpoint_id": _ENDPOINT, "reason": "target fixed"}),),
     ),
     Action(
         name="explain_schedule",
@@ -297,5 +335,6 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}/schedule",
         mutates=False,
         idempotent=True,
+        examples=(Example({"endpoint_id": _ENDPOINT, "preview": 5}),),
     ),
 )

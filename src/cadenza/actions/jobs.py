@@ -12,11 +12,12 @@ from datetime import datetime
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context, record
+from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import PauseOut
 from cadenza.actions.runs import RunOut
 from cadenza.actions.scheduling import EndpointScheduleOut, replan_job_endpoints
 from cadenza.actions.wire import (
+    EXAMPLE_IDS,
     ActorOut,
     Cursor,
     Description,
@@ -35,7 +36,8 @@ from cadenza.domain.model import Job, Pause
 from cadenza.ids import new_id
 from cadenza.ports import JobStatus, RunFilter
 
-_JOB_ID = id_field("job", "job_01hx0000000000000000000000")
+_JOB = EXAMPLE_IDS["job_id"]
+_JOB_ID = id_field("job", _JOB)
 _RECENT_RUNS = 50
 _COUNT_CAP = 1000
 
@@ -260,8 +262,7 @@ ACTIONS = (
         summary="Create a job",
         description=(
             "Creates an empty job: a named group of endpoints that can be paused, resumed "
-            "and archived together. Add endpoints with add_endpoint. "
-            'Example: {"name": "billing-sync", "tags": ["billing"]}.'
+            "and archived together. Add endpoints with add_endpoint."
         ),
         input_model=CreateJobInput,
         output_model=JobOut,
@@ -272,6 +273,12 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         success_status=201,
+        examples=(
+            Example(
+                {"name": "billing-sync", "tags": ["billing"], "reason": "new integration"},
+                "A job for the billing endpoints.",
+            ),
+        ),
     ),
     Action(
         name="get_job",
@@ -288,6 +295,7 @@ ACTIONS = (
         path="/jobs/{job_id}",
         mutates=False,
         idempotent=True,
+        examples=(Example({"job_id": _JOB}),),
     ),
     Action(
         name="list_jobs",
@@ -304,6 +312,7 @@ ACTIONS = (
         path="/jobs",
         mutates=False,
         idempotent=True,
+        examples=(Example({"status": "paused", "limit": 20}, "The paused jobs."),),
     ),
     Action(
         name="update_job",
@@ -320,6 +329,9 @@ ACTIONS = (
         path="/jobs/{job_id}",
         mutates=True,
         idempotent=True,
+        examples=(
+            Example({"job_id": _JOB, "name": "billing-sync-eu", "reason": "one job per region"}),
+        ),
     ),
     Action(
         name="archive_job",
@@ -337,14 +349,14 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         destructive=True,
+        examples=(Example({"job_id": _JOB, "reason": "replaced by billing-v2"}),),
     ),
     Action(
         name="pause_job",
         summary="Pause every endpoint of a job",
         description=(
             "Pauses the whole job until a time (RFC 3339) or, with until null, until "
-            "resume_job. Each endpoint is replanned at once. "
-            'Example: {"until": "2026-01-01T06:00:00Z", "reason": "maintenance window"}.'
+            "resume_job. Each endpoint is replanned at once."
         ),
         input_model=PauseJobInput,
         output_model=JobScheduleOut,
@@ -354,6 +366,11 @@ ACTIONS = (
         path="/jobs/{job_id}/pause",
         mutates=True,
         idempotent=True,
+        examples=(
+            Example(
+                {"job_id": _JOB, "until": "2030-01-01T06:00:00Z", "reason": "maintenance window"}
+            ),
+        ),
     ),
     Action(
         name="resume_job",
@@ -370,5 +387,6 @@ ACTIONS = (
         path="/jobs/{job_id}/resume",
         mutates=True,
         idempotent=True,
+        examples=(Example({"job_id": _JOB, "reason": "maintenance over"}),),
     ),
 )

@@ -11,9 +11,19 @@ from datetime import datetime
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context, record
+from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.identity import issue_api_key
-from cadenza.actions.wire import Cursor, Input, Name, Output, PageLimit, Reason, UtcTime, id_field
+from cadenza.actions.wire import (
+    EXAMPLE_IDS,
+    Cursor,
+    Input,
+    Name,
+    Output,
+    PageLimit,
+    Reason,
+    UtcTime,
+    id_field,
+)
 from cadenza.domain import errors, limits
 from cadenza.domain.identity import ApiKey, KeyKind, Scope, grants
 
@@ -101,7 +111,7 @@ async def list_api_keys(ctx: Context, data: ListKeysInput) -> ApiKeyPage:
 
 
 class RevokeKeyInput(Input):
-    key_id: str = id_field("API key", "key_01hx0000000000000000000000")
+    key_id: str = id_field("API key", EXAMPLE_IDS["key_id"])
     reason: Reason = ""
 
 
@@ -126,9 +136,7 @@ ACTIONS = (
         description=(
             "Creates a key for the caller's tenant with the given scopes (only scopes the "
             "caller holds) and returns its secret once. kind=agent marks an AI agent's "
-            "identity; its changes are audited as the agent. "
-            'Example: {"name": "ops-agent", "scopes": ["jobs:read", "schedule:control"], '
-            '"kind": "agent"}.'
+            "identity; its changes are audited as the agent."
         ),
         input_model=CreateKeyInput,
         output_model=CreatedKeyOut,
@@ -139,6 +147,12 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         success_status=201,
+        examples=(
+            Example(
+                {"name": "ops-agent", "scopes": ["jobs:read", "schedule:control"], "kind": "agent"},
+                "An identity for an AI agent that may read jobs and steer schedules.",
+            ),
+        ),
     ),
     Action(
         name="list_api_keys",
@@ -155,6 +169,7 @@ ACTIONS = (
         path="/api-keys",
         mutates=False,
         idempotent=True,
+        examples=(Example({"limit": 20}),),
     ),
     Action(
         name="revoke_api_key",
@@ -169,5 +184,6 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         destructive=True,
+        examples=(Example({"key_id": EXAMPLE_IDS["key_id"], "reason": "leaked in a log"}),),
     ),
 )

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context, audit_event
+from cadenza.actions.base import Action, Context, Example, audit_event
 from cadenza.actions.manifest_export import ExportManifestInput, export_manifest
 from cadenza.actions.manifest_models import (
     JobSpec,
@@ -319,6 +319,23 @@ async def get_manifest_schema(ctx: Context, data: NoInput) -> ManifestSchema:
     return _schema()
 
 
+_SHOP = {
+    "version": 1,
+    "jobs": [
+        {
+            "name": "shop",
+            "endpoints": [
+                {
+                    "name": "health",
+                    "request": {"url": "https://shop.example.com/health"},
+                    "baseline": {"interval_seconds": 300},
+                    "min_interval_seconds": 30,
+                }
+            ],
+        }
+    ],
+}
+
 ACTIONS = (
     Action(
         name="apply_manifest",
@@ -330,10 +347,7 @@ ACTIONS = (
             "manifest again changes nothing. dry_run lists the changes without making "
             "them; prune also archives what the manifest does not name. One call sets up "
             "a whole use case, or thousands of endpoints. Secret header values are sent "
-            "as values. The format: get_manifest_schema. "
-            'Example: {"manifest": {"version": 1, "jobs": [{"name": "shop", "endpoints": '
-            '[{"name": "health", "request": {"url": "https://shop.example.com/health"}, '
-            '"baseline": {"interval_seconds": 300}}]}]}, "dry_run": true}.'
+            "as values. The format: get_manifest_schema."
         ),
         input_model=ApplyManifestInput,
         output_model=ApplyManifestOut,
@@ -344,6 +358,16 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         tags=("manifest",),
+        examples=(
+            Example(
+                {"manifest": _SHOP, "reason": "set up the shop's checks"},
+                "Creates the job and its endpoint, or changes them to match.",
+            ),
+            Example(
+                {"manifest": _SHOP, "dry_run": True, "prune": True},
+                "What applying would change, archiving what the manifest leaves out.",
+            ),
+        ),
     ),
     Action(
         name="export_manifest",
@@ -363,6 +387,7 @@ ACTIONS = (
         mutates=False,
         idempotent=True,
         tags=("manifest",),
+        examples=(Example({}, "Every live job, as a manifest."),),
     ),
     Action(
         name="get_manifest_schema",
@@ -380,5 +405,6 @@ ACTIONS = (
         mutates=False,
         idempotent=True,
         tags=("manifest",),
+        examples=(Example({}),),
     ),
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cadenza.actions.base import Action, Context
+from cadenza.actions.base import Action, Context, Example
 from cadenza.actions.wire import ActorOut, Input, Output
 from cadenza.domain.identity import Scope
 
@@ -97,6 +97,7 @@ ACTIONS = (
         path="/catalog",
         mutates=False,
         idempotent=True,
+        examples=(Example({}),),
     ),
     Action(
         name="whoami",
@@ -111,5 +112,6 @@ ACTIONS = (
         path="/me",
         mutates=False,
         idempotent=True,
+        examples=(Example({}),),
     ),
 )

@@ -17,10 +17,19 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cadenza.actions import hints
-from cadenza.actions.base import Action, AnyAction, Context, invoke, record
+from cadenza.actions.base import Action, AnyAction, Context, Example, invoke, record
 from cadenza.actions.endpoints import ENDPOINT_ID, EndpointRef
 from cadenza.actions.planner_models import PlannerSettingsIn, PlannerSettingsOut
-from cadenza.actions.wire import ActorOut, Cursor, Input, Output, PageLimit, Reason, id_field
+from cadenza.actions.wire import (
+    EXAMPLE_IDS,
+    ActorOut,
+    Cursor,
+    Input,
+    Output,
+    PageLimit,
+    Reason,
+    id_field,
+)
 from cadenza.domain import errors, limits
 from cadenza.domain.identity import Scope
 from cadenza.domain.planning import (
@@ -115,7 +124,7 @@ async def list_proposals(ctx: Context, data: ListProposalsInput) -> ProposalPage
 
 
 class DecideProposalInput(Input):
-    proposal_id: str = id_field("proposal", "prp_01hx0000000000000000000000")
+    proposal_id: str = id_field("proposal", EXAMPLE_IDS["proposal_id"])
     decision: Literal["approve", "reject"]
     reason: Reason = ""
 
@@ -268,14 +277,14 @@ ACTIONS = (
         mutates=False,
         idempotent=True,
         tags=_PLANNER_TAGS,
+        examples=(Example({"status": "pending", "limit": 20}, "What waits for a decision."),),
     ),
     Action(
         name="decide_proposal",
         summary="Approve or reject a pending planner proposal",
         description=(
             "approve applies the proposal now through its schedule action, as you; reject "
-            "drops it. Each proposal is decided once. "
-            'Example: {"decision": "approve", "reason": "looks right"}.'
+            "drops it. Each proposal is decided once."
         ),
         input_model=DecideProposalInput,
         output_model=ProposalOut,
@@ -286,13 +295,23 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         tags=_PLANNER_TAGS,
+        examples=(
+            Example(
+                {
+                    "proposal_id": EXAMPLE_IDS["proposal_id"],
+                    "decision": "approve",
+                    "reason": "looks right",
+                }
+            ),
+        ),
     ),
     Action(
         name="list_planner_sessions",
         summary="List the planner's analyses",
         description=(
             "Every analysis, newest first: planner, model, tokens, tool calls, outcome "
-            "(changed, proposed, no_change, refused, skipped_budget, error) and summary."
+            "(changed, proposed, no_change, refused, skipped_budget, error, cancelled) and "
+            "summary."
         ),
         input_model=ListSessionsInput,
         output_model=SessionPage,
@@ -303,6 +322,7 @@ ACTIONS = (
         mutates=False,
         idempotent=True,
         tags=_PLANNER_TAGS,
+        examples=(Example({"endpoint_id": EXAMPLE_IDS["endpoint_id"], "limit": 20}),),
     ),
     Action(
         name="get_endpoint_planner",
@@ -317,6 +337,7 @@ ACTIONS = (
         mutates=False,
         idempotent=True,
         tags=_PLANNER_TAGS,
+        examples=(Example({"endpoint_id": EXAMPLE_IDS["endpoint_id"]}),),
     ),
     Action(
         name="set_endpoint_planner",
@@ -325,10 +346,7 @@ ACTIONS = (
             "Replaces the endpoint's planner settings: kind (rules or llm), approval "
             "mode, rules (when every condition holds on for_runs runs in a row, do the "
             "steps on the endpoint or a sibling by name) and opt-in policies "
-            "(adaptive_polling, honour_retry_after, tighten_on_failures). "
-            'Example rule: {"name": "slow", "when": [{"kind": "response", "op": "gt", '
-            '"value": 800, "json_pointer": "/p95_ms"}], "then": [{"verb": "resume", '
-            '"target": "investigate"}], "for_runs": 2}.'
+            "(adaptive_polling, honour_retry_after, tighten_on_failures)."
         ),
         input_model=SetPlannerInput,
         output_model=PlannerSettingsOut,
@@ -339,5 +357,37 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         tags=_PLANNER_TAGS,
+        examples=(
+            Example(
+                {
+                    "endpoint_id": EXAMPLE_IDS["endpoint_id"],
+                    "rules": [
+                        {
+                            "name": "slow",
+                            "when": [
+                                {
+                                    "kind": "response",
+                                    "op": "gt",
+                                    "value": 800,
+                                    "json_pointer": "/p95_ms",
+                                }
+                            ],
+                            "then": [{"verb": "resume", "target": "investigate"}],
+                            "for_runs": 2,
+                        }
+                    ],
+                    "reason": "wake the investigation when the page is slow",
+                },
+                "Resume the sibling 'investigate' after two slow responses in a row.",
+            ),
+            Example(
+                {
+                    "endpoint_id": EXAMPLE_IDS["endpoint_id"],
+                    "kind": "llm",
+                    "approval": True,
+                    "reason": "let the model propose, people decide",
+                }
+            ),
+        ),
     ),
 )

@@ -41,7 +41,7 @@ Seconds = Annotated[float, Field(ge=0, le=400 * 86400)]
 
 
 class OutcomeIn(Input):
-    kind: Literal["outcome"] = "outcome"
+    kind: Literal["outcome"]
     statuses: list[RunStatus] = Field(min_length=1, description="Any of these run statuses.")
 
     def to_domain(self) -> OutcomeIs:
@@ -49,7 +49,7 @@ class OutcomeIn(Input):
 
 
 class MetricIn(Input):
-    kind: Literal["metric"] = "metric"
+    kind: Literal["metric"]
     metric: Metric
     op: Literal["eq", "ne", "lt", "le", "gt", "ge"]
     value: float
@@ -59,7 +59,7 @@ class MetricIn(Input):
 
 
 class ResponseIn(Input):
-    kind: Literal["response"] = "response"
+    kind: Literal["response"]
     op: Op
     value: Any = None
     json_pointer: Pointer = None
@@ -69,7 +69,7 @@ class ResponseIn(Input):
 
 
 class ResponseChangeIn(Input):
-    kind: Literal["response_change"] = "response_change"
+    kind: Literal["response_change"]
     changed: bool = Field(description="true: changed within the window; false: stayed the same.")
     runs: Window = 1
     json_pointer: Pointer = None
@@ -84,7 +84,7 @@ OwnCondition = Annotated[
 
 
 class SiblingIn(Input):
-    kind: Literal["sibling"] = "sibling"
+    kind: Literal["sibling"]
     sibling: str = Field(min_length=1, max_length=200, description="A sibling endpoint's name.")
     condition: OwnCondition
 
@@ -156,18 +156,22 @@ class RuleIn(Input):
 
 def _own_in(c: OutcomeIs | MetricCompare | ResponseMatches | ResponseChange) -> Any:
     if isinstance(c, OutcomeIs):
-        return OutcomeIn(statuses=sorted(c.statuses))
+        return OutcomeIn(kind="outcome", statuses=sorted(c.statuses))
     if isinstance(c, MetricCompare):
-        return MetricIn(metric=c.metric, op=c.op.value, value=c.value)
+        return MetricIn(kind="metric", metric=c.metric, op=c.op.value, value=c.value)
     if isinstance(c, ResponseMatches):
         comp = c.comparison
-        return ResponseIn(op=comp.op, value=comp.value, json_pointer=comp.json_pointer)
-    return ResponseChangeIn(changed=c.changed, runs=c.runs, json_pointer=c.json_pointer)
+        return ResponseIn(
+            kind="response", op=comp.op, value=comp.value, json_pointer=comp.json_pointer
+        )
+    return ResponseChangeIn(
+        kind="response_change", changed=c.changed, runs=c.runs, json_pointer=c.json_pointer
+    )
 
 
 def condition_in(c: Any) -> Any:
     if isinstance(c, SiblingLatest):
-        return SiblingIn(sibling=c.sibling, condition=_own_in(c.condition))
+        return SiblingIn(kind="sibling", sibling=c.sibling, condition=_own_in(c.condition))
     return _own_in(c)
 
 

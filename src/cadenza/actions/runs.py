@@ -16,8 +16,16 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from cadenza.actions.base import Action, Context, LineStream
-from cadenza.actions.wire import Cursor, Input, Output, PageLimit, UtcTime, id_field
+from cadenza.actions.base import Action, Context, Example, LineStream
+from cadenza.actions.wire import (
+    EXAMPLE_IDS,
+    Cursor,
+    Input,
+    Output,
+    PageLimit,
+    UtcTime,
+    id_field,
+)
 from cadenza.domain import limits
 from cadenza.domain.identity import Scope
 from cadenza.domain.model import PlanSource, ResponseCapture, Run, RunStatus
@@ -119,7 +127,7 @@ async def list_runs(ctx: Context, data: ListRunsInput) -> RunPage:
 
 
 class GetRunInput(Input):
-    run_id: str = id_field("run", "run_01hx0000000000000000000000")
+    run_id: str = id_field("run", EXAMPLE_IDS["run_id"])
 
 
 async def get_run_details(ctx: Context, data: GetRunInput) -> RunDetailOut:
@@ -216,8 +224,7 @@ ACTIONS = (
         description=(
             "Lists recorded runs of the caller's endpoints, newest first, filtered by job, "
             "endpoint, status and a start-time window (since inclusive, until exclusive). "
-            "Pages by keyset: pass next_cursor back as cursor; there are no totals. "
-            "Example: endpoint_id=ep_…&status=failure&limit=20 for the latest failures."
+            "Pages by keyset: pass next_cursor back as cursor; there are no totals."
         ),
         input_model=ListRunsInput,
         output_model=RunPage,
@@ -227,6 +234,13 @@ ACTIONS = (
         path="/runs",
         mutates=False,
         idempotent=True,
+        examples=(
+            Example(
+                {"endpoint_id": EXAMPLE_IDS["endpoint_id"], "status": "failure", "limit": 20},
+                "The endpoint's latest failures.",
+            ),
+            Example({"since": "2026-01-01T00:00:00Z", "limit": 50}, "Runs since a time."),
+        ),
     ),
     Action(
         name="get_run_details",
@@ -244,6 +258,7 @@ ACTIONS = (
         path="/runs/{run_id}",
         mutates=False,
         idempotent=True,
+        examples=(Example({"run_id": EXAMPLE_IDS["run_id"]}),),
     ),
     Action(
         name="export_runs",
@@ -251,7 +266,7 @@ ACTIONS = (
         description=(
             "Streams runs matching the filters, newest first, as CSV (with a header row) or "
             "JSON Lines (one run object per line), up to max_rows. For analysis outside "
-            "Cadenza; use list_runs for browsing. Example: format=jsonl&endpoint_id=ep_…"
+            "Cadenza; use list_runs for browsing."
         ),
         input_model=ExportRunsInput,
         output_model=RunOut,
@@ -262,5 +277,9 @@ ACTIONS = (
         mutates=False,
         idempotent=True,
         streams=("text/csv", "application/jsonl"),
+        examples=(
+            Example({"endpoint_id": EXAMPLE_IDS["endpoint_id"], "format": "jsonl"}),
+            Example({"status": "failure", "format": "csv", "max_rows": 1000}),
+        ),
     ),
 )

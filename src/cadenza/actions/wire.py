@@ -17,7 +17,10 @@ from cadenza.domain.model import Actor, Plan, PlanSource, PlanStep
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("the time is out of range in UTC") from None
 
 
 UtcTime = Annotated[
@@ -66,6 +69,16 @@ Name = Annotated[
         examples=["nightly-report"],
     ),
 ]
+
+
+EXAMPLE_IDS = {
+    "job_id": "job_01hx0000000000000000000000",
+    "endpoint_id": "ep_01hx0000000000000000000000",
+    "run_id": "run_01hx0000000000000000000000",
+    "key_id": "key_01hx0000000000000000000000",
+    "proposal_id": "prp_01hx0000000000000000000000",
+}
+"""The placeholder ids that the actions' examples use, by field name."""
 
 
 def id_field(kind: str, example: str) -> Any:

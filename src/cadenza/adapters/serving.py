@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,9 +12,10 @@ import uvicorn
 
 class HttpServer:
     """``run()`` serves ``app`` until ``stop()``, with lifespan events on (the MCP
-    session manager lives in the app's lifespan)."""
+    session manager lives in the app's lifespan). Connections still open ``grace``
+    seconds after ``stop()`` (a long event stream) are closed."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, grace: float | None = None) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -22,6 +24,7 @@ class HttpServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            timeout_graceful_shutdown=None if grace is None else math.ceil(grace),
         )
         self._server = _SignalFreeServer(config)
 

@@ -15,8 +15,8 @@ from cadenza.actions.base import Services
 from cadenza.api import errors
 from cadenza.api.auth import SESSION_COOKIE, Auth, TokenBuckets, add_session_routes
 from cadenza.api.docs import add_docs_routes
-from cadenza.api.errors import Problem
 from cadenza.api.hygiene import Hygiene
+from cadenza.api.openapi import document
 from cadenza.api.routes import add_action_routes
 from cadenza.config import Settings
 
@@ -51,23 +51,21 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.state.auth = auth
     # Other surfaces mounted on this app (MCP) take from the same per-caller budget.
     app.state.rate_limit = auth.limiter.take
-    _document_security(app)
+    _document(app)
     return app
 
 
-def _document_security(app: FastAPI) -> None:
-    """Declare the two ways to authenticate in the OpenAPI document."""
+def _document(app: FastAPI) -> None:
+    """The OpenAPI document: every action's operation exactly as served
+    (``cadenza.api.openapi``), and the two ways to authenticate."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
+        document(schema, API_PREFIX, REGISTRY)
         components = schema.setdefault("components", {})
-        schemas = components.setdefault("schemas", {})
-        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(problem.pop("$defs", {}))
-        schemas["Problem"] = problem
         components["securitySchemes"] = {
             "apiKey": {"type": "http", "scheme": "bearer", "description": "cdz_<prefix>_<secret>"},
             "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},

@@ -17,8 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from cadenza.actions.base import field_path
+from cadenza.actions.inputs import field_path
 from cadenza.domain import errors
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -93,7 +94,8 @@ def problem_response(
 
 def _field_errors(exc: errors.CadenzaError) -> list[FieldProblem] | None:
     if isinstance(exc, errors.InvalidInput):
-        return [FieldProblem(field=f, message=m) for f, m in exc.problems]
+        # A rule over the whole input (since before until) has no field of its own.
+        return [FieldProblem(field=f or "body", message=m) for f, m in exc.problems]
     if isinstance(exc, errors.ValidationError):
         return [FieldProblem(field=exc.field, message=exc.message)]
     return None
@@ -105,14 +107,12 @@ async def cadenza_error_handler(request: Request, exc: Exception) -> JSONRespons
     headers = None
     if isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_seconds)))}
+    problems = _field_errors(exc)
+    detail = exc.message
+    if isinstance(exc, errors.InvalidInput) and problems:
+        detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
     return problem_response(
-        request,
-        status,
-        title,
-        exc.message,
-        exc.code,
-        field_errors=_field_errors(exc),
-        headers=headers,
+        request, status, title, detail, exc.code, field_errors=problems, headers=headers
     )
 
 
@@ -139,14 +139,24 @@ async def request_validation_handler(request: Request, exc: Exception) -> JSONRe
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem_response(
-        request,
-        exc.status_code,
-        str(exc.detail),
-        str(exc.detail),
-        code,
-        headers=dict(exc.headers or {}),
+        request, exc.status_code, str(exc.detail), str(exc.detail), code, headers=headers
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Starlette's own 405
+    names only the methods of the first route that matched the path, but each action
+    is a route of its own, so one path may have several."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,8 @@
 ``serve`` runs everything one process offers side by side in one event loop; each
 part is a ``Service`` (``run()`` until ``stop()``), so the API server joins as one
 more service. SIGTERM or SIGINT stops every service gracefully and the command
-exits 0; a second signal cuts the grace period short.
+exits 0; a service still running ``STOP_MARGIN`` seconds after the grace period is
+cancelled, and a second signal cuts the grace period short.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from cadenza.bootstrap import FirstStart
     from cadenza.config import Settings
     from cadenza.container import Service
+
+STOP_MARGIN = 5.0
+"""Seconds after the grace period for services to record what it cut short."""
 
 
 def settings_from_env() -> Settings:
@@ -80,7 +84,7 @@ async def _worker(settings: Settings) -> None:
 
     async with build_worker(settings) as running:
         tune_gc()
-        await run_services({"scheduler": running})
+        await run_services({"scheduler": running}, settings.shutdown_grace_seconds)
 
 
 async def _serve(settings: Settings) -> None:
@@ -104,14 +108,15 @@ async def _serve(settings: Settings) -> None:
             parts["planner"] = build_planner(settings, services)
         tune_gc()
         _print_welcome(settings, first_start)
-        await run_services(parts)
+        await run_services(parts, settings.shutdown_grace_seconds)
 
 
 async def _planner(settings: Settings) -> None:
     from cadenza.container import build_planner, build_runtime, build_services
 
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
-        await run_services({"planner": build_planner(settings, services)})
+        planner = build_planner(settings, services)
+        await run_services({"planner": planner}, settings.shutdown_grace_seconds)
 
 
 def _print_welcome(settings: Settings, first_start: FirstStart | None) -> None:
@@ -132,8 +137,9 @@ def _print_welcome(settings: Settings, first_start: FirstStart | None) -> None:
     typer.echo("\n".join(lines), err=True)
 
 
-async def run_services(services: dict[str, Service]) -> None:
-    """Run ``services`` until a signal (or one of them ending) stops them all.
+async def run_services(services: dict[str, Service], grace: float = 10.0) -> None:
+    """Run ``services`` until a signal (or one of them ending) stops them all, each
+    given ``grace`` seconds (plus ``STOP_MARGIN``) before it is cancelled.
 
     Re-raises the first failure after the others have stopped.
     """
@@ -156,6 +162,11 @@ async def run_services(services: dict[str, Service]) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         _stop_all(services.values())
+        _, late = await asyncio.wait(tasks, timeout=grace + STOP_MARGIN)
+        if late:
+            log().warning("process.grace_exceeded", services=sorted(t.get_name() for t in late))
+            for task in late:
+                task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,7 +182,7 @@ def _stop_all(services: Iterable[Service]) -> None:
         service.stop()
 
 
-# -- MCP on stdio (cadenza.mcp_server) ---------------------------------------------
+# -- MCP on stdio (cadenza.mcp.server) ---------------------------------------------
 
 
 @app.command()
@@ -200,7 +211,7 @@ def mcp(
 async def _mcp(settings: Settings, api_key: str) -> None:
     # Imported here: the MCP SDK is slow to import and only this command needs it.
     from cadenza.container import build_runtime, build_services
-    from cadenza.mcp_server import run_stdio
+    from cadenza.mcp.server import run_stdio
 
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
         await run_stdio(services, api_key)

@@ -249,6 +249,8 @@ class SessionOutcome(StrEnum):
     REFUSED = "refused"
     SKIPPED_BUDGET = "skipped_budget"
     ERROR = "error"
+    CANCELLED = "cancelled"
+    """Cut short because the planner was stopping."""
 
 
 class Trigger(StrEnum):

@@ -25,7 +25,7 @@ from cadenza.actions.base import Context
 from cadenza.actions.planner import apply_proposal
 from cadenza.domain import errors
 from cadenza.domain.model import Endpoint
-from cadenza.domain.planning import ONE_SHOT_GRACE, Proposal, ProposalStatus, Verb
+from cadenza.domain.planning import ONE_SHOT_GRACE, Proposal, ProposalStatus, ToolCall, Verb
 from cadenza.ids import new_id
 from cadenza.planner.clamps import clamp
 from cadenza.planner.hysteresis import hold_back
@@ -59,6 +59,13 @@ class Applier:
     session_id: str
     approval: bool
     proposals: list[Proposal] = field(default_factory=list)
+    spent: tuple[int, int, tuple[ToolCall, ...]] = (0, 0, ())
+    """Input tokens, output tokens and tool calls of an analysis that did not finish."""
+
+    def report_spent(
+        self, input_tokens: int, output_tokens: int, tool_calls: tuple[ToolCall, ...]
+    ) -> None:
+        self.spent = (input_tokens, output_tokens, tool_calls)
 
     async def submit(self, intent: Intent) -> Verdict:
         now = self.ctx.now()

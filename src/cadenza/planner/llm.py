@@ -1,4 +1,4 @@
-"""The LLM planner: a pydantic-ai agent whose tools are the catalogue's actions.
+"""The LLM planner: a pydantic-ai agent whose tools are the catalogue's planner tools.
 
 The model sees the endpoint's plain-English description, its schedule state and
 recent outcomes, and its siblings. It may read more through the read tools and
@@ -8,33 +8,52 @@ analysis and when to look again (1 minute to 24 hours).
 
 Safety nets:
 
-* tool arguments are validated against the tool's schema; an invalid call is sent
-  back to the model as an error and recorded in the session, never applied;
-* each analysis is capped at ``max_steps`` model requests and at the tenant's
-  remaining monthly tokens; hitting a cap ends the analysis, keeping what was done;
-* transport and HTTP errors from the model are retried ``attempts`` times with
-  doubling backoff on the injected clock, then raised for the loop to record.
+* tool arguments are validated strictly by the action's input model; an invalid
+  call is sent back to the model and recorded in the session, never applied;
+* each analysis makes at most ``max_steps`` model requests, each answer at most
+  ``max_tokens`` long, within the tenant's remaining monthly tokens; hitting a cap
+  ends the analysis, keeping what was done; the loop's deadline bounds it in time;
+* a model server that reports no usage is charged an estimate (``CHARS_PER_TOKEN``
+  characters of everything sent and received per token), so the budget holds;
+* transport and HTTP errors from the model are retried ``attempts`` times, waiting
+  the doubling backoff or the provider's ``Retry-After``, whichever is longer, on the
+  injected clock; a wait longer than ``max_retry_wait`` is not waited here: the
+  analysis ends (``ModelUnavailable``) and the loop retries it after that time;
+* whatever ends an analysis early, what it spent is reported to the sink first.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent, RunContext, capture_run_messages
-from pydantic_ai.exceptions import ModelAPIError, UnexpectedModelBehavior, UsageLimitExceeded
-from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
+from pydantic_ai import Agent, capture_run_messages
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelHTTPError,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelResponse,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
-from cadenza.domain import limits
 from cadenza.domain.planning import MAX_LOOK_AGAIN, MIN_LOOK_AGAIN, PlannerKind, ToolCall
 from cadenza.planner import tools
-from cadenza.planner.port import Analysis, Observation, Sink
+from cadenza.planner.port import Analysis, ModelUnavailable, Observation, Sink
 from cadenza.ports import Clock
 
 INSTRUCTIONS = """\
@@ -46,11 +65,12 @@ guardrails and expires by itself. Be conservative: change nothing when things ar
 steady, tighten when a health signal degrades, wake paused investigation endpoints
 when their siblings show the problem they investigate, run recovery once rather than
 repeatedly, and relax again after recovery. Give a short reason with every change.
+Times are RFC 3339 in UTC; the briefing says what time it is now.
 Finish with a brief analysis and when to look again (60 to 86400 seconds)."""
 
-Reason = Annotated[str, Field(max_length=limits.MAX_REASON_LENGTH)]
-EndpointName = Annotated[str, Field(min_length=1, max_length=200)]
-Positive = Annotated[float, Field(gt=0, le=limits.MAX_HINT_TTL.total_seconds())]
+CHARS_PER_TOKEN = 4
+ARGUMENT_CHARS = 2000
+"""Tool-call arguments longer than this (as JSON) are recorded cut."""
 
 
 class Conclusion(BaseModel):
@@ -70,102 +90,19 @@ class LlmOptions:
     attempts: int = 3
     backoff: timedelta = timedelta(seconds=2)
     tool_retries: int = 2
+    max_tokens: int = 1024
+    max_retry_wait: timedelta = timedelta(seconds=60)
 
 
 def build_agent(model: Model | str, options: LlmOptions) -> Agent[tools.ToolDeps, Conclusion]:
-    agent: Agent[tools.ToolDeps, Conclusion] = Agent(
+    return Agent(
         model,
         deps_type=tools.ToolDeps,
         output_type=Conclusion,
         instructions=INSTRUCTIONS,
         retries=options.tool_retries,
+        tools=tools.planner_tools(),
     )
-    _register_reads(agent)
-    _register_writes(agent)
-    return agent
-
-
-def _register_reads(agent: Agent[tools.ToolDeps, Conclusion]) -> None:
-    @agent.tool
-    async def latest_response(
-        ctx: RunContext[tools.ToolDeps], endpoint: EndpointName | None = None
-    ) -> dict[str, Any]:
-        """The latest run and response of this endpoint, or of a sibling by name."""
-        return tools.latest_response(ctx.deps, endpoint)
-
-    @agent.tool
-    async def response_history(
-        ctx: RunContext[tools.ToolDeps],
-        cursor: str | None = None,
-        limit: Annotated[int, Field(ge=1, le=tools.HISTORY_PAGE)] = tools.HISTORY_PAGE,
-    ) -> dict[str, Any]:
-        """This endpoint's earlier runs, newest first; pass next_cursor for more."""
-        return await tools.response_history(ctx.deps, cursor, limit)
-
-    @agent.tool
-    async def siblings_latest_responses(ctx: RunContext[tools.ToolDeps]) -> list[dict[str, Any]]:
-        """Every sibling endpoint in the job: its state and latest response."""
-        return tools.siblings_latest(ctx.deps)
-
-    @agent.tool
-    async def endpoint_health(
-        ctx: RunContext[tools.ToolDeps],
-        endpoint: EndpointName | None = None,
-        window_seconds: Annotated[float, Field(ge=60, le=30 * 86400)] = 86400,
-    ) -> Any:
-        """Success rate, durations, streaks, MTBF/MTTR over a window."""
-        return await tools.endpoint_health(ctx.deps, endpoint, window_seconds)
-
-
-def _register_writes(agent: Agent[tools.ToolDeps, Conclusion]) -> None:
-    @agent.tool
-    async def apply_interval_hint(
-        ctx: RunContext[tools.ToolDeps],
-        endpoint: EndpointName,
-        interval_seconds: Positive,
-        ttl_seconds: Positive,
-        reason: Reason,
-    ) -> str:
-        """Run the endpoint (or a sibling, by name) every interval_seconds for ttl_seconds."""
-        intent = tools.interval_intent(ctx.deps, endpoint, interval_seconds, ttl_seconds, reason)
-        args = {
-            "endpoint": endpoint,
-            "interval_seconds": interval_seconds,
-            "ttl_seconds": ttl_seconds,
-        }
-        return await tools.submit(ctx.deps, "apply_interval_hint", intent, args)
-
-    @agent.tool
-    async def schedule_one_shot_run(
-        ctx: RunContext[tools.ToolDeps],
-        endpoint: EndpointName,
-        delay_seconds: Annotated[float, Field(ge=0, le=86400)],
-        reason: Reason,
-    ) -> str:
-        """Run the endpoint (or a sibling) once, delay_seconds from now."""
-        intent = tools.one_shot_intent(ctx.deps, endpoint, delay_seconds, reason)
-        args = {"endpoint": endpoint, "delay_seconds": delay_seconds}
-        return await tools.submit(ctx.deps, "schedule_one_shot_run", intent, args)
-
-    @agent.tool
-    async def pause_or_resume_endpoint(
-        ctx: RunContext[tools.ToolDeps],
-        endpoint: EndpointName,
-        pause_seconds: Annotated[float, Field(gt=0, le=86400)] | None,
-        reason: Reason,
-    ) -> str:
-        """Pause the endpoint (or a sibling) for pause_seconds (at most 24 h); null resumes."""
-        intent = tools.pause_intent(ctx.deps, endpoint, pause_seconds, reason)
-        args = {"endpoint": endpoint, "pause_seconds": pause_seconds}
-        return await tools.submit(ctx.deps, "pause_or_resume_endpoint", intent, args)
-
-    @agent.tool
-    async def clear_adaptive_hints(
-        ctx: RunContext[tools.ToolDeps], endpoint: EndpointName, reason: Reason
-    ) -> str:
-        """Drop the interval hint and pending one-shot: back to the baseline schedule."""
-        intent = tools.clear_intent(endpoint, reason)
-        return await tools.submit(ctx.deps, "clear_adaptive_hints", intent, {"endpoint": endpoint})
 
 
 def briefing(obs: Observation) -> str:
@@ -193,10 +130,18 @@ class LlmPlanner:
         self._model = model
         self._clock = clock
         self._agent = build_agent(model, self._options)
+        self._fixed_chars = len(INSTRUCTIONS) + sum(
+            len(json.dumps(t.tool_def.parameters_json_schema)) + len(t.description or "")
+            for t in tools.planner_tools()
+        )
 
     @property
     def kind(self) -> PlannerKind:
         return PlannerKind.LLM
+
+    @property
+    def model_name(self) -> str:
+        return self._model.model_name
 
     async def close(self) -> None:
         """Close the model's HTTP client, if it has one."""
@@ -207,64 +152,116 @@ class LlmPlanner:
 
     async def analyse(self, obs: Observation, sink: Sink) -> Analysis:
         deps = tools.ToolDeps(obs, sink)
-        limits_ = UsageLimits(
+        spent: list[ModelMessage] = []
+        try:
+            return await self._attempts(obs, deps, spent)
+        except BaseException:  # an error, the deadline or shutdown: report the cost first
+            spent_in, spent_out = self.tokens(spent)
+            sink.report_spent(spent_in, spent_out, tool_calls(spent))
+            raise
+
+    async def _attempts(
+        self, obs: Observation, deps: tools.ToolDeps, spent: list[ModelMessage]
+    ) -> Analysis:
+        limits = UsageLimits(
             request_limit=self._options.max_steps, total_tokens_limit=obs.token_allowance
         )
+        settings = ModelSettings(max_tokens=self._options.max_tokens)
         attempt = 0
         while True:
             attempt += 1
             deps.calls.clear()
             with capture_run_messages() as messages:
                 try:
-                    result = await self._agent.run(briefing(obs), deps=deps, usage_limits=limits_)
-                except ModelAPIError:
-                    if attempt >= self._options.attempts or deps.calls:
-                        raise
-                    await self._clock.sleep(self._backoff(attempt))
+                    result = await self._agent.run(
+                        briefing(obs), deps=deps, usage_limits=limits, model_settings=settings
+                    )
+                except ModelAPIError as exc:
+                    spent += messages
+                    await self._wait_to_retry(exc, attempt, bool(deps.calls))
                     continue
                 except (UsageLimitExceeded, UnexpectedModelBehavior) as exc:
-                    return self._stopped(obs, messages, exc)
-            return self._concluded(obs, result.output, messages, result.usage)
+                    spent += messages
+                    return self._stopped(obs, spent, exc)
+                except BaseException:
+                    spent += messages
+                    raise
+            spent += messages
+            return self._concluded(obs, result.output, spent)
 
-    def _backoff(self, attempt: int) -> float:
-        return float(self._options.backoff.total_seconds() * 2 ** (attempt - 1))
+    async def _wait_to_retry(self, exc: ModelAPIError, attempt: int, wrote: bool) -> None:
+        """Sleep before the next attempt, or raise ``ModelUnavailable`` when there is
+        none: attempts used up, writes already made, or a wait that is too long."""
+        asked = retry_after(exc, self._clock.now())
+        wait = self._options.backoff * 2 ** (attempt - 1)
+        if asked is not None:
+            wait = max(wait, asked)
+        if attempt >= self._options.attempts or wrote or wait > self._options.max_retry_wait:
+            raise ModelUnavailable(f"{type(exc).__name__}: {exc}"[:500], asked) from exc
+        await self._clock.sleep(wait.total_seconds())
 
     def _concluded(
-        self, obs: Observation, out: Conclusion, messages: list[ModelMessage], usage: Any
+        self, obs: Observation, out: Conclusion, messages: list[ModelMessage]
     ) -> Analysis:
+        spent_in, spent_out = self.tokens(messages)
         return Analysis(
             summary=out.analysis,
             look_again_at=obs.now + timedelta(seconds=out.look_again_seconds),
-            model=self._model.model_name,
-            input_tokens=int(usage.input_tokens or 0),
-            output_tokens=int(usage.output_tokens or 0),
-            tool_calls=tool_calls(messages),
-        )
-
-    def _stopped(self, obs: Observation, messages: list[ModelMessage], exc: Exception) -> Analysis:
-        spent_in, spent_out = tokens(messages)
-        return Analysis(
-            summary=f"Stopped early: {exc}"[:2000],
-            look_again_at=obs.now + timedelta(hours=1),
-            model=self._model.model_name,
+            model=self.model_name,
             input_tokens=spent_in,
             output_tokens=spent_out,
             tool_calls=tool_calls(messages),
         )
 
+    def _stopped(self, obs: Observation, messages: list[ModelMessage], exc: Exception) -> Analysis:
+        spent_in, spent_out = self.tokens(messages)
+        return Analysis(
+            summary=f"Stopped early: {exc}"[:2000],
+            look_again_at=obs.now + timedelta(hours=1),
+            model=self.model_name,
+            input_tokens=spent_in,
+            output_tokens=spent_out,
+            tool_calls=tool_calls(messages),
+        )
 
-def tokens(messages: list[ModelMessage]) -> tuple[int, int]:
-    spent_in = spent_out = 0
-    for message in messages:
-        if isinstance(message, ModelResponse):
-            spent_in += message.usage.input_tokens or 0
-            spent_out += message.usage.output_tokens or 0
-    return spent_in, spent_out
+    def tokens(self, messages: Sequence[ModelMessage]) -> tuple[int, int]:
+        """Input and output tokens of ``messages``: as the model server reported them,
+        or estimated for a response that came without usage (module docstring)."""
+        spent_in = spent_out = 0
+        context = self._fixed_chars
+        for message in messages:
+            size = len(ModelMessagesTypeAdapter.dump_json([message]))
+            if isinstance(message, ModelResponse):
+                reported = (message.usage.input_tokens or 0, message.usage.output_tokens or 0)
+                if any(reported):
+                    spent_in, spent_out = spent_in + reported[0], spent_out + reported[1]
+                else:
+                    spent_in += -(-context // CHARS_PER_TOKEN)
+                    spent_out += -(-size // CHARS_PER_TOKEN)
+            context += size
+        return spent_in, spent_out
 
 
-def tool_calls(messages: list[ModelMessage]) -> tuple[ToolCall, ...]:
+def retry_after(exc: ModelAPIError, now: datetime) -> timedelta | None:
+    """The provider's ``Retry-After`` (seconds or an HTTP date), if it sent one."""
+    headers = exc.headers if isinstance(exc, ModelHTTPError) else None
+    value = (headers or {}).get("retry-after")
+    if not value:
+        return None
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(timedelta(0), when - now) if when.tzinfo is not None else None
+
+
+def tool_calls(messages: Sequence[ModelMessage]) -> tuple[ToolCall, ...]:
     """Every tool call the model made, with what came of it: the tool's answer, or
-    the validation error when its arguments were refused."""
+    the validation error when its arguments were refused. Long arguments are cut."""
     returns: dict[str, str] = {}
     for message in messages:
         for part in message.parts:
@@ -276,8 +273,15 @@ def tool_calls(messages: list[ModelMessage]) -> tuple[ToolCall, ...]:
     for message in messages:
         for part in message.parts:
             if isinstance(part, ToolCallPart):
-                arguments = part.args_as_dict()  # malformed JSON comes back as INVALID_JSON
+                arguments = _bounded(part.args_as_dict())  # bad JSON: INVALID_JSON
                 calls.append(
                     ToolCall(part.tool_name, arguments, returns.get(part.tool_call_id, "no answer"))
                 )
     return tuple(calls)
+
+
+def _bounded(arguments: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(arguments, default=str)
+    if len(text) <= ARGUMENT_CHARS:
+        return arguments
+    return {"cut": text[:ARGUMENT_CHARS], "characters": len(text)}

@@ -1,18 +1,27 @@
 """The planner worker loop: the body of ``cadenza planner`` (and of ``serve``).
 
-Each tick does two things:
+The loop repeats two steps until it is told to stop:
 
-1. **ingest**: read the runs recorded since the last tick (all tenants, oldest
+1. **ingest**: read the runs recorded since the last pass (all tenants, oldest
    first) and update each endpoint's watch (``cadenza.planner.triggers``): its own
    endpoint becomes due, and when a run is a change, so do the job's paused or idle
    siblings;
-2. **analyse**: every watch that is due gets one analysis by the endpoint's planner
-   (rules by default, the LLM when configured and set), bounded by the tenant's
-   token budget, and the session is stored whatever happens.
+2. **start**: every watch that is due gets one analysis (``cadenza.planner.analysis``)
+   by the endpoint's planner, rules by default, the LLM when configured and set.
+
+Analyses of different endpoints run side by side, at most ``concurrency`` at once,
+each under its deadline, so one slow model call delays nobody else. An endpoint has
+at most one analysis running and at most one waiting (its watch), however many runs
+arrive meanwhile. The loop does not wait for analyses: it goes on ingesting and
+starting others as slots free up.
+
+Stopping is prompt at every step: no new analysis starts, ingestion stops between
+runs, and the analyses under way are cancelled; each is recorded as a ``cancelled``
+session. ``run`` returns when they are recorded, well within a process's grace
+period.
 
 Writes reach schedules only through the sink (``cadenza.planner.apply``), i.e. the
-catalogue's actions with the planner as actor. An analysis that raises is recorded
-as an ``error`` session and retried with backoff; nothing stops the loop, and the
+catalogue's actions with the planner as actor. Nothing stops the loop, and the
 scheduler never waits for the planner. One planner process per database is assumed
 (two would analyse the same endpoints twice, harmlessly but wastefully).
 """
@@ -20,45 +29,31 @@ scheduler never waits for the planner. One planner process per database is assum
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
-from cadenza.actions.base import Context, Services
-from cadenza.domain import errors
-from cadenza.domain.identity import Scope
-from cadenza.domain.model import Actor, ActorKind, Endpoint, Job, Run
-from cadenza.domain.planning import (
-    MAX_LOOK_AGAIN,
-    MAX_RULE_WINDOW,
-    MIN_LOOK_AGAIN,
-    EndpointPlanner,
-    PlannerKind,
-    PlannerSession,
-    Policies,
-    ProposalStatus,
-    SessionOutcome,
-    WatchState,
-)
-from cadenza.ids import floor_id, new_id
+from cadenza.actions.base import Services
+from cadenza.domain.model import Endpoint, Run
+from cadenza.domain.planning import MAX_RULE_WINDOW, PlannerKind, PlannerSession, WatchState
+from cadenza.ids import floor_id
 from cadenza.planner import triggers
-from cadenza.planner.apply import Applier
+from cadenza.planner.analysis import Analyst, Reading
 from cadenza.planner.budget import Budget
-from cadenza.planner.port import Analysis, Observation, Planner
+from cadenza.planner.port import Planner
 from cadenza.ports import Clock, PlannerStore, RunFilter
 
 log = structlog.get_logger("cadenza.planner")
 
 FEED_LAG = timedelta(seconds=5)
 """How far back each scan of new runs starts, for runs that committed late."""
-
-PLANNER_SCOPES = frozenset({Scope.JOBS_READ, Scope.RUNS_READ, Scope.SCHEDULE_CONTROL})
-
-
-def planner_actor(kind: PlannerKind) -> Actor:
-    return Actor(ActorKind.PLANNER, f"planner-{kind.value}", f"{kind.value} planner")
+CANCEL_WAIT_SECONDS = 5.0
+"""How long ``run`` waits, once it has cancelled them, for analyses to record
+themselves; a guard against a store that hangs, far below any grace period."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +66,10 @@ class LoopOptions:
     poll_interval: float = 1.0
     start_lookback: timedelta = timedelta(0)
     """On start, runs finished this long ago are still ingested."""
+    concurrency: int = 8
+    """Analyses running at once, across endpoints."""
+    deadline: timedelta = timedelta(minutes=3)
+    """The longest one analysis may take, model calls and retries included."""
 
 
 class PlannerLoop:
@@ -88,24 +87,59 @@ class PlannerLoop:
         self._services = services
         self._store = store
         self._planners = dict(planners)
-        self._budget = budget
         self._options = options or LoopOptions()
+        reading = Reading(
+            self._options.history, self._options.sibling_history, self._options.deadline
+        )
+        self._analyst = Analyst(services, store, self._planners, budget, reading)
         start = services.clock.now() - self._options.start_lookback
         self._rewind = floor_id("run", start)
         self._seen: dict[str, datetime] = {}
+        self._running: dict[str, asyncio.Task[PlannerSession | None]] = {}
+        self._freed = asyncio.Event()
+        self._stopping = False
 
     @property
     def _clock(self) -> Clock:
         return self._services.clock
 
+    @property
+    def running(self) -> frozenset[str]:
+        """The endpoints whose analysis is under way."""
+        return frozenset(self._running)
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set; a failing tick is logged and retried."""
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception as exc:  # the loop must outlive any single failure
-                log.error("planner.tick_failed", error=repr(exc))
-            await self._clock.sleep(self._options.poll_interval)
+        """Ingest and start analyses until ``stop`` is set, then cancel what runs."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self.ingest(stop)
+                    if not stop.is_set():
+                        await self.start_due()
+                except Exception as exc:  # the loop must outlive any single failure
+                    log.error("planner.tick_failed", error=repr(exc))
+                await self._pause(stop)
+        finally:
+            self._stopping = True
+            cancelled = await self.cancel_running()
+            log.info("planner.stopped", cancelled=cancelled)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait for the next pass: the poll interval, a freed slot or ``stop``."""
+        if stop.is_set():
+            return
+        self._freed.clear()
+        waits = [
+            asyncio.ensure_future(self._clock.sleep(self._options.poll_interval)),
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._freed.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def close(self) -> None:
         """Release what the planners hold (a model's HTTP client)."""
@@ -115,11 +149,16 @@ class PlannerLoop:
                 await close()
 
     async def tick(self) -> int:
-        """Ingest new runs, then analyse what is due; returns the analyses made."""
+        """Ingest new runs, then analyse everything due now and wait for it; returns
+        the analyses made. For callers that step time themselves (tests, replays)."""
         await self.ingest()
-        return await self.analyse_due()
+        made, analysed = 0, set[str]()
+        while await self.start_due(exclude=analysed) or self._running:
+            analysed |= self.running
+            made += await self.drain()
+        return made
 
-    async def ingest(self) -> int:
+    async def ingest(self, stop: asyncio.Event | None = None) -> int:
         """Observe every run not seen yet; returns how many there were.
 
         Run ids sort by finish time, but a run can commit a little after a later one
@@ -127,9 +166,11 @@ class PlannerLoop:
         newest run seen, and ids already observed are skipped.
         """
         position, fresh = self._rewind, 0
-        while True:
+        while stop is None or not stop.is_set():
             runs = await self._store.runs_after(position, limit=self._options.batch)
             for run in runs:
+                if stop is not None and stop.is_set():
+                    break
                 if run.id not in self._seen:
                     await self._observe_run(run)
                     self._seen[run.id] = run.finished_at
@@ -172,197 +213,64 @@ class PlannerLoop:
         found = await self._store.get_watch(endpoint_id)
         return found or WatchState(tenant_id, endpoint_id, job_id)
 
-    async def analyse_due(self) -> int:
-        due = await self._store.due_watches(self._clock.now(), limit=self._options.batch)
-        count = 0
+    async def start_due(self, exclude: frozenset[str] | set[str] = frozenset()) -> int:
+        """Start an analysis for each due watch without one (and not in ``exclude``),
+        while slots are free; returns how many started."""
+        free = self._options.concurrency - len(self._running)
+        if free <= 0 or self._stopping:
+            return 0
+        limit = min(self._options.batch, free + len(self._running))
+        due = await self._store.due_watches(self._clock.now(), limit=limit)
+        started = 0
         for watch in due:
-            try:
-                session = await self.analyse(watch)
-            except Exception as exc:  # recorded and retried; the loop goes on
-                # No traceback: the session records the error, and rendering a model
-                # client's frames is slow enough to stall the loop.
-                log.error("planner.analysis_failed", endpoint_id=watch.endpoint_id, error=repr(exc))
-                await self._failed(watch, exc)
+            if started >= free or self._stopping:
+                break
+            if watch.endpoint_id in self._running:
+                continue  # its one waiting analysis starts when this one ends
+            if watch.endpoint_id in exclude:
                 continue
-            count += session is not None
-        return count
+            task = asyncio.create_task(self._analyse(watch), name=f"analyse {watch.endpoint_id}")
+            self._running[watch.endpoint_id] = task
+            task.add_done_callback(functools.partial(self._done, watch.endpoint_id))
+            started += 1
+        return started
 
-    async def _failed(self, watch: WatchState, exc: Exception) -> None:
-        now = self._clock.now()
-        await self._store.put_watch(triggers.after_error(watch, now))
-        session = replace(
-            _session(new_id("pls", now), watch, PlannerKind.RULES, now, now),
-            outcome=SessionOutcome.ERROR,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-        )
-        await self._store.insert_session(session)
+    def _done(self, endpoint_id: str, _task: object) -> None:
+        self._running.pop(endpoint_id, None)
+        self._freed.set()
 
-    async def analyse(self, watch: WatchState) -> PlannerSession | None:
-        """One analysis of the watched endpoint; ``None`` when there is nothing to
-        analyse (gone, archived, planner off, or no rules and no policies)."""
-        loaded = await self._load(watch)
-        if loaded is None:
-            await self._store.put_watch(triggers.after_analysis(watch, None, self._now(), fired=()))
-            return None
-        endpoint, job, config = loaded
-        started = self._now()
-        session_id = new_id("pls", started)
-        planner = self._planners.get(config.kind)
-        if planner is None:
-            return await self._finish(
-                watch,
-                _session(session_id, watch, config.kind, started, started),
-                SessionOutcome.ERROR,
-                error=f"No {config.kind.value} planner is configured on this server.",
-            )
+    async def _analyse(self, watch: WatchState) -> PlannerSession | None:
         try:
-            allowance = await self._allowance(planner, endpoint.tenant_id, started)
-        except errors.BudgetExhausted as exc:
-            blank = _session(session_id, watch, planner.kind, started, started)
-            return await self._finish(
-                watch, blank, SessionOutcome.SKIPPED_BUDGET, error=exc.message
-            )
-        ctx = Context.for_caller(
-            self._services, endpoint.tenant_id, planner_actor(planner.kind), PLANNER_SCOPES
-        )
-        obs = await self._observe(watch, endpoint, job, config, allowance, ctx)
-        applier = Applier(ctx, self._store, obs, session_id, config.approval)
-        analysis = await planner.analyse(obs, applier)
-        await self._budget.charge(
-            endpoint.tenant_id, started, analysis.input_tokens + analysis.output_tokens
-        )
-        return await self._record(watch, session_id, planner.kind, started, analysis, applier)
+            return await self._analyst.analyse(watch)
+        except Exception as exc:  # recorded and retried; the loop goes on
+            # No traceback: the session records the error, and rendering a model
+            # client's frames is slow enough to stall the loop.
+            log.error("planner.analysis_failed", endpoint_id=watch.endpoint_id, error=repr(exc))
+            await self._record_failure(watch, exc)
+            return None
 
-    def _now(self) -> datetime:
-        return self._clock.now()
-
-    async def _load(self, watch: WatchState) -> tuple[Endpoint, Job, EndpointPlanner] | None:
+    async def _record_failure(self, watch: WatchState, exc: Exception) -> None:
         try:
-            async with self._services.store.transaction(readonly=True) as tx:
-                endpoint = await tx.get_endpoint(watch.tenant_id, watch.endpoint_id)
-                job = await tx.get_job(watch.tenant_id, endpoint.job_id)
-        except errors.NotFound:
-            return None
-        if endpoint.archived or job.archived:
-            return None
-        if not (endpoint.planner_enabled and job.planner_enabled):
-            return None
-        config = await self._store.get_planner(watch.tenant_id, watch.endpoint_id)
-        idle = config.kind is PlannerKind.RULES and not config.rules
-        if idle and config.policies == Policies():
-            return None
-        return endpoint, job, config
-
-    async def _allowance(self, planner: Planner, tenant_id: str, now: datetime) -> int | None:
-        if planner.kind is PlannerKind.RULES:
-            return None
-        return await self._budget.require(tenant_id, now)
-
-    async def _observe(
-        self,
-        watch: WatchState,
-        endpoint: Endpoint,
-        job: Job,
-        config: EndpointPlanner,
-        allowance: int | None,
-        ctx: Context,
-    ) -> Observation:
-        opts = self._options
-        tenant = endpoint.tenant_id
-        async with self._services.store.transaction(readonly=True) as tx:
-            mine = await tx.list_runs(
-                tenant, RunFilter(endpoint_id=endpoint.id), cursor=None, limit=opts.history
+            await self._analyst.failed(watch, exc)
+        except Exception as again:  # the store is down: the watch is retried as it stands
+            log.error(
+                "planner.failure_unrecorded", endpoint_id=watch.endpoint_id, error=repr(again)
             )
-            page = await tx.list_endpoints(
-                tenant, job.id, include_archived=False, cursor=None, limit=500
-            )
-            siblings = tuple(e for e in page.items if e.id != endpoint.id)
-            sibling_runs: dict[str, tuple[Run, ...]] = {}
-            for sibling in siblings:
-                theirs = await tx.list_runs(
-                    tenant,
-                    RunFilter(endpoint_id=sibling.id),
-                    cursor=None,
-                    limit=opts.sibling_history,
-                )
-                sibling_runs[sibling.id] = tuple(theirs.items)
-        return Observation(
-            now=self._now(),
-            endpoint=endpoint,
-            job=job,
-            config=config,
-            trigger=watch.trigger,
-            runs=tuple(mine.items),
-            siblings=siblings,
-            sibling_runs=sibling_runs,
-            fired=dict(watch.fired),
-            token_allowance=allowance,
-            context=ctx,
-        )
 
-    async def _record(
-        self,
-        watch: WatchState,
-        session_id: str,
-        kind: PlannerKind,
-        started: datetime,
-        analysis: Analysis,
-        applier: Applier,
-    ) -> PlannerSession:
-        now = self._now()
-        look = analysis.look_again_at
-        if look is not None:
-            look = min(max(look, now + MIN_LOOK_AGAIN), now + MAX_LOOK_AGAIN)
-        session = replace(
-            _session(session_id, watch, kind, started, now),
-            outcome=outcome_of(applier),
-            summary=analysis.summary,
-            model=analysis.model,
-            input_tokens=analysis.input_tokens,
-            output_tokens=analysis.output_tokens,
-            tool_calls=analysis.tool_calls,
-            proposal_ids=tuple(p.id for p in applier.proposals),
-            next_look_at=look,
-        )
-        await self._store.insert_session(session)
-        current = await self._watch(watch.tenant_id, watch.endpoint_id, watch.job_id)
-        await self._store.put_watch(
-            triggers.after_analysis(current, look, now, fired=analysis.fired)
-        )
-        return session
+    async def drain(self) -> int:
+        """Wait for the analyses under way; returns how many made a session."""
+        tasks = list(self._running.values())
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return sum(1 for r in results if isinstance(r, PlannerSession))
 
-    async def _finish(
-        self, watch: WatchState, session: PlannerSession, outcome: SessionOutcome, *, error: str
-    ) -> PlannerSession:
-        done = replace(session, outcome=outcome, error=error, summary=error)
-        await self._store.insert_session(done)
-        now = self._now()
-        await self._store.put_watch(triggers.after_analysis(watch, None, now, fired=()))
-        return done
-
-
-def outcome_of(applier: Applier) -> SessionOutcome:
-    statuses = {p.status for p in applier.proposals}
-    if ProposalStatus.APPLIED in statuses:
-        return SessionOutcome.CHANGED
-    if ProposalStatus.PENDING in statuses:
-        return SessionOutcome.PROPOSED
-    if ProposalStatus.REFUSED in statuses:
-        return SessionOutcome.REFUSED
-    return SessionOutcome.NO_CHANGE
-
-
-def _session(
-    session_id: str, watch: WatchState, kind: PlannerKind, started: datetime, done: datetime
-) -> PlannerSession:
-    return PlannerSession(
-        id=session_id,
-        tenant_id=watch.tenant_id,
-        endpoint_id=watch.endpoint_id,
-        job_id=watch.job_id,
-        planner=kind,
-        trigger=watch.trigger,
-        started_at=started,
-        finished_at=done,
-        outcome=SessionOutcome.NO_CHANGE,
-    )
+    async def cancel_running(self) -> int:
+        """Cancel the analyses under way and wait (bounded) until each has recorded
+        its ``cancelled`` session; returns how many there were."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)

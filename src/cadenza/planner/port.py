@@ -6,6 +6,10 @@ siblings and their latest runs) and a ``Sink``. Every change it wants is an
 would only flap the cadence, and then applies it through the catalogue's actions or
 leaves it pending for approval. The sink answers in words, so an LLM planner can
 read why a proposal was refused. A planner never writes to the store itself.
+
+An analysis that fails or is cancelled still cost something: before its error
+propagates, a model-backed planner reports what it spent to the sink
+(``report_spent``), so the session and the budget count it.
 """
 
 from __future__ import annotations
@@ -79,6 +83,21 @@ class Verdict:
 class Sink(Protocol):
     async def submit(self, intent: Intent) -> Verdict: ...
 
+    def report_spent(
+        self, input_tokens: int, output_tokens: int, tool_calls: tuple[ToolCall, ...]
+    ) -> None:
+        """What a failing or cancelled analysis spent and did, replacing earlier reports."""
+        ...
+
+
+class ModelUnavailable(Exception):
+    """The model could not answer (transport or HTTP error) after the planner's own
+    retries; ``retry_after`` is when its provider asked to be called again, if it did."""
+
+    def __init__(self, message: str, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
@@ -99,5 +118,10 @@ class Planner(Protocol):
 
     @property
     def kind(self) -> PlannerKind: ...
+
+    @property
+    def model_name(self) -> str:
+        """The model behind it, recorded on every session; empty without one."""
+        ...
 
     async def analyse(self, obs: Observation, sink: Sink) -> Analysis: ...

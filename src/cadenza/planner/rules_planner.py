@@ -18,6 +18,10 @@ class RulesPlanner:
     def kind(self) -> PlannerKind:
         return PlannerKind.RULES
 
+    @property
+    def model_name(self) -> str:
+        return ""
+
     async def analyse(self, obs: Observation, sink: Sink) -> Analysis:
         result = evaluate(obs)
         intents: list[Intent] = [*policy_intents(obs), *result.intents]

@@ -37,6 +37,9 @@ class PlannerConfig:
     model: ModelSettings | None = None
     max_steps: int = 8
     model_attempts: int = 3
+    max_tokens: int = 1024
+    concurrency: int = 8
+    deadline_seconds: float = 180.0
 
 
 def build_planner_loop(
@@ -47,13 +50,19 @@ def build_planner_loop(
         # Imported here: the LLM planner needs the 'ai' extra, the rules planner not.
         from cadenza.planner.llm import LlmOptions, LlmPlanner
 
-        llm = LlmOptions(max_steps=config.max_steps, attempts=config.model_attempts)
+        llm = LlmOptions(
+            max_steps=config.max_steps,
+            attempts=config.model_attempts,
+            max_tokens=config.max_tokens,
+        )
         planners[PlannerKind.LLM] = LlmPlanner(build_model(config.model), services.clock, llm)
     options = LoopOptions(
         debounce=timedelta(seconds=config.debounce_seconds),
         idle_after=timedelta(seconds=config.idle_after_seconds),
         batch=config.batch,
         poll_interval=config.poll_interval_seconds,
+        concurrency=config.concurrency,
+        deadline=timedelta(seconds=config.deadline_seconds),
     )
     budget = Budget(store, config.monthly_token_budget)
     return PlannerLoop(services, store, planners, budget, options)
@@ -62,7 +71,8 @@ def build_planner_loop(
 async def run_planner(
     services: Services, store: PlannerStore, config: PlannerConfig, stop: asyncio.Event
 ) -> None:
-    """Run the planner loop until ``stop`` is set (the ``cadenza planner`` process)."""
+    """Run the planner loop until ``stop`` is set (the ``cadenza planner`` process); it
+    returns promptly then, its analyses under way cancelled and recorded."""
     loop = build_planner_loop(services, store, config)
     try:
         await loop.run(stop)

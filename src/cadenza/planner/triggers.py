@@ -12,6 +12,11 @@
   running is still reconsidered when its siblings' news might wake it.
 
 An earlier due time always wins; a due time is never moved later by a trigger.
+
+While an analysis runs, its watch is **claimed**: due at the analysis's deadline, so
+a crashed planner analyses it again then. A trigger arriving meanwhile sets an
+earlier due time, and that one trigger is kept for after the analysis: at most one
+analysis per endpoint is ever waiting, however many runs arrive.
 """
 
 from __future__ import annotations
@@ -63,17 +68,27 @@ def after_sibling_change(watch: WatchState, now: datetime, debounce: timedelta) 
     return _due(watch, now + debounce, Trigger.SIBLING_CHANGED)
 
 
-def after_analysis(
-    watch: WatchState, look_again_at: datetime | None, now: datetime, *, fired: tuple[str, ...]
-) -> WatchState:
-    """Clear the due time the analysis served; keep the planner's request for later.
+def claimed(watch: WatchState, until: datetime) -> WatchState:
+    """The watch while its analysis runs: due again at ``until`` (the deadline) unless a
+    trigger makes it due earlier (module docstring)."""
+    return replace(watch, due_at=until)
 
-    Triggers that arrived during the analysis were written to the store and are
-    merged by the caller, so clearing here only concerns this analysis.
-    """
+
+def after_analysis(
+    watch: WatchState,
+    look_again_at: datetime | None,
+    now: datetime,
+    *,
+    fired: tuple[str, ...],
+    claimed_until: datetime | None = None,
+) -> WatchState:
+    """Clear the due time the analysis served, keeping a trigger that arrived while it
+    ran (the watch is no longer due at ``claimed_until``) and the planner's request
+    to look again."""
+    arrived = claimed_until is not None and watch.due_at not in (None, claimed_until)
     done = replace(
         watch,
-        due_at=None,
+        due_at=watch.due_at if arrived else None,
         errors=0,
         fired={**watch.fired, **dict.fromkeys(fired, now)},
     )
@@ -86,8 +101,18 @@ ERROR_BACKOFF = timedelta(seconds=30)
 MAX_ERROR_BACKOFF = timedelta(hours=1)
 
 
-def after_error(watch: WatchState, now: datetime) -> WatchState:
-    """Retry a failed analysis later, doubling the wait each time up to an hour."""
+def after_error(
+    watch: WatchState, now: datetime, *, retry_after: timedelta | None = None
+) -> WatchState:
+    """Retry a failed analysis later, doubling the wait each time up to an hour, and
+    never before the model's provider asked (``retry_after``)."""
     errors = watch.errors + 1
     wait = min(MAX_ERROR_BACKOFF, ERROR_BACKOFF * 2 ** min(errors - 1, 10))
+    if retry_after is not None:
+        wait = max(wait, retry_after)
     return replace(watch, due_at=now + wait, trigger=watch.trigger, errors=errors)
+
+
+def after_cancel(watch: WatchState, now: datetime) -> WatchState:
+    """An analysis cut short by shutdown is due again at once, for the next start."""
+    return replace(watch, due_at=now)

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from cadenza.actions.inputs import decode_text
 from cadenza.domain import errors
 from cadenza.web.shapes import Kind, Shape, label_of, shape_of, wire_name
 
@@ -267,12 +268,14 @@ def _with_errors(f: FormField, assigned: Mapping[str, list[str]]) -> FormField:
 
 def payload(model: type[BaseModel], submitted: Submitted, prefix: str = "") -> dict[str, Any]:
     """The action input a submission stands for (module docstring). Text that must be
-    JSON and is not raises ``InvalidInput`` naming the field."""
+    JSON and is not raises ``InvalidInput`` naming the field. Numbers arrive as text and
+    are read as numbers where the model takes them (``decode_text``), since actions
+    validate JSON types strictly."""
     problems: list[tuple[str, str]] = []
     data = _read_model(model, submitted, prefix, problems)
     if problems:
         raise errors.InvalidInput(problems)
-    return data
+    return decode_text(model, data) if not prefix else data
 
 
 def _read_model(
