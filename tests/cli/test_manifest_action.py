@@ -247,12 +247,17 @@ async def test_start_paused_pauses_a_new_endpoint_and_needs_schedule_control(
     assert (await apply(ctx, manifest(endpoint(start_paused=True))))["changes"] == []
 
 
-async def test_two_live_jobs_with_one_name_are_a_conflict(services: Services) -> None:
+async def test_two_live_jobs_with_one_name_export_but_do_not_apply(services: Services) -> None:
     ctx = caller(services)
     for _ in range(2):
         await invoke(BY_NAME["create_job"], ctx, {"name": "twin"})
     with pytest.raises(errors.DuplicateName):
         await apply(ctx, manifest(job="twin"))
+    exported = await export(ctx, "twin")
+    assert [j["name"] for j in exported["jobs"]] == ["twin", "twin"]
+    with pytest.raises(errors.InvalidInput) as refused:
+        await apply(caller(services, tenant="t2"), exported)
+    assert refused.value.problems[0][0] == "manifest.jobs.1.name"
 
 
 async def test_planner_rules_need_a_server_with_a_planner(services: Services) -> None:

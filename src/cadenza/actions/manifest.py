@@ -63,11 +63,7 @@ AUDIT_ACTION = "apply_manifest"
 class ApplyManifestInput(Input):
     manifest: Manifest
     dry_run: bool = Field(False, description="Report the changes without making them.")
-    prune: bool = Field(
-        False,
-        description="Also archive live jobs the manifest does not name, and delete "
-        "endpoints of the jobs it names that it does not name.",
-    )
+    prune: bool = Field(False, description="Also archive what the manifest does not name.")
     reason: Reason = ""
 
 
@@ -341,13 +337,10 @@ ACTIONS = (
         name="apply_manifest",
         summary="Make jobs and endpoints match a manifest",
         description=(
-            "Creates or updates jobs, their endpoints and their planner rules to match a "
-            "manifest (jobs as code, matched by name), all or nothing: any invalid field "
-            "refuses the whole manifest, with the field's path in it. Applying the same "
-            "manifest again changes nothing. dry_run lists the changes without making "
-            "them; prune also archives what the manifest does not name. One call sets up "
-            "a whole use case, or thousands of endpoints. Secret header values are sent "
-            "as values. The format: get_manifest_schema."
+            "Creates or updates jobs, their endpoints and planner rules to match a "
+            "manifest (matched by name), all or nothing: an invalid field refuses it "
+            "whole. Applying it again changes nothing. One call sets up a whole use case "
+            "or thousands of endpoints. Format: get_manifest_schema."
         ),
         input_model=ApplyManifestInput,
         output_model=ApplyManifestOut,
@@ -358,16 +351,7 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         tags=("manifest",),
-        examples=(
-            Example(
-                {"manifest": _SHOP, "reason": "set up the shop's checks"},
-                "Creates the job and its endpoint, or changes them to match.",
-            ),
-            Example(
-                {"manifest": _SHOP, "dry_run": True, "prune": True},
-                "What applying would change, archiving what the manifest leaves out.",
-            ),
-        ),
+        examples=(Example({"manifest": _SHOP, "dry_run": True}, "What applying would change."),),
     ),
     Action(
         name="export_manifest",

@@ -18,7 +18,7 @@ from pydantic import Field
 from cadenza.actions.base import Context
 from cadenza.actions.endpoint_models import baseline_spec, request_spec
 from cadenza.actions.manifest_models import MAX_MANIFEST_JOBS, EndpointSpec, JobSpec, Manifest
-from cadenza.actions.manifest_plan import CurrentJob, current_state, live_endpoints
+from cadenza.actions.manifest_plan import live_endpoints, live_jobs
 from cadenza.actions.planner_models import PlannerSettingsIn
 from cadenza.actions.wire import Input, seconds
 from cadenza.domain import errors, limits
@@ -37,42 +37,35 @@ class ExportManifestInput(Input):
 async def export_manifest(ctx: Context, data: ExportManifestInput) -> Manifest:
     now = ctx.now()
     async with ctx.store.transaction(readonly=True) as tx:
-        current = await current_state(tx, ctx.tenant_id, now, set())
-        selected = _select(current, data.jobs)
-        for found in selected:
-            found.endpoints = await live_endpoints(tx, ctx.tenant_id, found.job)
-    jobs = [await _job_spec(ctx, found, now) for found in sorted(selected, key=_by_name)]
-    return Manifest(jobs=jobs)
+        selected = _select(await live_jobs(tx, ctx.tenant_id, now), data.jobs)
+        found = [(job, await live_endpoints(tx, ctx.tenant_id, job)) for job in selected]
+    found.sort(key=lambda pair: (pair[0].name, pair[0].id))
+    return Manifest(jobs=[await _job_spec(ctx, job, endpoints, now) for job, endpoints in found])
 
 
-def _by_name(found: CurrentJob) -> str:
-    return found.job.name
-
-
-def _select(current: dict[str, CurrentJob], wanted: list[str]) -> list[CurrentJob]:
+def _select(jobs: list[Job], wanted: list[str]) -> list[Job]:
+    """The jobs named (by name or id) in ``wanted``, every live job when it is empty.
+    Two jobs may share a name: both are exported, and applying that manifest says so."""
     if not wanted:
-        return list(current.values())
-    by_id = {found.job.id: found for found in current.values()}
-    selected: list[CurrentJob] = []
+        return jobs
+    selected: list[Job] = []
     for key in wanted:
-        found = current.get(key) or by_id.get(key)
-        if found is None:
+        matching = [job for job in jobs if key in (job.name, job.id)]
+        if not matching:
             raise errors.JobNotFound(key)
-        if found not in selected:
-            selected.append(found)
+        selected += [job for job in matching if job not in selected]
     return selected
 
 
-async def _job_spec(ctx: Context, found: CurrentJob, now: datetime) -> JobSpec:
-    job = found.job
+async def _job_spec(ctx: Context, job: Job, endpoints: list[Endpoint], now: datetime) -> JobSpec:
     return JobSpec(
         name=job.name,
         description=job.description,
         tags=list(job.tags),
         planner_enabled=job.planner_enabled,
         endpoints=[
-            await _endpoint_spec(ctx, job, found.endpoints[name], now)
-            for name in sorted(found.endpoints)
+            await _endpoint_spec(ctx, job, endpoint, now)
+            for endpoint in sorted(endpoints, key=lambda e: (e.name, e.id))
         ],
     )
 

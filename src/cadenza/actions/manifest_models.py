@@ -71,15 +71,9 @@ class EndpointSpec(Input):
         description="Deterministic spread added to baseline slots.",
     )
     planner_enabled: bool = Field(True, description="Let the planner write hints here.")
-    start_paused: bool = Field(
-        False,
-        description="Create it paused until resumed (by a person or the planner). Read "
-        "when the endpoint is created only; afterwards its pause is the schedule's own.",
-    )
+    start_paused: bool = Field(False, description="Created paused until resumed.")
     planner: PlannerSettingsIn | None = Field(
-        None,
-        description="The planner's settings and rules (set_endpoint_planner's), applied "
-        "whole; omitted: the endpoint keeps its settings ({} sets the defaults).",
+        None, description="set_endpoint_planner's settings; omitted: kept as they are."
     )
 
 

@@ -200,41 +200,47 @@ async def current_state(
     in ``names``. Two live jobs (or endpoints of one job) with one name are a
     ``DuplicateName`` conflict: the manifest could not say which it means."""
     current: dict[str, CurrentJob] = {}
+    for job in await live_jobs(tx, tenant_id, now):
+        if job.name in current:
+            raise errors.DuplicateName(
+                f"Two live jobs are named {job.name!r}; rename or archive one first."
+            )
+        current[job.name] = CurrentJob(job)
+    for name in names & current.keys():
+        job = current[name].job
+        for endpoint in await live_endpoints(tx, tenant_id, job):
+            if endpoint.name in current[name].endpoints:
+                raise errors.DuplicateName(
+                    f"Job {job.name!r} has two live endpoints named {endpoint.name!r}; "
+                    "rename or delete one first."
+                )
+            current[name].endpoints[endpoint.name] = endpoint
+    return current
+
+
+async def live_jobs(tx: Tx, tenant_id: str, now: datetime) -> list[Job]:
+    """The tenant's jobs that are not archived, newest first."""
+    found: list[Job] = []
     cursor: str | None = None
     while True:
         page = await tx.list_jobs(
             tenant_id, status=None, now=now, cursor=cursor, limit=limits.MAX_PAGE_SIZE
         )
-        for job in page.items:
-            if job.archived:
-                continue
-            if job.name in current:
-                raise errors.DuplicateName(
-                    f"Two live jobs are named {job.name!r}; rename or archive one first."
-                )
-            current[job.name] = CurrentJob(job)
+        found += [job for job in page.items if not job.archived]
         if page.next_cursor is None:
-            break
+            return found
         cursor = page.next_cursor
-    for name in names & current.keys():
-        current[name].endpoints = await live_endpoints(tx, tenant_id, current[name].job)
-    return current
 
 
-async def live_endpoints(tx: Tx, tenant_id: str, job: Job) -> dict[str, Endpoint]:
-    found: dict[str, Endpoint] = {}
+async def live_endpoints(tx: Tx, tenant_id: str, job: Job) -> list[Endpoint]:
+    """The job's endpoints that are not deleted, oldest first."""
+    found: list[Endpoint] = []
     cursor: str | None = None
     while True:
         page = await tx.list_endpoints(
             tenant_id, job.id, include_archived=False, cursor=cursor, limit=limits.MAX_PAGE_SIZE
         )
-        for endpoint in page.items:
-            if endpoint.name in found:
-                raise errors.DuplicateName(
-                    f"Job {job.name!r} has two live endpoints named {endpoint.name!r}; "
-                    "rename or delete one first."
-                )
-            found[endpoint.name] = endpoint
+        found += page.items
         if page.next_cursor is None:
             return found
         cursor = page.next_cursor
