@@ -18,8 +18,8 @@ Both ways of draining are measured, one after the other, and reported apiece:
   (``cadenza.scheduler``); a claim's time then includes waiting for the completion
   ahead of it on SQLite's write lock. It is the faster mode on both backends: the
   database works on one batch (PostgreSQL's server; on SQLite the store's hot
-  writer thread, ``sqlite_hot``, which leaves the GIL inside SQLite) while the event
-  loop decodes or replans another.
+  writer thread, ``sqlite.HotWriter``, which leaves the GIL inside SQLite) while the
+  event loop decodes or replans another.
 
 The targets apply to both modes. ``--sequential`` or ``--overlap`` measures one.
 

@@ -26,6 +26,7 @@ import os
 import random
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,6 @@ from benchkit import (
     target_process,
     verdict,
 )
-from cadenza.adapters.store.hot import TimestampOut, timestamp_codec
 from cadenza.bootstrap import configure_logging
 from cadenza.container import build_runtime
 from cadenza.domain.model import Endpoint, Job
@@ -193,17 +193,17 @@ async def _watch(pid: int, until: datetime) -> tuple[float, list[float]]:
     return peak, sorted(lags)
 
 
-def _timestamps(runtime: object) -> tuple[Any, TimestampOut]:
+def _timestamps(runtime: object) -> tuple[Any, Callable[[Any], Any]]:
     """The runtime's store, and how a timestamp is bound as a parameter there."""
     store = runtime.store  # type: ignore[attr-defined]
-    return store, timestamp_codec(pg=store.pg)[1]
+    return store, store.dialect.ts_out
 
 
 async def _lateness(runtime: object, window: tuple[datetime, datetime]) -> list[int]:
     store, ts = _timestamps(runtime)
     params = {"since": ts(window[0]), "until": ts(window[1])}
     async with store.engine.connect() as conn:
-        rows = await conn.execute(lateness_query(store.pg), params)
+        rows = await conn.execute(lateness_query(store.dialect.name == "postgresql"), params)
         return sorted(int(r[0]) for r in rows)
 
 

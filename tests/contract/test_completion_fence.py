@@ -125,3 +125,32 @@ async def test_another_store_object_completes_what_this_one_claimed(
     finally:
         await claimer.close()
         await completer.close()
+
+
+async def test_a_batch_spanning_several_jobs_is_claimed_and_completed_whole(
+    store: Store,
+) -> None:
+    jobs = [job(name=f"job {n}") for n in range(3)]
+    eps = [
+        endpoint(j, name=f"{j.name} e{i}", next_run_at=T0 - secs(i)) for j in jobs for i in (1, 2)
+    ]
+    async with store.transaction() as tx:
+        for j in jobs:
+            await tx.insert_job(j)
+        for ep in eps:
+            await tx.insert_endpoint(ep)
+    claims = await claim_all(store, "w1")
+    assert sorted(c.endpoint.job_id for c in claims.values()) == sorted(e.job_id for e in eps)
+    paused = jobs[1]
+    async with store.transaction() as tx:
+        live = await tx.get_job(TENANT, paused.id, for_update=True)
+        await tx.update_job(replace(live, pause=Pause(T0 + secs(900), "freeze")))
+    completed = await store.complete("w1", [done(c) for c in claims.values()], T0 + secs(1))
+    assert completed.lost == []
+    for e in eps:
+        after = await current(store, e)
+        assert after.lease is None
+        if e.job_id == paused.id:
+            assert (after.next_run_at, after.next_run_source) == (T0 + secs(900), PlanSource.PAUSED)
+        else:
+            assert after.next_run_at == claims[e.id].scheduled_for + secs(60)

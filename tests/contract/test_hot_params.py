@@ -1,4 +1,5 @@
-"""The hot path's positional parameters equal the generic row dicts they replace."""
+"""The hot path's positional parameters are the row dicts' values in the tables'
+column order, with timestamps as each database stores them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ from typing import Any
 import pytest
 from store_builders import T0, endpoint, job, secs
 
-from cadenza.adapters.store.codec import Codec
-from cadenza.adapters.store.documents import endpoint_state
-from cadenza.adapters.store.hot import RUN_COLUMNS, HotSql
-from cadenza.adapters.store.statements import STATE_COLUMNS
+from cadenza.adapters.store.codec import (
+    RUN_COLUMNS,
+    RUN_PARAMS,
+    STATE_COLUMNS,
+    Codec,
+    endpoint_state,
+)
+from cadenza.adapters.store.dialect import Dialect
+from cadenza.adapters.store.postgres import POSTGRES
+from cadenza.adapters.store.scheduling import state_params
+from cadenza.adapters.store.sqlite import SQLITE
 from cadenza.adapters.store.tables import to_micros
 from cadenza.domain.model import (
     Endpoint,
@@ -94,17 +102,26 @@ def _endpoints() -> list[Endpoint]:
     return [endpoint(of), endpoint(of, next_run_at=None, next_run_source=None), hinted]
 
 
-@pytest.mark.parametrize("pg", [False, True])
-def test_run_params_equal_the_run_row(pg: bool) -> None:
-    hot = HotSql(pg=pg)
+DIALECTS = [SQLITE, POSTGRES]
+
+
+@pytest.mark.parametrize("d", DIALECTS, ids=lambda d: d.name)
+def test_run_params_equal_the_run_row(d: Dialect) -> None:
+    pg = d is POSTGRES
     for run in _runs():
-        assert hot.run_params(run) == _expected(Codec.run_row(run), RUN_COLUMNS, pg)
+        row = Codec.run_row(run)
+        assert tuple(RUN_PARAMS(row, d.ts_out)) == _expected(row, RUN_COLUMNS, pg)
 
 
-@pytest.mark.parametrize("pg", [False, True])
-def test_state_params_equal_the_endpoint_state(pg: bool) -> None:
-    hot = HotSql(pg=pg)
+@pytest.mark.parametrize("d", DIALECTS, ids=lambda d: d.name)
+def test_state_params_equal_the_endpoint_state(d: Dialect) -> None:
+    pg = d is POSTGRES
     fence = ("ept_x", "w1", 7)
     for ep in _endpoints():
         expected = (*_expected(endpoint_state(ep), STATE_COLUMNS, pg), *fence)
-        assert hot.state_params(ep, fence) == expected
+        assert tuple(state_params(d, ep, fence)) == expected
+
+
+def test_the_state_columns_are_what_the_endpoint_state_holds() -> None:
+    for ep in _endpoints():
+        assert tuple(endpoint_state(ep)) == STATE_COLUMNS

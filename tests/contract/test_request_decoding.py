@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from datetime import timedelta
 
 import pytest
 
 from cadenza.adapters.secrets import FernetSecretBox
-from cadenza.adapters.store.documents import ConfigCodec, trusted
+from cadenza.adapters.store.documents import ConfigCodec
 from cadenza.domain.assertions import Comparison, Op
 from cadenza.domain.model import Body, BodyKind, Header, Method, Request, RetryPolicy
 
@@ -66,12 +65,3 @@ def test_text_in_another_layout_is_decoded_in_full(codec: ConfigCodec) -> None:
     assert codec.request(reordered) == request
     spaced = json.dumps(json.loads(codec.request_text(request)))
     assert codec.request(spaced) == request
-
-
-def test_trusted_builds_the_same_value_as_the_constructor_and_checks_the_arity() -> None:
-    build = trusted(Request)
-    shape = _SHAPES[1]
-    values = [getattr(shape, f.name) for f in fields(Request)]
-    assert build(*values) == shape
-    with pytest.raises(TypeError):
-        build(*values[:-1])

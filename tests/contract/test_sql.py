@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from store_builders import T0, endpoint, job
 
 from cadenza.adapters.secrets import FernetSecretBox
-from cadenza.adapters.store import CHANNEL, engines, migrate, open_store
+from cadenza.adapters.store import CHANNEL, migrate, open_store, postgres
 from cadenza.adapters.store.migrate import sync_url
 from cadenza.adapters.store.tables import metadata
 from cadenza.domain.model import Header, Method, Request
@@ -114,7 +114,7 @@ def _terminate_connections(url: str) -> int:
 async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced_unseen(
     postgres_url: str, secret_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engines, "PING_AFTER_IDLE_S", -1.0)  # every returned connection is "idle"
+    monkeypatch.setattr(postgres, "PING_AFTER_IDLE_S", -1.0)  # every returned connection is "idle"
     store = await open_store(postgres_url, FernetSecretBox(secret_key))
     try:
         assert await store.next_due_at() is None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.adapters.store.checkpoints import EVERY_COMMITS, Checkpointer
+from cadenza.adapters.store.sqlite import CHECKPOINT_EVERY, Checkpointer
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ async def test_every_few_commits_the_wal_is_copied_back_in_the_background(tmp_pa
     writer = _wal_database(path)
     before = path.stat().st_size
     checkpointer = Checkpointer(path)
-    for _ in range(EVERY_COMMITS):
+    for _ in range(CHECKPOINT_EVERY):
         checkpointer.committed()
     await checkpointer.close()  # waits for the checkpoint it started
     assert path.stat().st_size > before + 150_000
@@ -39,7 +39,7 @@ async def test_fewer_commits_start_no_checkpoint(tmp_path: Path) -> None:
     writer = _wal_database(path)
     before = path.stat().st_size
     checkpointer = Checkpointer(path)
-    for _ in range(EVERY_COMMITS - 1):
+    for _ in range(CHECKPOINT_EVERY - 1):
         checkpointer.committed()
     await checkpointer.close()
     assert path.stat().st_size == before

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from cadenza.adapters.store.engines import sqlite_pragmas
-from cadenza.adapters.store.hot import Batch, Fetch, Steps, Write
-from cadenza.adapters.store.sqlite_hot import SqliteHotWriter
+from cadenza.adapters.store.dialect import Batch, Fetch, Sql, Staged, Steps, Write
+from cadenza.adapters.store.sqlite import HotWriter, pragmas
 
 pytestmark = pytest.mark.anyio
 
-_INSERT = Batch("INSERT INTO t (x) VALUES (?)")
+_UNSTAGED = Staged("unused", (), (), "")
+"""SQLite never reads a batch's PostgreSQL form."""
+_INSERT = Batch("INSERT INTO t (x) VALUES (?)", _UNSTAGED)
 
 
 class Refused(Exception):
@@ -26,7 +27,7 @@ class Refused(Exception):
 
 def _database(path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
-    sqlite_pragmas(conn)
+    pragmas(conn)
     conn.execute("CREATE TABLE t (x TEXT NOT NULL)")
     conn.close()
 
@@ -44,7 +45,7 @@ def _insert_then(values: list[str], fail: bool, threads: list[str]) -> Steps[int
     changed: int = yield Write(_INSERT, [(v,) for v in values])
     assert changed == len(values)
     threads.append(threading.current_thread().name)
-    counted: list[Any] = yield Fetch("SELECT count(*) FROM t", ())
+    counted: list[Any] = yield Fetch(Sql("SELECT count(*) FROM t", ""), ())
     threads.append(threading.current_thread().name)
     if fail:
         raise Refused
@@ -54,7 +55,7 @@ def _insert_then(values: list[str], fail: bool, threads: list[str]) -> Steps[int
 async def test_the_steps_commit_together_on_the_writers_thread(tmp_path: Path) -> None:
     path = tmp_path / "hot.db"
     _database(path)
-    writer = SqliteHotWriter(path, sqlite_pragmas)
+    writer = HotWriter(path)
     threads: list[str] = []
     try:
         assert await writer.run(_insert_then(["a", "b"], False, threads)) == 2
@@ -69,7 +70,7 @@ async def test_the_steps_commit_together_on_the_writers_thread(tmp_path: Path) -
 async def test_steps_that_raise_leave_nothing_and_the_writer_usable(tmp_path: Path) -> None:
     path = tmp_path / "hot.db"
     _database(path)
-    writer = SqliteHotWriter(path, sqlite_pragmas)
+    writer = HotWriter(path)
     try:
         with pytest.raises(Refused):
             await writer.run(_insert_then(["lost"], True, []))
@@ -87,7 +88,7 @@ async def test_a_transaction_waits_for_another_process_writer(tmp_path: Path) ->
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO t (x) VALUES ('first')")
-    writer = SqliteHotWriter(path, sqlite_pragmas)
+    writer = HotWriter(path)
     try:
         pending = asyncio.ensure_future(writer.run(_insert_then(["second"], False, [])))
         await asyncio.sleep(0.2)
@@ -102,7 +103,7 @@ async def test_a_transaction_waits_for_another_process_writer(tmp_path: Path) ->
 
 def _deferred_orphan() -> Steps[None]:
     """A row whose deferred foreign key fails only at COMMIT."""
-    yield Write(Batch("INSERT INTO child (parent) VALUES (?)"), [("nobody",)])
+    yield Write(Batch("INSERT INTO child (parent) VALUES (?)", _UNSTAGED), [("nobody",)])
 
 
 async def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
@@ -114,7 +115,7 @@ async def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) ->
         "CREATE TABLE child (parent TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
     )
     setup.close()
-    writer = SqliteHotWriter(path, sqlite_pragmas)
+    writer = HotWriter(path)
     try:
         with pytest.raises(sqlite3.IntegrityError):
             await writer.run(_deferred_orphan())
@@ -135,7 +136,7 @@ async def test_a_cancelled_caller_commits_nothing(tmp_path: Path) -> None:
     """A claim whose caller is gone must leave no leases that no one will run."""
     path = tmp_path / "hot.db"
     _database(path)
-    writer = SqliteHotWriter(path, sqlite_pragmas)
+    writer = HotWriter(path)
     gate, entered = threading.Event(), threading.Event()
     try:
         pending = asyncio.ensure_future(writer.run(_insert_when(gate, entered)))

@@ -15,9 +15,9 @@ from store_builders import job
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import open_store
-from cadenza.adapters.store.engines import _sqlite_reader
-from cadenza.adapters.store.inline import BUDGET_S, InlineReads
+from cadenza.adapters.store.dialect import Sql
 from cadenza.adapters.store.migrate import async_url, sync_url
+from cadenza.adapters.store.sqlite import READ_BUDGET_S, InlineReads, reader_pragmas
 from cadenza.domain import errors
 
 pytestmark = pytest.mark.anyio
@@ -42,16 +42,16 @@ class Leaping:
         self.now = 0.0
 
     def __call__(self) -> float:
-        self.now += 2 * BUDGET_S
+        self.now += 2 * READ_BUDGET_S
         return self.now
 
 
 def _reads(url: str, monotonic: Callable[[], float]) -> tuple[InlineReads, list[int]]:
     threaded = create_async_engine(async_url(url), pool_size=1, max_overflow=0)
-    event.listen(threaded.sync_engine, "connect", lambda conn, _record: _sqlite_reader(conn))
+    event.listen(threaded.sync_engine, "connect", lambda conn, _record: reader_pragmas(conn))
     checkouts: list[int] = []
     event.listen(threaded.sync_engine, "checkout", lambda *_args: checkouts.append(1))
-    return InlineReads(sync_url(url), threaded, _sqlite_reader, monotonic), checkouts
+    return InlineReads(sync_url(url), threaded, reader_pragmas, monotonic), checkouts
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ async def steady(sqlite_url: str) -> AsyncIterator[Reads]:
 async def test_a_short_statement_runs_inline(steady: Reads) -> None:
     result = await steady.inline.execute(sa.text("SELECT 41 + 1"))
     assert result.scalar_one() == 42
-    assert await steady.inline.fetch("SELECT ? * 2", [21]) == [(42,)]
+    assert await steady.inline.fetch(Sql("SELECT ? * 2", ""), [21]) == [(42,)]
     assert steady.threaded_checkouts == []
 
 
@@ -82,7 +82,7 @@ async def test_a_statement_over_its_budget_finishes_on_a_thread(leaping: Reads) 
 
 
 async def test_raw_sql_over_its_budget_finishes_on_a_thread(leaping: Reads) -> None:
-    assert await leaping.inline.fetch(COUNT_TO_100K, []) == [(100_000,)]
+    assert await leaping.inline.fetch(Sql(COUNT_TO_100K, ""), []) == [(100_000,)]
     assert len(leaping.threaded_checkouts) == 1
 
 

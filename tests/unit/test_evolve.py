@@ -1,13 +1,15 @@
-"""``model.evolve``: the same endpoint as ``dataclasses.replace``, minus re-validation."""
+"""``model.evolve``: exactly ``dataclasses.replace`` for an endpoint, checks included."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from domain_builders import at, interval_hint, make_endpoint, minutes, one_shot, pause
 
+from cadenza.domain import errors
 from cadenza.domain.model import Endpoint, Lease, PlanSource, RunStatus, evolve
 
 _CHANGES: list[dict[str, Any]] = [
@@ -26,7 +28,7 @@ _CHANGES: list[dict[str, Any]] = [
     },
     {"interval_hint": interval_hint(minutes(2), at(30)), "one_shot": one_shot(at(4))},
     {"pause": pause(None, "maintenance"), "lease": Lease("w1", at(2), 7)},
-    {"tier": "gold", "description": "changed", "planner_enabled": False},
+    {"name": "renamed", "jitter": timedelta(seconds=30), "tier": "gold"},
 ]
 
 
@@ -48,10 +50,21 @@ def test_evolve_leaves_the_original_unchanged() -> None:
     assert endpoint == before
 
 
-@pytest.mark.parametrize("name", ["name", "jitter", "no_such_field"])
-def test_evolve_refuses_validated_and_unknown_fields(name: str) -> None:
-    with pytest.raises(TypeError, match=name):
-        evolve(make_endpoint(), **{name: "x"})
+@pytest.mark.parametrize(
+    "changes", [{"name": " "}, {"jitter": timedelta(days=30)}, {"jitter": timedelta(-1)}]
+)
+def test_evolve_checks_the_copy_as_the_constructor_does(changes: dict[str, Any]) -> None:
+    endpoint = make_endpoint()
+    with pytest.raises(errors.ValidationError) as by_replace:
+        dataclasses.replace(endpoint, **changes)
+    with pytest.raises(errors.ValidationError) as by_evolve:
+        evolve(endpoint, **changes)
+    assert str(by_evolve.value) == str(by_replace.value)
+
+
+def test_evolve_refuses_unknown_fields() -> None:
+    with pytest.raises(TypeError, match="no_such_field"):
+        evolve(make_endpoint(), no_such_field=1)
 
 
 def test_evolve_result_stays_frozen() -> None:

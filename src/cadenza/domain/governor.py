@@ -76,25 +76,18 @@ class _Draft:
     at: datetime
     source: PlanSource
     steps: list[PlanStep]
-    explain: bool = True
 
     def note(self, rule: str, at: datetime | None, note: str) -> None:
-        if self.explain:
-            self.steps.append(PlanStep(rule, at, note))
+        self.steps.append(PlanStep(rule, at, note))
 
 
-def plan_next_run(now: datetime, endpoint: Endpoint, job: Job, *, explain: bool = True) -> Plan:
-    """The next run of ``endpoint`` as seen at ``now``; see the module docstring.
-
-    ``explain=False`` plans the same ``next_run_at`` and ``source`` with an empty
-    explanation: the scheduler replans every endpoint after every run and never
-    shows the steps (measured on an interval replan: ~7.0 µs → ~5.7 µs).
-    """
+def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
+    """The next run of ``endpoint`` as seen at ``now``; see the module docstring."""
     if endpoint.archived or job.archived:
         what = "endpoint" if endpoint.archived else "job"
         step = PlanStep("archived", None, f"The {what} is archived; nothing is scheduled.")
-        return Plan(None, PlanSource.ARCHIVED, (step,) if explain else ())
-    draft = _baseline(now, endpoint, explain)
+        return Plan(None, PlanSource.ARCHIVED, (step,))
+    draft = _baseline(now, endpoint)
     _apply_interval_hint(now, endpoint, draft)
     _apply_one_shot(now, endpoint, draft)
     _apply_clamps(endpoint, draft)
@@ -104,14 +97,14 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job, *, explain: bool 
     return _apply_pauses(now, endpoint, job, draft)
 
 
-def _baseline(now: datetime, endpoint: Endpoint, explain: bool) -> _Draft:
+def _baseline(now: datetime, endpoint: Endpoint) -> _Draft:
     if isinstance(endpoint.baseline, CronSchedule):
-        return _cron_baseline(now, endpoint, endpoint.baseline, explain)
-    return _interval_baseline(now, endpoint, endpoint.baseline, explain)
+        return _cron_baseline(now, endpoint, endpoint.baseline)
+    return _interval_baseline(now, endpoint, endpoint.baseline)
 
 
-def _cron_baseline(now: datetime, endpoint: Endpoint, cron: CronSchedule, explain: bool) -> _Draft:
-    draft = _Draft(_NEVER, PlanSource.BASELINE_CRON, [], explain)
+def _cron_baseline(now: datetime, endpoint: Endpoint, cron: CronSchedule) -> _Draft:
+    draft = _Draft(_NEVER, PlanSource.BASELINE_CRON, [])
     previous = endpoint.last_scheduled_for
     floor = now if previous is None else max(now, previous)
     found = _next_cron_slot(endpoint, cron, floor)
@@ -145,12 +138,10 @@ def _next_cron_slot(
     return None
 
 
-def _interval_baseline(
-    now: datetime, endpoint: Endpoint, interval: IntervalSchedule, explain: bool
-) -> _Draft:
+def _interval_baseline(now: datetime, endpoint: Endpoint, interval: IntervalSchedule) -> _Draft:
     exponent = min(endpoint.failure_count, MAX_BACKOFF_EXPONENT)
     step = interval.every * (2**exponent)
-    draft = _Draft(now, PlanSource.BASELINE_INTERVAL, [], explain)
+    draft = _Draft(now, PlanSource.BASELINE_INTERVAL, [])
     lattice_starts = endpoint.last_scheduled_for is None
     if endpoint.last_scheduled_for is None:
         origin = endpoint.anchor
@@ -175,44 +166,6 @@ def _interval_baseline(
     if lattice_starts:
         _apply_jitter(endpoint, draft)
     return draft
-
-
-def plain_interval_next(
-    now: datetime, endpoint: Endpoint, job: Job, last_slot: datetime, failures: int
-) -> datetime | None:
-    """``plan_next_run`` after a run, for the commonest endpoint, without building it.
-
-    The endpoint planned is ``endpoint`` (as claimed, before the run) with
-    ``last_scheduled_for=last_slot`` and ``failure_count=failures``. When it has an
-    interval baseline and nothing else steers it (no hint, one-shot, pause, guardrail
-    or archive on it or on its job), the plan is the lattice alone: this returns its
-    ``next_run_at``, whose source is ``baseline-interval``. Otherwise it returns
-    ``None`` and the caller plans with ``plan_next_run``. The scheduler replans every
-    endpoint after every run; this skips the copy the general rules plan on (a
-    property test holds both paths equal).
-    """
-    baseline = endpoint.baseline
-    rails = endpoint.guardrails
-    if (
-        not isinstance(baseline, IntervalSchedule)
-        or endpoint.interval_hint is not None
-        or endpoint.one_shot is not None
-        or endpoint.pause is not None
-        or endpoint.archived_at is not None
-        or job.pause is not None
-        or job.archived_at is not None
-        or rails.min_interval is not None
-        or rails.max_interval is not None
-    ):
-        return None
-    step = baseline.every * (1 << min(failures, MAX_BACKOFF_EXPONENT))
-    at = last_slot + step
-    if at >= now:
-        return at
-    if endpoint.catch_up is CatchUp.RUN_ONCE:
-        # The same catch-up and jitter as _catch_up and _apply_jitter: a new lattice.
-        return now + jitter_offset(endpoint.id, now, endpoint.jitter) if endpoint.jitter else now
-    return at + step * -((at - now) // step)
 
 
 def _first_slot_note(interval: IntervalSchedule) -> str:
@@ -286,7 +239,7 @@ def _hint_lapses(endpoint: Endpoint, expires_at: datetime, hinted: datetime, dra
         hinted,
         f"The interval hint would run next only after it expires at {expires_at.isoformat()}.",
     )
-    resumed = _baseline(expires_at, endpoint, draft.explain)
+    resumed = _baseline(expires_at, endpoint)
     draft.at, draft.source = resumed.at, resumed.source
     draft.note(
         "hint-lapses",

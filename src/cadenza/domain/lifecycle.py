@@ -7,21 +7,10 @@ Expired hints are dropped at every write (§2 rule 8).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-from cadenza.domain.governor import plain_interval_next, plan_next_run
-from cadenza.domain.model import (
-    Endpoint,
-    IntervalHint,
-    Job,
-    OneShot,
-    Pause,
-    PlanSource,
-    Run,
-    evolve,
-)
+from cadenza.domain.governor import plan_next_run
+from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run, evolve
 
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
@@ -39,8 +28,7 @@ def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
 def replan(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
     """Drop expired hints and recompute ``next_run_at`` from the current inputs."""
     current = without_expired_hints(endpoint, now)
-    # Nothing reads the explanation of a stored plan; skip building it (see explain).
-    plan = plan_next_run(now, current, job, explain=False)
+    plan = plan_next_run(now, current, job)
     return evolve(current, next_run_at=plan.next_run_at, next_run_source=plan.source)
 
 
@@ -54,46 +42,40 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     if shot is not None and run.started_at >= shot.run_at:
         shot = None
     ok = run.status.ok
-    failures = 0 if ok else endpoint.failure_count + 1
-    runtime: dict[str, Any] = {
-        "one_shot": shot,
-        "last_run_at": run.started_at,
-        "last_scheduled_for": run.scheduled_for,
-        "last_status": run.status,
-        "failure_count": failures,
-        "success_streak": endpoint.success_streak + 1 if ok else 0,
-        "attempt": 1,
-        "lease": None,
-    }
-    # evolve, not replace: this runs for every run the scheduler records (see evolve).
-    # The common case plans without the intermediate copy (plain_interval_next).
-    quick = plain_interval_next(now, endpoint, job, run.scheduled_for, failures)
-    if quick is not None:
-        source = PlanSource.BASELINE_INTERVAL
-        return evolve(endpoint, **runtime, next_run_at=quick, next_run_source=source)
-    return replan(evolve(endpoint, **runtime), job, now)
+    ran = evolve(
+        endpoint,
+        one_shot=shot,
+        last_run_at=run.started_at,
+        last_scheduled_for=run.scheduled_for,
+        last_status=run.status,
+        failure_count=0 if ok else endpoint.failure_count + 1,
+        success_streak=endpoint.success_streak + 1 if ok else 0,
+        attempt=1,
+        lease=None,
+    )
+    return replan(ran, job, now)
 
 
 def with_interval_hint(endpoint: Endpoint, job: Job, hint: IntervalHint, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, interval_hint=hint), job, now)
+    return replan(evolve(endpoint, interval_hint=hint), job, now)
 
 
 def with_one_shot(endpoint: Endpoint, job: Job, shot: OneShot, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, one_shot=shot), job, now)
+    return replan(evolve(endpoint, one_shot=shot), job, now)
 
 
 def paused(endpoint: Endpoint, job: Job, pause: Pause, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, pause=pause), job, now)
+    return replan(evolve(endpoint, pause=pause), job, now)
 
 
 def resumed(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, pause=None), job, now)
+    return replan(evolve(endpoint, pause=None), job, now)
 
 
 def hints_cleared(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
     """Back to the baseline: interval hint and one-shot dropped (a pause stays)."""
-    return replan(replace(endpoint, interval_hint=None, one_shot=None), job, now)
+    return replan(evolve(endpoint, interval_hint=None, one_shot=None), job, now)
 
 
 def failures_reset(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
-    return replan(replace(endpoint, failure_count=0), job, now)
+    return replan(evolve(endpoint, failure_count=0), job, now)

@@ -2,14 +2,31 @@
 
 ``migrate(url)`` creates or upgrades the schema; ``open_store(url, secret_box)``
 connects to it. Both take ``sqlite+aiosqlite:///path`` or
-``postgresql+psycopg://user@host/db`` URLs.
+``postgresql+psycopg://user@host/db`` URLs (or the same without the driver).
+
+The modules, shared first: ``tables`` (the schema), ``documents`` and ``codec``
+(entities to rows), ``dialect`` (what a database must provide), ``tx`` and ``sql``
+(the units of work, ``SqlStore``), ``scheduling`` (the claim and the completion);
+then one module per database, ``sqlite`` and ``postgres``. The stores beside
+``SqlStore`` on its engine: ``planner_sql``, and ``auth_sql`` (with ``auth_tables``).
 """
 
-# Importing these registers their tables on the shared metadata (migrations 0002, 0004).
+# Importing the sign-in tables registers them on the shared metadata (migration 0004).
 from cadenza.adapters.store import auth_tables as auth_tables
-from cadenza.adapters.store import planner_tables as planner_tables
-from cadenza.adapters.store.engines import open_store
-from cadenza.adapters.store.sql import CHANNEL, SqlStore
+from cadenza.adapters.store.migrate import async_url
+from cadenza.adapters.store.planner_sql import SqlPlannerStore
+from cadenza.adapters.store.postgres import CHANNEL, PostgresDatabase
+from cadenza.adapters.store.sql import SqlStore
+from cadenza.adapters.store.sqlite import SqliteDatabase
+from cadenza.ports import SecretBox
+
+
+async def open_store(url: str, secret_box: SecretBox) -> SqlStore:
+    """Connect to a migrated database (``sqlite+aiosqlite:///…`` or ``postgresql+psycopg://…``)."""
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        return SqlStore(SqliteDatabase(target), secret_box)
+    return SqlStore(PostgresDatabase(target), secret_box)
 
 
 def migrate(url: str, revision: str = "head") -> None:
@@ -21,4 +38,4 @@ def migrate(url: str, revision: str = "head") -> None:
     run_migrations(url, revision)
 
 
-__all__ = ["CHANNEL", "SqlStore", "migrate", "open_store"]
+__all__ = ["CHANNEL", "SqlPlannerStore", "SqlStore", "migrate", "open_store"]

@@ -1,20 +1,25 @@
 """Rows to entities and back.
 
-Row dicts are keyed by column name; ``from_*`` functions read any object with the
-columns as attributes (a SQLAlchemy ``Row``). Enums are stored by value, nested
-configuration as JSON text (``documents``), timestamps through ``UtcDateTime``.
+Every entity is written as a dict keyed by column name (``*_row``) and read from a
+row holding its table's columns in table order (``tables``): a SQLAlchemy ``Row``,
+or a driver's tuple from the hot path, whose timestamps the dialect converts
+(``ts``). The column lists the hot path's SQL names are the tables' own
+(``ENDPOINT_COLUMNS`` …), so a row and its decoder cannot disagree on an order.
+Enums are stored by value, nested configuration as JSON text (``documents``).
 """
 
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from cadenza.adapters.store import documents as doc
-from cadenza.adapters.store.tables import endpoints, jobs
+from cadenza.adapters.store.tables import UtcDateTime, endpoints, jobs, runs
 from cadenza.domain.identity import ApiKey, KeyKind, Scope, User
 from cadenza.domain.model import (
     Actor,
@@ -32,47 +37,79 @@ from cadenza.domain.model import (
 from cadenza.ports import SecretBox, WorkerInfo
 
 Row = Any
-"""A result row: columns as attributes, or by position in table order."""
+"""A result row: a SQLAlchemy ``Row`` or a driver's tuple."""
+Timestamps = Callable[[Any], Any]
+"""How a row's timestamps become aware datetimes (``dialect.Dialect.ts_in``)."""
 
-ENDPOINT_COLUMNS = (
-    "id", "job_id", "tenant_id", "name", "description", "tier", "request", "baseline",
-    "guardrails", "catch_up", "jitter_us", "planner_enabled", "interval_hint", "one_shot",
-    "pause", "archived_at", "created_at", "updated_at", "next_run_at", "next_run_source",
-    "last_run_at", "last_scheduled_for", "last_status", "failure_count", "success_streak",
-    "attempt", "lease_budget_us", "lease_owner", "lease_until", "lease_epoch", "lease_slot",
-    "lease_claimed_at", "revision",
-)  # fmt: skip
-JOB_COLUMNS = (
-    "id", "tenant_id", "name", "description", "tags", "pause", "paused", "paused_until",
-    "planner_enabled", "archived_at", "created_at", "updated_at", "revision",
-)  # fmt: skip
-ENDPOINT_WIDTH = len(ENDPOINT_COLUMNS)
-JOB_WIDTH = len(JOB_COLUMNS)
-# Positional decoding must follow the tables; fail at import, not with shifted data.
-if tuple(endpoints.c.keys()) != ENDPOINT_COLUMNS or tuple(jobs.c.keys()) != JOB_COLUMNS:
-    raise RuntimeError("codec column order differs from tables.py")
+ENDPOINT_COLUMNS: tuple[str, ...] = tuple(endpoints.c.keys())
+JOB_COLUMNS: tuple[str, ...] = tuple(jobs.c.keys())
+RUN_COLUMNS: tuple[str, ...] = tuple(runs.c.keys())
+STATE_COLUMNS: tuple[str, ...] = tuple(c.name for c in endpoints.c if c.info.get("state"))
+"""What runs and schedule-changing actions move (``endpoint_state``)."""
 
-_ENDPOINT_FIELDS = (
-    "id", "job_id", "tenant_id", "name", "request", "baseline", "created_at", "updated_at",
-    "guardrails", "catch_up", "jitter", "tier", "description", "planner_enabled",
-    "interval_hint", "one_shot", "pause", "archived_at", "next_run_at", "next_run_source",
-    "last_run_at", "last_scheduled_for", "last_status", "failure_count", "success_streak",
-    "attempt", "lease",
-)  # fmt: skip
-# Codec.endpoint passes the fields by position; fail at import, not with shifted data.
-if tuple(f.name for f in fields(Endpoint)) != _ENDPOINT_FIELDS:
-    raise RuntimeError("Codec.endpoint field order differs from model.Endpoint")
 
-_CATCH_UP = {c.value: c for c in CatchUp}
-_SOURCES = {s.value: s for s in PlanSource}
-_STATUSES = {s.value: s for s in RunStatus}
-_ZERO = timedelta(0)
-_trusted_endpoint = doc.trusted(Endpoint)
-_trusted_run = doc.trusted(Run)
+def _named(table: str, columns: tuple[str, ...]) -> Any:
+    """A tuple type naming ``columns``: a row by column name, whatever its source
+    (a SQLAlchemy ``Row`` or a driver's tuple)."""
+    return namedtuple(f"{table}_row", columns)
+
+
+_EndpointRow = _named("endpoints", ENDPOINT_COLUMNS)
+_JobRow = _named("jobs", JOB_COLUMNS)
+_RunRow = _named("runs", RUN_COLUMNS)
 
 
 def _same(value: Any) -> Any:
     return value
+
+
+class Params:
+    """The parameters of raw driver SQL that names ``columns`` of ``table``: a row
+    dict's values in that order, its timestamps as the dialect binds them."""
+
+    def __init__(self, table: sa.Table, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self._times = tuple(
+            i for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime)
+        )
+
+    def __call__(self, row: dict[str, Any], ts_out: Callable[[Any], Any]) -> list[Any]:
+        values = [row[c] for c in self.columns]
+        for i in self._times:
+            values[i] = ts_out(values[i])
+        return values
+
+
+RUN_PARAMS = Params(runs, RUN_COLUMNS)
+STATE_PARAMS = Params(endpoints, STATE_COLUMNS)
+_CATCH_UP = {c.value: c for c in CatchUp}
+_SOURCES = {s.value: s for s in PlanSource}
+_STATUSES = {s.value: s for s in RunStatus}
+
+
+def endpoint_state(ep: Endpoint) -> dict[str, Any]:
+    """The ``STATE_COLUMNS`` of ``ep``."""
+    return {
+        "interval_hint": doc.hint_text(ep.interval_hint),
+        "one_shot": doc.one_shot_text(ep.one_shot),
+        "pause": doc.pause_text(ep.pause),
+        "next_run_at": ep.next_run_at,
+        "next_run_source": None if ep.next_run_source is None else ep.next_run_source.value,
+        "last_run_at": ep.last_run_at,
+        "last_scheduled_for": ep.last_scheduled_for,
+        "last_status": None if ep.last_status is None else ep.last_status.value,
+        "failure_count": ep.failure_count,
+        "success_streak": ep.success_streak,
+        "attempt": ep.attempt,
+    }
+
+
+def response_meta(resp: ResponseCapture | None) -> str | None:
+    if resp is None:
+        return None
+    return doc.dumps(
+        [resp.content_type, resp.size, resp.truncated, [list(h) for h in resp.headers]]
+    )
 
 
 def _response(body: bytes | None, meta: str | None) -> ResponseCapture | None:
@@ -90,7 +127,7 @@ class Codec:
     def __init__(self, secret_box: SecretBox) -> None:
         self.config = doc.ConfigCodec(secret_box)
 
-    # Endpoints --------------------------------------------------------------
+    # Endpoints ------------------------------------------------------------------
 
     def endpoint_row(self, ep: Endpoint) -> dict[str, Any]:
         lease = ep.lease
@@ -99,7 +136,7 @@ class Codec:
             "job_id": ep.job_id,
             "tenant_id": ep.tenant_id,
             **self.endpoint_config(ep),
-            **doc.endpoint_state(ep),
+            **endpoint_state(ep),
             "lease_owner": None if lease is None else lease.owner,
             "lease_until": None if lease is None else lease.until,
             "lease_epoch": 0 if lease is None else lease.epoch,
@@ -109,7 +146,7 @@ class Codec:
         }
 
     def endpoint_config(self, ep: Endpoint) -> dict[str, Any]:
-        """Every column but the id, the owners, and the runtime state."""
+        """Every column but the id, the owners, the runtime state and the lease."""
         return {
             "name": ep.name,
             "description": ep.description,
@@ -126,52 +163,43 @@ class Codec:
             "lease_budget_us": doc.micros(ep.request.lease_budget),
         }
 
-    def endpoint(self, r: Row, ts: Callable[[Any], Any] = _same) -> Endpoint:
-        """From a row whose first columns are the endpoints table's, in order.
-
-        Unpacked by position: attribute access on a SQLAlchemy row costs about a
-        microsecond, and this runs twice per claimed endpoint. ``ts`` converts
-        timestamps of raw driver rows (``hot``); SQLAlchemy rows are converted already.
-        The columns unpacked as unused may be NULL: the claim does not return them.
-        """
-        (
-            id_, job_id, tenant_id, name, description, tier, request, baseline, guardrails,
-            catch_up, jitter_us, planner_enabled, interval_hint, one_shot, pause,
-            archived_at, created_at, updated_at, next_run_at, next_run_source, last_run_at,
-            last_scheduled_for, last_status, failure_count, success_streak, attempt,
-            _budget, lease_owner, lease_until, lease_epoch, _slot, _claimed_at, _revision,
-        ) = r[:ENDPOINT_WIDTH]  # fmt: skip
+    def endpoint(self, values: Sequence[Any], ts: Timestamps = _same) -> Endpoint:
+        """From a row whose first columns are the endpoints table's, in order."""
+        r = _EndpointRow._make(values[: len(ENDPOINT_COLUMNS)])
         config = self.config
-        # Rows hold only what the store wrote, validated on the way in: built without
-        # Endpoint.__init__ and its checks, by position (see _ENDPOINT_FIELDS).
-        return _trusted_endpoint(
-            id_,
-            job_id,
-            tenant_id,
-            name,
-            config.request(request),
-            config.baseline(baseline),
-            ts(created_at),
-            ts(updated_at),
-            config.guardrails(guardrails),
-            _CATCH_UP[catch_up],
-            timedelta(microseconds=jitter_us) if jitter_us else _ZERO,
-            tier,
-            description,
-            planner_enabled,
-            None if interval_hint is None else doc.hint_from(interval_hint),
-            None if one_shot is None else doc.one_shot_from(one_shot),
-            None if pause is None else doc.pause_from(pause),
-            ts(archived_at),
-            ts(next_run_at),
-            None if next_run_source is None else _SOURCES[next_run_source],
-            ts(last_run_at),
-            ts(last_scheduled_for),
-            None if last_status is None else _STATUSES[last_status],
-            failure_count,
-            success_streak,
-            attempt,
-            None if lease_owner is None else Lease(lease_owner, ts(lease_until), lease_epoch),
+        lease = (
+            None
+            if r.lease_owner is None
+            else Lease(r.lease_owner, ts(r.lease_until), r.lease_epoch)
+        )
+        return Endpoint(
+            id=r.id,
+            job_id=r.job_id,
+            tenant_id=r.tenant_id,
+            name=r.name,
+            request=config.request(r.request),
+            baseline=config.baseline(r.baseline),
+            created_at=ts(r.created_at),
+            updated_at=ts(r.updated_at),
+            guardrails=config.guardrails(r.guardrails),
+            catch_up=_CATCH_UP[r.catch_up],
+            jitter=timedelta(microseconds=r.jitter_us),
+            tier=r.tier,
+            description=r.description,
+            planner_enabled=bool(r.planner_enabled),
+            interval_hint=doc.hint_from(r.interval_hint),
+            one_shot=doc.one_shot_from(r.one_shot),
+            pause=doc.pause_from(r.pause),
+            archived_at=ts(r.archived_at),
+            next_run_at=ts(r.next_run_at),
+            next_run_source=None if r.next_run_source is None else _SOURCES[r.next_run_source],
+            last_run_at=ts(r.last_run_at),
+            last_scheduled_for=ts(r.last_scheduled_for),
+            last_status=None if r.last_status is None else _STATUSES[r.last_status],
+            failure_count=r.failure_count,
+            success_streak=r.success_streak,
+            attempt=r.attempt,
+            lease=lease,
         )
 
     # Jobs -----------------------------------------------------------------------
@@ -196,23 +224,20 @@ class Codec:
         }
 
     @staticmethod
-    def job(r: Row, offset: int = 0, ts: Callable[[Any], Any] = _same) -> Job:
-        """From a row holding the jobs table's columns, in order, from ``offset``."""
-        (
-            id_, tenant_id, name, description, tags, pause, _paused, _until,
-            planner_enabled, archived_at, created_at, updated_at, _revision,
-        ) = r[offset : offset + JOB_WIDTH]  # fmt: skip
+    def job(values: Sequence[Any], ts: Timestamps = _same) -> Job:
+        """From a row holding the jobs table's columns, in order."""
+        r = _JobRow._make(values)
         return Job(
-            id=id_,
-            tenant_id=tenant_id,
-            name=name,
-            created_at=ts(created_at),
-            updated_at=ts(updated_at),
-            description=description,
-            tags=tuple(json.loads(tags)),
-            pause=None if pause is None else doc.pause_from(pause),
-            planner_enabled=planner_enabled,
-            archived_at=ts(archived_at),
+            id=r.id,
+            tenant_id=r.tenant_id,
+            name=r.name,
+            created_at=ts(r.created_at),
+            updated_at=ts(r.updated_at),
+            description=r.description,
+            tags=tuple(json.loads(r.tags)),
+            pause=doc.pause_from(r.pause),
+            planner_enabled=bool(r.planner_enabled),
+            archived_at=ts(r.archived_at),
         )
 
     # Runs -----------------------------------------------------------------------
@@ -235,30 +260,24 @@ class Codec:
             "http_status": run.http_status,
             "error": run.error,
             "response_body": None if resp is None else resp.body,
-            "response_meta": Codec.response_meta(resp),
+            "response_meta": response_meta(resp),
             "worker_id": run.worker_id,
         }
 
     @staticmethod
-    def response_meta(resp: ResponseCapture | None) -> str | None:
-        if resp is None:
-            return None
-        return doc.dumps(
-            [resp.content_type, resp.size, resp.truncated, [list(h) for h in resp.headers]]
-        )
-
-    @staticmethod
-    def run(r: Row) -> Run:
+    def run(values: Sequence[Any], ts: Timestamps = _same) -> Run:
+        """From a row holding the runs table's columns, in order."""
+        r = _RunRow._make(values)
         return Run(
             id=r.id,
             endpoint_id=r.endpoint_id,
             job_id=r.job_id,
             tenant_id=r.tenant_id,
-            scheduled_for=r.scheduled_for,
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-            status=RunStatus(r.status),
-            source=PlanSource(r.source),
+            scheduled_for=ts(r.scheduled_for),
+            started_at=ts(r.started_at),
+            finished_at=ts(r.finished_at),
+            status=_STATUSES[r.status],
+            source=_SOURCES[r.source],
             attempt=r.attempt,
             missed_slots=r.missed_slots,
             http_status=r.http_status,
@@ -267,22 +286,7 @@ class Codec:
             worker_id=r.worker_id,
         )
 
-    @staticmethod
-    def run_from_driver(r: Sequence[Any], ts: Callable[[Any], Any]) -> Run:
-        """From a raw driver row in the runs table's column order; ``ts`` converts its
-        timestamps. By position and without the dataclass's ``__init__``: pages of
-        runs are the REST API's hottest read (``SqlTx.list_runs``)."""
-        (
-            id_, endpoint_id, job_id, tenant_id, scheduled_for, started_at, finished_at,
-            status, source, attempt, missed_slots, http_status, error, body, meta, worker_id,
-        ) = r  # fmt: skip
-        return _trusted_run(
-            id_, endpoint_id, job_id, tenant_id, ts(scheduled_for), ts(started_at),
-            ts(finished_at), _STATUSES[status], _SOURCES[source], attempt, missed_slots,
-            http_status, error, _response(body, meta), worker_id,
-        )  # fmt: skip
-
-    # Audit, identity, workers -----------------------------------------------
+    # Audit, identity, workers -----------------------------------------------------
 
     @staticmethod
     def audit_row(event: AuditEvent) -> dict[str, Any]:

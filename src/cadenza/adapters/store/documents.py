@@ -1,4 +1,5 @@
-"""The JSON documents inside rows: an endpoint's nested configuration and hints.
+"""The JSON documents inside rows: an endpoint's configuration and hints, and the
+planner's settings.
 
 Everything is compact JSON: durations in seconds, times in ISO 8601,
 secret header values sealed by the ``SecretBox``. Decoding runs the entities'
@@ -14,7 +15,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from cadenza.domain.assertions import Comparison, Op
 from cadenza.domain.model import (
@@ -23,7 +24,6 @@ from cadenza.domain.model import (
     ActorKind,
     Body,
     BodyKind,
-    Endpoint,
     Guardrails,
     Header,
     IntervalHint,
@@ -32,7 +32,24 @@ from cadenza.domain.model import (
     Pause,
     Request,
     RetryPolicy,
-    slot_setters,
+    RunStatus,
+)
+from cadenza.domain.planning import (
+    AdaptivePolling,
+    Condition,
+    EndpointPlanner,
+    Metric,
+    MetricCompare,
+    OutcomeIs,
+    PlannerKind,
+    Policies,
+    ResponseChange,
+    ResponseMatches,
+    Rule,
+    SiblingLatest,
+    Step,
+    TightenOnFailures,
+    Verb,
 )
 from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
 from cadenza.ports import SecretBox
@@ -60,10 +77,6 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _dt_req(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
 def actor_doc(actor: Actor) -> list[str]:
     return [actor.kind.value, actor.id, actor.name]
 
@@ -81,11 +94,6 @@ def status_ranges(codes: frozenset[int]) -> list[list[int]]:
         else:
             ranges.append([code, code])
     return ranges
-
-
-def status_set(ranges: list[list[int]]) -> frozenset[int]:
-    """The inverse of ``status_ranges``; sets are shared between requests (interned)."""
-    return _status_set(_ranges_key(ranges))
 
 
 class ConfigCodec:
@@ -127,9 +135,7 @@ class ConfigCodec:
         doc = json.loads(text)
         body = doc["body"]
         assertion = doc["assertion"]
-        # The request was validated when it was created and rows hold only what the
-        # store wrote, so decoding skips Request's checks (URL parsing dominated).
-        return _trusted_request(
+        return Request(
             _METHODS[doc["method"]],
             doc["url"],
             tuple(
@@ -144,48 +150,17 @@ class ConfigCodec:
         )
 
 
-T = TypeVar("T")
-
-
-def trusted(cls: type[T]) -> Callable[..., T]:
-    """A constructor of the frozen slots dataclass ``cls`` that skips ``__init__``.
-
-    Only for values read back from the store, which were validated on the way in.
-    It takes all the fields, by position, in declaration order. Generated once per
-    class as straight-line code, as ``dataclasses`` generates ``__init__``: a loop
-    over the slot setters cost ~1.8 µs per Endpoint, this ~1.0 µs, and decoding
-    builds one Endpoint and one Request per claimed row. Build it once per class,
-    at import.
-    """
-    setters = tuple(slot_setters(cast(Any, cls)).values())
-    values = [f"v{i}" for i in range(len(setters))]
-    source = "\n".join(
-        [
-            f"def build({', '.join(values)}):",
-            "    obj = new(cls)",
-            *(f"    set{i}(obj, {value})" for i, value in enumerate(values)),
-            "    return obj",
-        ]
-    )
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    namespace.update((f"set{i}", setter) for i, setter in enumerate(setters))
-    # The source is built from field positions only, never from data.
-    exec(source, namespace)  # noqa: S102
-    return cast(Callable[..., T], namespace["build"])
-
-
 _METHODS = {m.value: m for m in Method}
-_trusted_request = trusted(Request)
-RangesKey = tuple[tuple[int, int], ...]
 
 
-def _ranges_key(ranges: list[list[int]]) -> RangesKey:
-    return tuple((low, high) for low, high in ranges)
+def _status_set(ranges: list[list[int]]) -> frozenset[int]:
+    """The inverse of ``status_ranges``; equal sets are shared between requests."""
+    return _interned(tuple((low, high) for low, high in ranges))
 
 
 @lru_cache(maxsize=256)
-def _status_set(key: RangesKey) -> frozenset[int]:
-    return frozenset(code for low, high in key for code in range(low, high + 1))
+def _interned(ranges: tuple[tuple[int, int], ...]) -> frozenset[int]:
+    return frozenset(code for low, high in ranges for code in range(low, high + 1))
 
 
 def _retry_doc(retry: RetryPolicy) -> list[Any]:
@@ -197,27 +172,21 @@ def _retry_doc(retry: RetryPolicy) -> list[Any]:
     ]
 
 
-# Most requests keep the defaults: recognising their documents by one list comparison
-# skips building the cache keys (measured ~3 µs of a ~12 µs request decode).
+# Most requests keep the defaults: one list comparison recognises their documents.
 _DEFAULT_STATUS_DOC = status_ranges(DEFAULT_EXPECTED_STATUS)
 _DEFAULT_RETRY = RetryPolicy()
 _DEFAULT_RETRY_DOC = _retry_doc(_DEFAULT_RETRY)
 
 
 def _expected_status(ranges: list[list[int]]) -> frozenset[int]:
-    return DEFAULT_EXPECTED_STATUS if ranges == _DEFAULT_STATUS_DOC else status_set(ranges)
+    return DEFAULT_EXPECTED_STATUS if ranges == _DEFAULT_STATUS_DOC else _status_set(ranges)
 
 
 def _retry_from(doc: list[Any]) -> RetryPolicy:
     if doc == _DEFAULT_RETRY_DOC:
         return _DEFAULT_RETRY
     attempts, backoff, max_backoff, retry_on = doc
-    return _retry(attempts, backoff, max_backoff, _ranges_key(retry_on))
-
-
-@lru_cache(maxsize=256)
-def _retry(attempts: int, backoff: float, max_backoff: float, on: RangesKey) -> RetryPolicy:
-    return RetryPolicy(attempts, _td(backoff), _td(max_backoff), _status_set(on))
+    return RetryPolicy(attempts, _td(backoff), _td(max_backoff), _status_set(retry_on))
 
 
 def baseline_text(baseline: Baseline) -> str:
@@ -253,7 +222,7 @@ def hint_from(text: str | None) -> IntervalHint | None:
     if text is None:
         return None
     interval, expires, reason, actor = json.loads(text)
-    return IntervalHint(_td(interval), _dt_req(expires), reason, actor_from(actor))
+    return IntervalHint(_td(interval), datetime.fromisoformat(expires), reason, actor_from(actor))
 
 
 def one_shot_text(shot: OneShot | None) -> str | None:
@@ -266,7 +235,8 @@ def one_shot_from(text: str | None) -> OneShot | None:
     if text is None:
         return None
     run_at, expires, reason, actor = json.loads(text)
-    return OneShot(_dt_req(run_at), _dt_req(expires), reason, actor_from(actor))
+    when = datetime.fromisoformat
+    return OneShot(when(run_at), when(expires), reason, actor_from(actor))
 
 
 def pause_text(pause: Pause | None) -> str | None:
@@ -286,18 +256,138 @@ def micros(value: timedelta) -> int:
     return value // timedelta(microseconds=1)
 
 
-def endpoint_state(ep: Endpoint) -> dict[str, Any]:
-    """The columns that runs and schedule-changing actions move (no lease)."""
+# The planner's settings ----------------------------------------------------------
+# One document per endpoint, in the store's own shape (the API's models may change
+# without touching stored rows): durations in seconds, conditions tagged by "kind".
+
+
+def planner_doc(config: EndpointPlanner) -> str:
+    p = config.policies
+    polling, tighten = p.adaptive_polling, p.tighten_on_failures
+    return dumps(
+        {
+            "kind": config.kind.value,
+            "approval": config.approval,
+            "rules": [_rule_doc(r) for r in config.rules],
+            "policies": {
+                "adaptive_polling": None
+                if polling is None
+                else {
+                    "unchanged_runs": polling.unchanged_runs,
+                    "factor": polling.factor,
+                    "json_pointer": polling.json_pointer,
+                },
+                "honour_retry_after": p.honour_retry_after,
+                "tighten_on_failures": None
+                if tighten is None
+                else {
+                    "streak": tighten.streak,
+                    "interval_seconds": _opt_secs(tighten.interval),
+                    "ttl_seconds": _secs(tighten.ttl),
+                    "recover_after": tighten.recover_after,
+                },
+            },
+        }
+    )
+
+
+def planner_from(tenant_id: str, endpoint_id: str, text: str) -> EndpointPlanner:
+    doc = json.loads(text)
+    p = doc["policies"]
+    polling, tighten = p["adaptive_polling"], p["tighten_on_failures"]
+    policies = Policies(
+        adaptive_polling=None
+        if polling is None
+        else AdaptivePolling(polling["unchanged_runs"], polling["factor"], polling["json_pointer"]),
+        honour_retry_after=p["honour_retry_after"],
+        tighten_on_failures=None
+        if tighten is None
+        else TightenOnFailures(
+            tighten["streak"],
+            _opt_td(tighten["interval_seconds"]),
+            _td(tighten["ttl_seconds"]),
+            tighten["recover_after"],
+        ),
+    )
+    rules = tuple(_rule_from(r) for r in doc["rules"])
+    return EndpointPlanner(
+        tenant_id, endpoint_id, PlannerKind(doc["kind"]), doc["approval"], rules, policies
+    )
+
+
+def _opt_secs(value: timedelta | None) -> float | None:
+    return None if value is None else _secs(value)
+
+
+def _opt_td(value: float | None) -> timedelta | None:
+    return None if value is None else _td(value)
+
+
+def _rule_doc(rule: Rule) -> dict[str, Any]:
     return {
-        "interval_hint": hint_text(ep.interval_hint),
-        "one_shot": one_shot_text(ep.one_shot),
-        "pause": pause_text(ep.pause),
-        "next_run_at": ep.next_run_at,
-        "next_run_source": None if ep.next_run_source is None else ep.next_run_source.value,
-        "last_run_at": ep.last_run_at,
-        "last_scheduled_for": ep.last_scheduled_for,
-        "last_status": None if ep.last_status is None else ep.last_status.value,
-        "failure_count": ep.failure_count,
-        "success_streak": ep.success_streak,
-        "attempt": ep.attempt,
+        "name": rule.name,
+        "when": [_condition_doc(c) for c in rule.when],
+        "then": [
+            {
+                "verb": s.verb.value,
+                "target": s.target,
+                "interval_seconds": _opt_secs(s.interval),
+                "ttl_seconds": _opt_secs(s.ttl),
+                "delay_seconds": _opt_secs(s.delay),
+            }
+            for s in rule.then
+        ],
+        "for_runs": rule.for_runs,
+        "cooldown_seconds": _secs(rule.cooldown),
     }
+
+
+def _rule_from(doc: dict[str, Any]) -> Rule:
+    steps = tuple(
+        Step(
+            Verb(s["verb"]),
+            s["target"],
+            _opt_td(s["interval_seconds"]),
+            _opt_td(s["ttl_seconds"]),
+            _opt_td(s["delay_seconds"]),
+        )
+        for s in doc["then"]
+    )
+    when = tuple(_condition_from(c) for c in doc["when"])
+    return Rule(doc["name"], when, steps, doc["for_runs"], _td(doc["cooldown_seconds"]))
+
+
+def _condition_doc(c: Condition) -> dict[str, Any]:
+    if isinstance(c, SiblingLatest):
+        return {"kind": "sibling", "sibling": c.sibling, "condition": _condition_doc(c.condition)}
+    if isinstance(c, OutcomeIs):
+        return {"kind": "outcome", "statuses": sorted(s.value for s in c.statuses)}
+    if isinstance(c, MetricCompare):
+        return {"kind": "metric", "metric": c.metric.value, "op": c.op.value, "value": c.value}
+    if isinstance(c, ResponseMatches):
+        comp = c.comparison
+        return {
+            "kind": "response",
+            "op": comp.op.value,
+            "value": comp.value,
+            "json_pointer": comp.json_pointer,
+        }
+    return {
+        "kind": "response_change",
+        "changed": c.changed,
+        "runs": c.runs,
+        "json_pointer": c.json_pointer,
+    }
+
+
+def _condition_from(doc: dict[str, Any]) -> Any:
+    kind = doc["kind"]
+    if kind == "sibling":
+        return SiblingLatest(doc["sibling"], _condition_from(doc["condition"]))
+    if kind == "outcome":
+        return OutcomeIs(frozenset(RunStatus(s) for s in doc["statuses"]))
+    if kind == "metric":
+        return MetricCompare(Metric(doc["metric"]), Op(doc["op"]), doc["value"])
+    if kind == "response":
+        return ResponseMatches(Comparison(Op(doc["op"]), doc["value"], doc["json_pointer"]))
+    return ResponseChange(doc["changed"], doc["runs"], doc["json_pointer"])

@@ -18,15 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cadenza.actions.planner_models import PlannerSettingsIn
 from cadenza.adapters.store.codec import Codec
-from cadenza.adapters.store.planner_tables import (
+from cadenza.adapters.store.documents import planner_doc, planner_from
+from cadenza.adapters.store.tables import (
     planner_proposals,
+    planner_sessions,
     planner_settings,
     planner_token_usage,
     planner_watches,
+    runs,
 )
-from cadenza.adapters.store.tables import planner_sessions, runs
 from cadenza.domain import errors
 from cadenza.domain.model import Actor, ActorKind, Run
 from cadenza.domain.planning import (
@@ -44,6 +45,7 @@ from cadenza.domain.planning import (
 from cadenza.ports import Page
 
 Row = sa.Row[Any]
+_INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class SqlPlannerStore:
@@ -51,7 +53,7 @@ class SqlPlannerStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = _INSERTS[engine.dialect.name]
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
@@ -75,15 +77,13 @@ class SqlPlannerStore:
             document = (await conn.execute(query)).scalar_one_or_none()
         if document is None:
             return EndpointPlanner(tenant_id, endpoint_id)
-        settings = PlannerSettingsIn.model_validate_json(document)
-        return settings.to_domain(tenant_id, endpoint_id)
+        return planner_from(tenant_id, endpoint_id, document)
 
     async def put_planner(self, config: EndpointPlanner) -> None:
-        document = PlannerSettingsIn.of(config).model_dump_json()
         row = {
             "endpoint_id": config.endpoint_id,
             "tenant_id": config.tenant_id,
-            "document": document,
+            "document": planner_doc(config),
         }
         await self._upsert(planner_settings, row, ["endpoint_id"])
 

@@ -1,28 +1,35 @@
-"""The scheduler's side of the SQL store: claim, complete, extend, sweep.
+"""The scheduler's two statements per endpoint and cycle: the claim and the completion.
 
-Each function is one transaction's work, batched: a handful of statements per call,
-whatever the number of endpoints. The claim and the completions are written as
-``hot.Steps`` (the statements they yield, with the logic between them), which
-``SqlStore`` runs a round trip per statement on PostgreSQL and all in one call to
-SQLite's hot writer thread (``sqlite_hot``); ``extend`` and ``sweep`` run on a
-connection inside a transaction ``SqlStore`` opened. Fencing is on
-``(lease_owner, lease_epoch)``: the epoch grows with every claim, so a worker whose
-lease expired cannot write even if it claimed the same endpoint again since.
+Each is written as ``dialect.Steps`` (the SQL it runs, both databases' spelling side
+by side, with its logic in between), which the database runs as one transaction:
+PostgreSQL a round trip per statement, SQLite all on its hot writer's thread.
 
-Completion must plan from the endpoint's *current* state (SCHEDULING.md §3): a
-hint or pause written during the run counts. Reading every row again would cost a
-query and a decode per run, so the claim remembers what it read (``InFlight``),
-with the revisions of the endpoint and its job, which every write by a person, an
-agent or the planner bumps (``SqlTx``). The completion replans those copies before
-its transaction starts. In it, it checks the batch's jobs once (locked against
-change until commit), then writes the endpoints fenced on the lease *and* their
-revision: a row that passes is unchanged since the claim, so its copy is its
-current state. If a job changed, or any row fails the fence, that transaction is
-rolled back (``Changed``) and the batch takes the general path in a new one: read
-the current rows, replan, write fenced on the lease alone, and report the
-endpoints no longer ours as lost. Rolling back the whole transaction costs the
-runs' insert again, but only when something changed during a run; a savepoint
-would cost two more round trips on every flush.
+**The claim** leases up to ``limit`` due endpoints in one statement: the earliest
+``next_run_at`` first, each lease lasting the request's ``lease_budget`` plus a
+margin, the slot and time of the claim kept for the sweeper. Their jobs come with
+them on PostgreSQL; SQLite's RETURNING cannot join, so a second statement reads
+them. Fencing is on ``(lease_owner, lease_epoch)``: the epoch grows with every
+claim, so a worker whose lease expired cannot write even if it claimed the same
+endpoint again since. PostgreSQL skips rows another worker is claiming
+right now (``SKIP LOCKED``) and runs the claim outside a transaction: a statement
+stands alone, and BEGIN and COMMIT would be two more round trips in a busy worker's
+event loop.
+
+**The completion** records a batch of runs, replans each endpoint and releases its
+lease. It must plan from the endpoint's *current* state (SCHEDULING.md §3): a hint
+or pause written during the run counts. Reading every row again would cost a query
+and a decode per run, so the claim remembers what it read (``InFlight``) with the
+revisions of the endpoint and its job, which every write by a person, an agent or
+the planner bumps (``tx``). ``prepare`` replans those copies before any transaction
+starts. ``complete_unchanged`` then checks the batch's jobs once (locked against
+change until commit on PostgreSQL; SQLite's write lock already holds them) and
+writes the endpoints fenced on the lease *and* their revision: a row that passes is
+unchanged since the claim, so its copy is its current state. If a job changed, or
+any row fails the fence, that transaction is rolled back (``Changed``) and the
+batch takes ``complete_from_current`` in a new one: read the current rows, replan,
+write fenced on the lease alone, and report the endpoints no longer ours as lost.
+Rolling back costs the runs' insert again, but only when something changed during
+a run; a savepoint would cost two more round trips on every batch.
 """
 
 from __future__ import annotations
@@ -32,24 +39,80 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from cadenza.adapters.store import documents as doc
-from cadenza.adapters.store.codec import ENDPOINT_COLUMNS, ENDPOINT_WIDTH, JOB_COLUMNS, Codec, Row
-from cadenza.adapters.store.hot import Fetch, HotSql, Steps, Write
-from cadenza.adapters.store.statements import Statements
+from cadenza.adapters.store.codec import (
+    ENDPOINT_COLUMNS,
+    JOB_COLUMNS,
+    RUN_COLUMNS,
+    RUN_PARAMS,
+    STATE_COLUMNS,
+    STATE_PARAMS,
+    Codec,
+    Row,
+    endpoint_state,
+)
+from cadenza.adapters.store.dialect import Batch, Dialect, Fetch, Sql, Staged, Steps, Write
+from cadenza.adapters.store.documents import micros
+from cadenza.adapters.store.tables import endpoints, runs
 from cadenza.domain import errors, lifecycle
-from cadenza.domain.model import Endpoint, Job, PlanSource, Run, RunStatus
+from cadenza.domain.model import Endpoint, Job, PlanSource
 from cadenza.domain.schedule import IntervalSchedule
-from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion
 
-_OWNER = ENDPOINT_COLUMNS.index("lease_owner")
-_EPOCH = ENDPOINT_COLUMNS.index("lease_epoch")
-_JOB = ENDPOINT_COLUMNS.index("job_id")
+# The claim ----------------------------------------------------------------------
+
+_COLUMNS = ", ".join(ENDPOINT_COLUMNS)
+_DUE = (
+    "SELECT id FROM endpoints WHERE lease_owner IS NULL AND next_run_at IS NOT NULL "
+    "AND next_run_at <= {p} ORDER BY next_run_at LIMIT {p}"
+)
+_LEASE = "lease_epoch = lease_epoch + 1, lease_slot = next_run_at, lease_claimed_at = {p}"
+
+CLAIM = Sql(
+    # Parameters: owner, now, margin (µs), now, horizon, limit. Rows: ENDPOINT_COLUMNS,
+    # on PostgreSQL followed by the endpoint's job's JOB_COLUMNS.
+    sqlite=(
+        "UPDATE endpoints SET lease_owner = ?, lease_until = ? + lease_budget_us + ?, "  # noqa: S608
+        f"{_LEASE.format(p='?')} WHERE id IN ({_DUE.format(p='?')}) RETURNING {_COLUMNS}"
+    ),
+    # ANY(ARRAY(…)) runs the locking subquery once and then updates by primary key;
+    # with IN (…) the planner may hash-join against a scan of the whole table.
+    postgres=(
+        "WITH claimed AS (UPDATE endpoints SET lease_owner = %s, "  # noqa: S608
+        "lease_until = %s + (lease_budget_us + %s) * interval '1 microsecond', "
+        f"{_LEASE.format(p='%s')} "
+        f"WHERE id = ANY(ARRAY({_DUE.format(p='%s')} FOR UPDATE SKIP LOCKED)) "
+        f"RETURNING {_COLUMNS}) "
+        f"SELECT c.*, {', '.join(f'j.{c}' for c in JOB_COLUMNS)} "
+        "FROM claimed AS c JOIN jobs AS j ON j.id = c.job_id"
+    ),
+)
+_IN_IDS = Sql(sqlite="IN (SELECT value FROM json_each(?))", postgres="= ANY(%s)")
+CLAIMED_JOBS = Sql(
+    sqlite=f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id {_IN_IDS.sqlite}",  # noqa: S608
+    postgres=f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id {_IN_IDS.postgres}",  # noqa: S608
+)
+
+_JOB_ID = ENDPOINT_COLUMNS.index("job_id")
 _REVISION = ENDPOINT_COLUMNS.index("revision")
-_JOB_ID = JOB_COLUMNS.index("id")
 _JOB_REVISION = JOB_COLUMNS.index("revision")
+
+
+def claim(
+    d: Dialect, worker_id: str, now: datetime, horizon: datetime, limit: int, margin: timedelta
+) -> Steps[tuple[list[Row], list[Row]]]:
+    """Lease up to ``limit`` endpoints due by ``horizon``: their rows and their jobs'."""
+    out = d.ts_out
+    rows: list[Row] = yield Fetch(
+        CLAIM, (worker_id, out(now), micros(margin), out(now), out(horizon), limit)
+    )
+    if not rows:
+        return [], []
+    if d.claim_returns_jobs:
+        width = len(ENDPOINT_COLUMNS)
+        return rows, list({row[_JOB_ID]: row[width:] for row in rows}.values())
+    job_ids = list({row[_JOB_ID] for row in rows})
+    jobs: list[Row] = yield Fetch(CLAIMED_JOBS, (d.ids(job_ids),))
+    return rows, jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +123,6 @@ class Claimed:
     revision: int
     job: Job
     job_revision: int
-
-
-# A frozen dataclass's __init__ sets each field through object.__setattr__; these
-# values come straight from the store (see documents.trusted): ~2 µs less per claim.
-_new_claim = doc.trusted(Claim)
-_new_claimed = doc.trusted(Claimed)
 
 
 class InFlight:
@@ -86,41 +143,13 @@ class InFlight:
         return self._claims.pop((endpoint_id, epoch), None)
 
 
-def fence(worker_id: str, claim: Claim) -> dict[str, Any]:
-    return {"b_id": claim.endpoint.id, "b_owner": worker_id, "b_epoch": claim.epoch}
-
-
-def claim_rows(
-    hot: HotSql,
-    worker_id: str,
-    now: datetime,
-    horizon: datetime,
-    limit: int,
-    margin: timedelta,
-) -> Steps[tuple[list[Row], list[Row]]]:
-    """Leases up to ``limit`` due endpoints in one statement: their rows, their jobs'.
-
-    On PostgreSQL that statement returns each job with its endpoint's row; on SQLite
-    (no RETURNING in a CTE) a second query in the same transaction reads the jobs.
-    """
-    params = hot.claim_params(worker_id, now, horizon, limit, margin)
-    rows: list[Row] = yield Fetch(hot.claim, params)
-    if not rows:
-        return [], []
-    if hot.pg:
-        jobs = {row[_JOB]: row[ENDPOINT_WIDTH:] for row in rows}
-        return rows, list(jobs.values())
-    job_ids = hot.ids_param(list({row[_JOB] for row in rows}))
-    job_rows: list[Row] = yield Fetch(hot.jobs, (job_ids,))
-    return rows, job_rows
-
-
 def claims(
-    hot: HotSql, codec: Codec, in_flight: InFlight, rows: list[Row], job_rows: list[Row]
+    d: Dialect, codec: Codec, in_flight: InFlight, rows: list[Row], job_rows: list[Row]
 ) -> list[Claim]:
-    """Decodes what ``claim_rows`` read (after its commit: no lock is held meanwhile)."""
-    ts = hot.ts_in
-    jobs = {r[_JOB_ID]: (codec.job(r, 0, ts), r[_JOB_REVISION]) for r in job_rows}
+    """Decode what ``claim`` read (after its commit: no lock is held meanwhile), in
+    slot order, and remember each in ``in_flight``."""
+    ts = d.ts_in
+    jobs = {r[0]: (codec.job(r, ts), r[_JOB_REVISION]) for r in job_rows}
     result = []
     for row in rows:
         ep = codec.endpoint(row, ts)
@@ -128,17 +157,11 @@ def claims(
         assert ep.next_run_at is not None
         assert ep.lease is not None
         source = ep.next_run_source or _baseline_source(ep.baseline)
-        epoch = ep.lease.epoch
-        result.append(_new_claim(ep, ep.next_run_at, source, ep.attempt, epoch))
+        result.append(Claim(ep, ep.next_run_at, source, ep.attempt, ep.lease.epoch))
         job, job_revision = jobs[ep.job_id]
-        in_flight.remember(_new_claimed(ep, row[_REVISION], job, job_revision), epoch)
-    # RETURNING promises no order.
-    result.sort(key=_claim_order)
+        in_flight.remember(Claimed(ep, row[_REVISION], job, job_revision), ep.lease.epoch)
+    result.sort(key=lambda c: (c.scheduled_for, c.endpoint.id))  # RETURNING promises no order
     return result
-
-
-def _claim_order(claim: Claim) -> tuple[datetime, str]:
-    return (claim.scheduled_for, claim.endpoint.id)
 
 
 def _baseline_source(baseline: object) -> PlanSource:
@@ -147,73 +170,143 @@ def _baseline_source(baseline: object) -> PlanSource:
     return PlanSource.BASELINE_CRON
 
 
+# The completion -----------------------------------------------------------------
+
+JOB_REVISIONS = Sql(
+    sqlite=f"SELECT id, revision FROM jobs WHERE id {_IN_IDS.sqlite}",  # noqa: S608
+    # FOR SHARE: a job cannot change until the completion that checked it commits.
+    postgres=f"SELECT id, revision FROM jobs WHERE id {_IN_IDS.postgres} FOR SHARE",  # noqa: S608
+)
+_JOINED = ", ".join([f"e.{c}" for c in ENDPOINT_COLUMNS] + [f"j.{c}" for c in JOB_COLUMNS])
+CURRENT = Sql(
+    sqlite=f"SELECT {_JOINED} FROM endpoints e JOIN jobs j ON j.id = e.job_id "  # noqa: S608
+    f"WHERE e.id {_IN_IDS.sqlite}",
+    postgres=f"SELECT {_JOINED} FROM endpoints e JOIN jobs j ON j.id = e.job_id "  # noqa: S608
+    f"WHERE e.id {_IN_IDS.postgres} FOR UPDATE OF e",
+)
+
+_RUNS = ", ".join(RUN_COLUMNS)
+_ON_CONFLICT = (
+    # A zombie worker's real result replaces the 'lost' record the sweeper wrote;
+    # any other conflict changes no row, which _insert_runs detects by the row count.
+    "ON CONFLICT (endpoint_id, scheduled_for, attempt) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS)
+    + " WHERE runs.status = 'lost'"
+)
+INSERT_RUNS = Batch(
+    sqlite=f"INSERT INTO runs ({_RUNS}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "  # noqa: S608
+    f"{_ON_CONFLICT}",
+    postgres=Staged(
+        "cadenza_runs_in",
+        RUN_COLUMNS,
+        tuple(runs.c[c] for c in RUN_COLUMNS),
+        f"INSERT INTO runs ({_RUNS}) SELECT {_RUNS} FROM cadenza_runs_in {_ON_CONFLICT}",  # noqa: S608
+    ),
+)
+
+_RELEASED = "lease_owner = NULL, lease_until = NULL, lease_slot = NULL, lease_claimed_at = NULL"
+_FENCE = ("id", "lease_owner", "lease_epoch")
+
+
+def _write_states(staging: str, fence: tuple[str, ...]) -> Batch:
+    """Write ``STATE_COLUMNS`` and release the lease where the row matches ``fence``
+    (parameters: the states, then the fence's values)."""
+    own = " AND ".join(f"{c} = ?" for c in fence)
+    staged = tuple(f"b_{c}" for c in fence)
+    matched = " AND ".join(f"e.{c} = v.b_{c}" for c in fence)
+    return Batch(
+        sqlite=f"UPDATE endpoints SET {', '.join(f'{c} = ?' for c in STATE_COLUMNS)}, "  # noqa: S608
+        f"{_RELEASED} WHERE {own}",
+        postgres=Staged(
+            staging,
+            (*STATE_COLUMNS, *staged),
+            tuple(endpoints.c[c] for c in (*STATE_COLUMNS, *fence)),
+            f"UPDATE endpoints AS e SET {', '.join(f'{c} = v.{c}' for c in STATE_COLUMNS)}, "  # noqa: S608
+            f"{_RELEASED} FROM {staging} AS v WHERE {matched}",
+        ),
+    )
+
+
+COMPLETE = _write_states("cadenza_states_in", _FENCE)
+COMPLETE_UNCHANGED = _write_states("cadenza_unchanged_in", (*_FENCE, "revision"))
+BATCHES = (INSERT_RUNS, COMPLETE, COMPLETE_UNCHANGED)
+"""Every batched write (PostgreSQL creates their staging tables per connection)."""
+
+_OWNER = ENDPOINT_COLUMNS.index("lease_owner")
+_EPOCH = ENDPOINT_COLUMNS.index("lease_epoch")
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A completion batch encoded before its transaction: runs, the replans of the
-    claimed copies fenced on their revisions (``None``: the general path decides)
-    with the earliest next slot among them, and the revision of each job as the
-    claims saw it."""
+    """A batch encoded before its transaction: its runs, the replans of the claimed
+    copies fenced on their revisions (``None``: ``complete_from_current`` decides) with the
+    earliest next slot among them, and the revision of each job as the claims saw it."""
 
-    runs: list[tuple[Any, ...]]
-    unchanged: list[tuple[Any, ...]] | None
+    runs: list[list[Any]]
+    unchanged: list[list[Any]] | None
     earliest: datetime | None
     job_revisions: dict[str, int]
 
 
+class Changed(Exception):
+    """A job or an endpoint of the batch changed since its claim; raised to roll the
+    transaction back."""
+
+
+def state_params(d: Dialect, ep: Endpoint, fence: tuple[Any, ...]) -> list[Any]:
+    """``ep``'s ``STATE_COLUMNS``, then ``fence``: a parameter row of ``COMPLETE*``."""
+    values = STATE_PARAMS(endpoint_state(ep), d.ts_out)
+    values.extend(fence)
+    return values
+
+
 def prepare(
-    hot: HotSql,
+    d: Dialect,
     in_flight: InFlight,
     worker_id: str,
     completions: Sequence[Completion],
     now: datetime,
 ) -> Prepared:
-    """The CPU work of ``complete``, done without holding a transaction open."""
-    runs = [hot.run_params(c.run) for c in completions]
-    unchanged: list[tuple[Any, ...]] | None = []
+    """The CPU work of the completion, done without holding a transaction open."""
+    runs = [RUN_PARAMS(Codec.run_row(c.run), d.ts_out) for c in completions]
+    unchanged: list[list[Any]] | None = []
     slots: list[datetime] = []
     jobs: dict[str, int] = {}
     for done in completions:
         claim = done.claim
         claimed = in_flight.forget(claim.endpoint.id, claim.epoch)
-        job_id = claim.endpoint.job_id
         if (
             claimed is None  # claimed by another store object, or forgotten
             or unchanged is None
-            or jobs.setdefault(job_id, claimed.job_revision) != claimed.job_revision
+            or jobs.setdefault(claimed.job.id, claimed.job_revision) != claimed.job_revision
         ):
             unchanged = None
             continue
         replanned = lifecycle.after_run(claimed.endpoint, claimed.job, done.run, now)
         fenced = (claim.endpoint.id, worker_id, claim.epoch, claimed.revision)
-        unchanged.append(hot.state_params(replanned, fenced))
+        unchanged.append(state_params(d, replanned, fenced))
         if replanned.next_run_at is not None:
             slots.append(replanned.next_run_at)
     return Prepared(runs, unchanged, min(slots, default=None), jobs)
 
 
-class Changed(Exception):
-    """A job or an endpoint of the batch changed since its claim (see the module
-    docstring); raised to roll the transaction back."""
-
-
-def complete_unchanged(hot: HotSql, prepared: Prepared) -> Steps[Completed]:
+def complete_unchanged(d: Dialect, prepared: Prepared) -> Steps[Completed]:
     """Insert the runs and write the replanned copies, fenced on their revisions;
     raises ``Changed`` unless every job and every endpoint is as claimed."""
-    unchanged = prepared.unchanged
-    if unchanged is None:
+    states = prepared.unchanged
+    if states is None:
         raise Changed
-    ids = hot.ids_param(list(prepared.job_revisions))
-    current: list[Row] = yield Fetch(hot.job_revisions, (ids,))
+    current: list[Row] = yield Fetch(JOB_REVISIONS, (d.ids(list(prepared.job_revisions)),))
     if {r[0]: r[1] for r in current} != prepared.job_revisions:
         raise Changed
-    yield from _insert_runs(hot, prepared.runs)
-    if (yield Write(hot.complete_unchanged, unchanged)) != len(unchanged):
+    yield from _insert_runs(prepared.runs)
+    if (yield Write(COMPLETE_UNCHANGED, states)) != len(states):
         raise Changed
     return Completed([], prepared.earliest)
 
 
 def complete_from_current(
-    hot: HotSql,
+    d: Dialect,
     codec: Codec,
     worker_id: str,
     completions: Sequence[Completion],
@@ -222,87 +315,35 @@ def complete_from_current(
 ) -> Steps[Completed]:
     """Insert the runs, re-read every endpoint and its job, replan, and write what is
     still ours."""
-    yield from _insert_runs(hot, prepared.runs)
-    ids = hot.ids_param([c.claim.endpoint.id for c in completions])
-    rows: list[Row] = yield Fetch(hot.current, (ids,))
+    yield from _insert_runs(prepared.runs)
+    ids = [c.claim.endpoint.id for c in completions]
+    rows: list[Row] = yield Fetch(CURRENT, (d.ids(ids),))
     current = {r[0]: r for r in rows}
-    jobs: dict[str, Job] = {}
-    updates: list[tuple[Any, ...]] = []
+    width = len(ENDPOINT_COLUMNS)
+    jobs: dict[str, Any] = {}
+    states: list[list[Any]] = []
     slots: list[datetime] = []
     lost: list[str] = []
-    ts = hot.ts_in
     for done in completions:
         row = current.get(done.claim.endpoint.id)
         if row is None or row[_OWNER] != worker_id or row[_EPOCH] != done.claim.epoch:
             lost.append(done.claim.endpoint.id)
             continue
-        job = jobs.get(row[_JOB])
+        job = jobs.get(row[_JOB_ID])
         if job is None:
-            job = jobs[row[_JOB]] = codec.job(row, ENDPOINT_WIDTH, ts)
-        replanned = lifecycle.after_run(codec.endpoint(row, ts), job, done.run, now)
-        fenced = (replanned.id, worker_id, done.claim.epoch)
-        updates.append(hot.state_params(replanned, fenced))
+            job = jobs[row[_JOB_ID]] = codec.job(row[width:], d.ts_in)
+        replanned = lifecycle.after_run(codec.endpoint(row, d.ts_in), job, done.run, now)
+        states.append(state_params(d, replanned, (replanned.id, worker_id, done.claim.epoch)))
         if replanned.next_run_at is not None:
             slots.append(replanned.next_run_at)
-    if updates:
-        yield Write(hot.complete, updates)
+    if states:
+        yield Write(COMPLETE, states)
     return Completed(lost, min(slots, default=None))
 
 
-def _insert_runs(hot: HotSql, params: list[tuple[Any, ...]]) -> Steps[None]:
-    if (yield Write(hot.insert_runs, params)) < len(params):
+def _insert_runs(params: list[list[Any]]) -> Steps[None]:
+    if (yield Write(INSERT_RUNS, params)) < len(params):
         raise errors.Conflict(
             "A run of this batch is already recorded for its endpoint, slot and attempt "
             "(only a 'lost' record may be replaced); nothing was written."
         )
-
-
-async def extend(
-    conn: AsyncConnection,
-    sql: Statements,
-    worker_id: str,
-    claims: Sequence[Claim],
-    until: datetime,
-) -> list[str]:
-    ids = [c.endpoint.id for c in claims]
-    result = await conn.execute(sql.owned, {"ids": ids, "owner": worker_id})
-    owned = {row.id: row.lease_epoch for row in result}
-    ours = [c for c in claims if owned.get(c.endpoint.id) == c.epoch]
-    if ours:
-        await conn.execute(sql.extend, [{**fence(worker_id, c), "until": until} for c in ours])
-    kept = {c.endpoint.id for c in ours}
-    return [i for i in ids if i not in kept]
-
-
-async def sweep(conn: AsyncConnection, sql: Statements, now: datetime, limit: int) -> list[Run]:
-    """Record each expired lease as a lost attempt and free the slot for a new claim."""
-    rows = (await conn.execute(sql.expired, {"now": now, "limit": limit})).all()
-    if not rows:
-        return []
-    lost = [_lost_run(r, now) for r in rows]
-    await conn.execute(sql.insert_lost_runs, [Codec.run_row(r) for r in lost])
-    fences = [{"b_id": r.id, "b_owner": r.lease_owner, "b_epoch": r.lease_epoch} for r in rows]
-    await conn.execute(sql.lost, fences)
-    return lost
-
-
-def _lost_run(row: Row, now: datetime) -> Run:
-    slot = row.lease_slot or row.next_run_at or now
-    source = row.next_run_source
-    return Run(
-        id=new_id("run", now),
-        endpoint_id=row.id,
-        job_id=row.job_id,
-        tenant_id=row.tenant_id,
-        scheduled_for=slot,
-        started_at=row.lease_claimed_at or now,
-        finished_at=now,
-        status=RunStatus.LOST,
-        source=PlanSource.BASELINE_INTERVAL if source is None else PlanSource(source),
-        attempt=row.attempt,
-        error=(
-            f"Worker {row.lease_owner!r} held the lease until {row.lease_until.isoformat()} "
-            "and did not report back; the attempt is presumed lost and the slot is retried."
-        ),
-        worker_id=row.lease_owner,
-    )

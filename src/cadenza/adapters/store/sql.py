@@ -1,144 +1,87 @@
-"""``SqlStore``: ``cadenza.ports.Store`` over SQLite (aiosqlite) or PostgreSQL (psycopg 3).
+"""``SqlStore``: ``cadenza.ports.Store`` over one ``dialect.Database``.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL``; every writing transaction
-starts with ``BEGIN IMMEDIATE`` so that two writers never deadlock upgrading a read
-lock, and the claim is one ``UPDATE … RETURNING``. It serves one worker process.
-
-PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` in one statement, so any number
-of workers drain the same table without blocking each other; after a transaction
-that wrote an endpoint it sends ``NOTIFY cadenza_wakeup`` (``CHANNEL``) so other
-processes replan at once.
-
-Claims and completions take the fast path in ``hot`` (raw driver SQL, batched
-writes; on SQLite each transaction whole on a thread of its own, ``sqlite_hot``);
-everything else is SQLAlchemy Core (``tx``, ``statements``). Read-only
-units of work run in autocommit on a path of their own (``ReadPath``): inline on
-SQLite, a pool of readers on PostgreSQL. ``engines`` builds the store on its pools.
-
-The schema is created by ``migrate`` (Alembic), never by ``open_store``.
+Units of work are ``tx.SqlTx``: a writing one inside ``Database.writing``, a
+read-only one on ``Database.reading``. The claim and the completion run as
+``scheduling``'s steps; extending, releasing and sweeping leases are SQLAlchemy Core
+(``FOR UPDATE`` renders as nothing on SQLite, whose writers hold the database's
+write lock from their ``BEGIN IMMEDIATE``). The schema is created by ``migrate``
+(Alembic), never here.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cadenza.adapters.store import scheduling
-from cadenza.adapters.store.checkpoints import Checkpointer
-from cadenza.adapters.store.codec import Codec
-from cadenza.adapters.store.hot import HotSql, Steps, run_steps
-from cadenza.adapters.store.sqlite_hot import SqliteHotWriter
-from cadenza.adapters.store.statements import Statements
-from cadenza.adapters.store.tables import endpoints, workers
-from cadenza.adapters.store.tx import DriverExecutor, Executor, SqlTx
-from cadenza.domain.model import Endpoint, Run
+from cadenza.adapters.store.codec import Codec, Row
+from cadenza.adapters.store.dialect import Database, Dialect, Executor
+from cadenza.adapters.store.tables import UtcDateTime, endpoints, runs, workers
+from cadenza.adapters.store.tx import SqlTx
+from cadenza.domain.model import Endpoint, PlanSource, Run, RunStatus
+from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion, SecretBox, Tx, WorkerInfo
 
-T = TypeVar("T")
-CHANNEL = "cadenza_wakeup"
-"""The PostgreSQL LISTEN/NOTIFY channel told whenever endpoints may be due sooner."""
-
-_NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-"""Writers queue on SQLite's single write lock; a batch commit takes milliseconds."""
-
-
-class ReadPath(Protocol):
-    """Where a store's read-only units of work run (``SqlStore._reads``)."""
-
-    def unit(self) -> AbstractAsyncContextManager[Executor]: ...
-
-    async def close(self) -> None: ...
+_E = endpoints.c
+_FENCED = sa.and_(
+    _E.id == sa.bindparam("b_id"),
+    _E.lease_owner == sa.bindparam("b_owner"),
+    _E.lease_epoch == sa.bindparam("b_epoch"),
+)
+_RELEASED: dict[str, Any] = {
+    "lease_owner": None,
+    "lease_until": None,
+    "lease_slot": None,
+    "lease_claimed_at": None,
+}
+_RELEASE = endpoints.update().where(_FENCED).values(**_RELEASED)
+_EXTEND = endpoints.update().where(_FENCED).values(lease_until=sa.bindparam("until", UtcDateTime()))
+_OWNED = sa.select(_E.id, _E.lease_epoch).where(
+    _E.id.in_(sa.bindparam("ids", expanding=True)), _E.lease_owner == sa.bindparam("owner")
+)
+_LOST = endpoints.update().where(_FENCED).values(attempt=_E.attempt + 1, **_RELEASED)
+_EXPIRED = (
+    sa.select(endpoints)
+    .where(_E.lease_owner.is_not(None), _E.lease_until < sa.bindparam("now", UtcDateTime()))
+    .order_by(_E.lease_until)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+    .with_for_update(skip_locked=True)
+)
+_NEXT_DUE = sa.select(sa.func.min(_E.next_run_at)).where(
+    _E.lease_owner.is_(None), _E.next_run_at.is_not(None)
+)
 
 
 class SqlStore:
-    """The SQL store; build it with ``open_store``. See the module docstring."""
+    """The SQL store; build it with ``open_store``."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        reads: ReadPath,
-        secret_box: SecretBox,
-        checkpointer: Checkpointer | None = None,
-        hot_writer: SqliteHotWriter | None = None,
-    ) -> None:
-        self._engine = engine
-        self._read_path = reads
-        self._checkpointer = checkpointer
-        self._hot_writer = hot_writer
-        self.pg = engine.dialect.name == "postgresql"
-        if self.pg == (hot_writer is not None):
-            raise ValueError("SqlStore takes a SqliteHotWriter on SQLite, and none on PostgreSQL")
+    def __init__(self, database: Database, secret_box: SecretBox) -> None:
+        self._db = database
         self._codec = Codec(secret_box)
-        self._sql = Statements(pg=self.pg)
-        self._hot = HotSql(pg=self.pg)
         self._in_flight = scheduling.InFlight()
-        self._writer = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
-        return self._engine
+        """The writers' engine (the planner store shares it)."""
+        return self._db.engine
 
-    @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside one writing transaction, committed on success."""
-        async with self._write_turn(), self._engine.connect() as conn, conn.begin():
-            yield conn
-        self._committed()
+    @property
+    def dialect(self) -> Dialect:
+        return self._db.dialect
 
-    def _committed(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
+    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """One writing transaction on this store's writers, committed on success (for
+        the stores that share this one's connections)."""
+        return self._db.writing()
 
-    async def _run_hot(self, steps: Steps[T], *, claim: bool = False) -> T:
-        """A claim's or a completion's statements as one transaction: on SQLite in one
-        hop to the hot writer's thread (``sqlite_hot``), on PostgreSQL a round trip
-        per statement; a claim there is one statement, run outside a transaction."""
-        if self._hot_writer is None:
-            async with self._claiming() if claim else self._connect() as conn:
-                return await run_steps(conn, steps)
-        async with self._write_turn():
-            result = await self._hot_writer.run(steps)
-        self._committed()
-        return result
-
-    @asynccontextmanager
-    async def _claiming(self) -> AsyncIterator[AsyncConnection]:
-        """A writer connection in autocommit (PostgreSQL's claim, see ``hot``)."""
-        async with self._engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            yield conn
-
-    def _reads(self) -> AbstractAsyncContextManager[Executor]:
-        """Where read-only statements run, each on its own snapshot (autocommit):
-        inline on SQLite (``inline``), on a pool of their own on PostgreSQL."""
-        return self._read_path.unit()
-
-    @asynccontextmanager
-    async def _write_turn(self) -> AsyncIterator[None]:
-        """On SQLite, this store's writing transactions take turns in the event loop.
-
-        They would queue on SQLite's write lock anyway, but a writer that finds it
-        taken sleeps in SQLite's busy handler (1, 2, 5, 10 … ms) however soon the lock
-        is free; here the next writer starts the moment the last one commits. That is
-        what lets a claim and a completion overlap their Python work with each
-        other's SQL. A wait as long as the busy timeout fails as SQLite's would.
-        """
-        if self.pg:
-            yield
-            return
-        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
-            await self._writer.acquire()
-        try:
-            yield
-        finally:
-            self._writer.release()
+    def reading(self) -> AbstractAsyncContextManager[Executor]:
+        """A read-only unit of work on this store's read path."""
+        return self._db.reading()
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
@@ -149,18 +92,14 @@ class SqlStore:
         then reads its own consistent snapshot, as at READ COMMITTED, and takes no lock.
         """
         if readonly:
-            async with self._reads() as reads:
-                yield SqlTx(reads, self._codec, pg=self.pg)
+            async with self.reading() as reads:
+                yield SqlTx(reads, self._codec, self._db.dialect)
             return
-        async with self._connect() as conn:
-            tx = SqlTx(DriverExecutor(conn), self._codec, pg=self.pg)
+        async with self.writing() as conn:
+            tx = SqlTx(self._db.executor(conn), self._codec, self._db.dialect)
             yield tx
             if tx.endpoints_changed:
-                await self._notify(conn)
-
-    async def _notify(self, conn: AsyncConnection) -> None:
-        if self.pg:
-            await conn.execute(_NOTIFY)
+                await self._db.endpoints_written(conn)
 
     # Scheduling -------------------------------------------------------------------
 
@@ -176,11 +115,10 @@ class SqlStore:
         """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
         if limit < 1:
             return []
-        rows, job_rows = await self._run_hot(
-            scheduling.claim_rows(self._hot, worker_id, now, now + lookahead, limit, lease_margin),
-            claim=True,
-        )
-        return scheduling.claims(self._hot, self._codec, self._in_flight, rows, job_rows)
+        d = self._db.dialect
+        steps = scheduling.claim(d, worker_id, now, now + lookahead, limit, lease_margin)
+        rows, jobs = await self._db.run(steps, atomic=False)
+        return scheduling.claims(d, self._codec, self._in_flight, rows, jobs)
 
     async def complete(
         self, worker_id: str, completions: Sequence[Completion], now: datetime
@@ -188,27 +126,25 @@ class SqlStore:
         """Record the runs, replan and release every endpoint still ours."""
         if not completions:
             return Completed([])
-        prepared = scheduling.prepare(self._hot, self._in_flight, worker_id, completions, now)
+        d = self._db.dialect
+        prepared = scheduling.prepare(d, self._in_flight, worker_id, completions, now)
         if prepared.unchanged is not None:
             try:
-                return await self._run_hot(scheduling.complete_unchanged(self._hot, prepared))
+                return await self._db.run(scheduling.complete_unchanged(d, prepared))
             except scheduling.Changed:
                 pass  # rolled back: replan from the current rows instead
-        return await self._run_hot(
-            scheduling.complete_from_current(
-                self._hot, self._codec, worker_id, completions, prepared, now
-            )
+        return await self._db.run(
+            scheduling.complete_from_current(d, self._codec, worker_id, completions, prepared, now)
         )
 
     async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
         if not claims:
             return
-        params = [scheduling.fence(worker_id, c) for c in claims]
         for c in claims:
             self._in_flight.forget(c.endpoint.id, c.epoch)
-        async with self._connect() as conn:
-            await conn.execute(self._sql.release, params)
-            await self._notify(conn)
+        async with self.writing() as conn:
+            await conn.execute(_RELEASE, [_fence(worker_id, c) for c in claims])
+            await self._db.endpoints_written(conn)
 
     async def extend_leases(
         self, worker_id: str, claims: Sequence[Claim], until: datetime
@@ -216,68 +152,104 @@ class SqlStore:
         """Heartbeat for long runs; returns the ids whose lease is no longer ours."""
         if not claims:
             return []
-        async with self._connect() as conn:
-            return await scheduling.extend(conn, self._sql, worker_id, claims, until)
+        ids = [c.endpoint.id for c in claims]
+        async with self.writing() as conn:
+            owned = {
+                row.id: row.lease_epoch
+                for row in await conn.execute(_OWNED, {"ids": ids, "owner": worker_id})
+            }
+            ours = [c for c in claims if owned.get(c.endpoint.id) == c.epoch]
+            if ours:
+                await conn.execute(
+                    _EXTEND, [{**_fence(worker_id, c), "until": until} for c in ours]
+                )
+        kept = {c.endpoint.id for c in ours}
+        return [i for i in ids if i not in kept]
 
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
-        async with self._connect() as conn:
-            lost = await scheduling.sweep(conn, self._sql, now, limit)
-            if lost:
-                await self._notify(conn)
+        """Record each expired lease as a lost attempt and free the slot for a new claim."""
+        async with self.writing() as conn:
+            rows = (await conn.execute(_EXPIRED, {"now": now, "limit": limit})).all()
+            if not rows:
+                return []
+            lost = [_lost_run(r, now) for r in rows]
+            insert = self._db.dialect.insert(runs).on_conflict_do_nothing(
+                index_elements=["endpoint_id", "scheduled_for", "attempt"]
+            )
+            await conn.execute(insert, [Codec.run_row(r) for r in lost])
+            fences = [
+                {"b_id": r.id, "b_owner": r.lease_owner, "b_epoch": r.lease_epoch} for r in rows
+            ]
+            await conn.execute(_LOST, fences)
+            await self._db.endpoints_written(conn)
         return lost
 
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
-        async with self._reads() as reads:
-            value: datetime | None = (await reads.execute(self._sql.next_due)).scalar()
+        async with self.reading() as reads:
+            value: datetime | None = (await reads.execute(_NEXT_DUE)).scalar()
         return value
 
     async def import_endpoints(self, rows: Sequence[Endpoint]) -> None:
         """Bulk insert in one statement batch, for seeding, imports and benchmarks.
 
         Skips the per-row job check of ``Tx.insert_endpoint`` (the foreign key on the
-        job still applies), so the caller vouches for the tenants. On PostgreSQL it
-        refreshes the planner's statistics: until autovacuum does, a stale estimate
-        can make the claim sort every due row instead of walking the due index.
+        job still applies), so the caller vouches for the tenants.
         """
         if not rows:
             return
         values = [self._codec.endpoint_row(ep) for ep in rows]
-        async with self._connect() as conn:
+        async with self.writing() as conn:
             await conn.execute(endpoints.insert(), values)
-            await self._notify(conn)
-        if self.pg:
-            async with self._engine.connect() as conn:
-                await conn.execute(sa.text("ANALYZE endpoints"))
-                await conn.commit()
+            await self._db.endpoints_written(conn, bulk=True)
 
     # Workers ----------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
-        row = self._codec.worker_row(info)
-        async with self._connect() as conn:
+        async with self.writing() as conn:
             await conn.execute(workers.delete().where(workers.c.id == info.id))
-            await conn.execute(workers.insert(), row)
+            await conn.execute(workers.insert(), self._codec.worker_row(info))
 
     async def heartbeat_worker(self, worker_id: str, now: datetime) -> None:
         stmt = workers.update().where(workers.c.id == worker_id).values(heartbeat_at=now)
-        async with self._connect() as conn:
+        async with self.writing() as conn:
             await conn.execute(stmt)
 
     async def remove_worker(self, worker_id: str) -> None:
-        async with self._connect() as conn:
+        async with self.writing() as conn:
             await conn.execute(workers.delete().where(workers.c.id == worker_id))
 
     async def list_workers(self) -> list[WorkerInfo]:
         stmt = sa.select(workers).order_by(workers.c.id)
-        async with self._reads() as reads:
+        async with self.reading() as reads:
             rows = (await reads.execute(stmt)).all()
         return [self._codec.worker(r) for r in rows]
 
     async def close(self) -> None:
-        await self._read_path.close()
-        if self._hot_writer is not None:
-            await self._hot_writer.close()
-        if self._checkpointer is not None:
-            await self._checkpointer.close()
-        await self._engine.dispose()
+        await self._db.close()
+
+
+def _fence(worker_id: str, claim: Claim) -> dict[str, Any]:
+    return {"b_id": claim.endpoint.id, "b_owner": worker_id, "b_epoch": claim.epoch}
+
+
+def _lost_run(row: Row, now: datetime) -> Run:
+    slot = row.lease_slot or row.next_run_at or now
+    source = row.next_run_source
+    return Run(
+        id=new_id("run", now),
+        endpoint_id=row.id,
+        job_id=row.job_id,
+        tenant_id=row.tenant_id,
+        scheduled_for=slot,
+        started_at=row.lease_claimed_at or now,
+        finished_at=now,
+        status=RunStatus.LOST,
+        source=PlanSource.BASELINE_INTERVAL if source is None else PlanSource(source),
+        attempt=row.attempt,
+        error=(
+            f"Worker {row.lease_owner!r} held the lease until {row.lease_until.isoformat()} "
+            "and did not report back; the attempt is presumed lost and the slot is retried."
+        ),
+        worker_id=row.lease_owner,
+    )

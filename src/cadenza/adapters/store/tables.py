@@ -23,18 +23,22 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def to_micros(value: datetime) -> int:
-    """Microseconds since the epoch; refuses naive datetimes (they would be guesses)."""
+def to_micros(value: datetime | None) -> int | None:
+    """Microseconds since the epoch (``None`` stays ``None``); refuses naive datetimes
+    (they would be guesses)."""
+    if value is None:
+        return None
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: Cadenza stores aware UTC times only")
-    return (value - EPOCH) // _MICRO
+    return (value - EPOCH) // _MICROSECOND
 
 
-def from_micros(value: int) -> datetime:
-    return EPOCH + timedelta(microseconds=value)
+def from_micros(value: int | None) -> datetime | None:
+    """The inverse of ``to_micros``."""
+    return None if value is None else EPOCH + value * _MICROSECOND
 
 
 def _check_aware(value: datetime | None) -> datetime | None:
@@ -54,25 +58,22 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
             return dialect.type_descriptor(sa.BigInteger())
         return dialect.type_descriptor(sa.DateTime(timezone=True))
 
-    # The processors are specialised per dialect once, instead of branching on the
-    # dialect for every value: this sits on the claim/complete hot path.
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        if dialect.name == "sqlite":
-            return lambda v: None if v is None else to_micros(v)
-        return _check_aware
+        return to_micros if dialect.name == "sqlite" else _check_aware
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        if dialect.name == "sqlite":
-            return lambda v: None if v is None else from_micros(v)
-        return None
+        return from_micros if dialect.name == "sqlite" else None
 
 
 def _id(name: str = "id", **kw: Any) -> sa.Column[str]:
     return sa.Column(name, sa.String(40), **kw)
 
 
-def _ts(name: str, nullable: bool = True) -> sa.Column[datetime]:
-    return sa.Column(name, UtcDateTime(), nullable=nullable)
+def _ts(name: str, nullable: bool = True, **kw: Any) -> sa.Column[datetime]:
+    return sa.Column(name, UtcDateTime(), nullable=nullable, **kw)
+
+
+STATE = {"state": True}
 
 
 def _revision() -> sa.Column[int]:
@@ -153,20 +154,21 @@ endpoints = sa.Table(
     sa.Column("catch_up", sa.String(16), nullable=False),
     sa.Column("jitter_us", sa.BigInteger, nullable=False),
     sa.Column("planner_enabled", sa.Boolean, nullable=False),
-    sa.Column("interval_hint", sa.Text),
-    sa.Column("one_shot", sa.Text),
-    sa.Column("pause", sa.Text),
+    # STATE marks what runs and schedule-changing actions move (codec.STATE_COLUMNS).
+    sa.Column("interval_hint", sa.Text, info=STATE),
+    sa.Column("one_shot", sa.Text, info=STATE),
+    sa.Column("pause", sa.Text, info=STATE),
     _ts("archived_at"),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
-    _ts("next_run_at"),
-    sa.Column("next_run_source", sa.String(32)),
-    _ts("last_run_at"),
-    _ts("last_scheduled_for"),
-    sa.Column("last_status", sa.String(16)),
-    sa.Column("failure_count", sa.Integer, nullable=False),
-    sa.Column("success_streak", sa.Integer, nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
+    _ts("next_run_at", info=STATE),
+    sa.Column("next_run_source", sa.String(32), info=STATE),
+    _ts("last_run_at", info=STATE),
+    _ts("last_scheduled_for", info=STATE),
+    sa.Column("last_status", sa.String(16), info=STATE),
+    sa.Column("failure_count", sa.Integer, nullable=False, info=STATE),
+    sa.Column("success_streak", sa.Integer, nullable=False, info=STATE),
+    sa.Column("attempt", sa.Integer, nullable=False, info=STATE),
     # request.lease_budget, kept as a column so the claim computes lease_until in SQL.
     sa.Column("lease_budget_us", sa.BigInteger, nullable=False),
     sa.Column("lease_owner", sa.String(200)),
@@ -246,8 +248,9 @@ audit_events = sa.Table(
     sa.Index(None, "tenant_id", "actor_id", "id"),
 )
 
-# The planner's sessions: what triggered it, the model, token use (for the tenant's
-# budget) and the outcome. Written by the planner; no Store method reads it yet.
+# The planner's tables (``planner_sql``). A session's columns are what it is listed
+# by; the rest of it (planner kind, tool calls, proposal ids, next look, error) is
+# the JSON ``transcript``. Settings are one JSON document per endpoint.
 planner_sessions = sa.Table(
     "planner_sessions",
     metadata,
@@ -266,6 +269,56 @@ planner_sessions = sa.Table(
     _ts("finished_at"),
     sa.Index(None, "tenant_id", "started_at"),
     sa.Index(None, "endpoint_id", "id"),
+    sa.Index(None, "tenant_id", "id"),
+)
+
+planner_settings = sa.Table(
+    "planner_settings",
+    metadata,
+    _id("endpoint_id", primary_key=True),
+    _id("tenant_id", nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+)
+
+planner_proposals = sa.Table(
+    "planner_proposals",
+    metadata,
+    _id(primary_key=True),
+    _id("tenant_id", nullable=False),
+    _id("session_id", nullable=False),
+    _id("endpoint_id", nullable=False),
+    sa.Column("target_id", sa.String(200), nullable=False),
+    sa.Column("verb", sa.String(32), nullable=False),
+    sa.Column("arguments", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("decided_at"),
+    sa.Column("decided_by", sa.Text, nullable=True),
+    sa.Index(None, "tenant_id", "id"),
+    sa.Index(None, "tenant_id", "status", "id"),
+    sa.Index(None, "endpoint_id", "id"),
+)
+
+planner_token_usage = sa.Table(
+    "planner_token_usage",
+    metadata,
+    _id("tenant_id", primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+)
+
+planner_watches = sa.Table(
+    "planner_watches",
+    metadata,
+    _id("endpoint_id", primary_key=True),
+    _id("tenant_id", nullable=False),
+    _id("job_id", nullable=False),
+    _ts("due_at"),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("fired", sa.Text, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Index(None, "due_at"),
 )
 
 workers = sa.Table(

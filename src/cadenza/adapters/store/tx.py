@@ -10,19 +10,16 @@ after it, so let it propagate.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cadenza.adapters.store.codec import Codec
-from cadenza.adapters.store.documents import endpoint_state
-from cadenza.adapters.store.hot import RUN_COLUMNS, fetch, timestamp_codec
+from cadenza.adapters.store.codec import RUN_COLUMNS, Codec, endpoint_state
+from cadenza.adapters.store.dialect import Dialect, Executor, Sql
 from cadenza.adapters.store.tables import (
     api_keys,
     audit_events,
@@ -39,72 +36,18 @@ from cadenza.ports import AuditFilter, JobStatus, Page, RunFilter
 T = TypeVar("T")
 
 
-class Executor(Protocol):
-    """Where a unit of work's statements run: a connection in a transaction
-    (``DriverExecutor``) or, for SQLite reads, ``inline.InlineReads``."""
-
-    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.Result[Any]:
-        """SQLAlchemy Core ``statement``; its rows come back buffered."""
-        ...
-
-    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """The rows of raw driver SQL as tuples (``hot.fetch``)."""
-        ...
-
-    async def changed(self, statement: sa.Executable) -> int:
-        """Runs a write; the number of rows it changed."""
-        ...
-
-
-class DriverExecutor:
-    """``Executor`` over an async connection."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.Result[Any]:
-        return await self._conn.execute(statement, parameters)
-
-    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return await fetch(self._conn, sql, params)
-
-    async def changed(self, statement: sa.Executable) -> int:
-        return (await self._conn.execute(statement)).rowcount
-
-
-class PooledReads:
-    """Read-only statements on a pool of connections in autocommit (PostgreSQL).
-
-    At READ COMMITTED every statement takes its own snapshot inside a transaction
-    too, so BEGIN and COMMIT would be two round trips that buy nothing; the pool's
-    own engine is in autocommit, so no connection switches modes when lent (~30 µs
-    of CPU per unit of work).
-    """
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Executor]:
-        async with self._engine.connect() as conn:
-            yield DriverExecutor(conn)
-
-    async def close(self) -> None:
-        await self._engine.dispose()
-
-
 class SqlTx:
     """One unit of work; see the module docstring."""
 
-    def __init__(self, conn: Executor, codec: Codec, *, pg: bool) -> None:
+    def __init__(self, conn: Executor, codec: Codec, dialect: Dialect) -> None:
         self._conn = conn
         self._codec = codec
-        self._pg = pg
+        self._dialect = dialect
         self.endpoints_changed = False
         """Set when an endpoint was written, so PostgreSQL can wake other workers."""
 
     async def _first(self, stmt: sa.Select[Any], for_update: bool = False) -> Any:
-        if for_update and self._pg:
+        if for_update:  # SQLite renders nothing: its writers hold the database's lock
             stmt = stmt.with_for_update()
         return (await self._conn.execute(stmt)).first()
 
@@ -213,7 +156,7 @@ class SqlTx:
         """Write everything but the lease, which only the scheduler writes.
 
         Bumps the revision, so a run in flight replans from this state when it
-        completes (``scheduling.complete``); ``update_job`` does the same for jobs.
+        completes (``scheduling``); ``update_job`` does the same for jobs.
         """
         values = {**self._codec.endpoint_config(endpoint), **endpoint_state(endpoint)}
         del values["created_at"]
@@ -265,21 +208,19 @@ class SqlTx:
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        pg = self._pg
-        ts_in, ts_out = timestamp_codec(pg=pg)
+        d = self._dialect
         values = (
             flt.job_id,
             flt.endpoint_id,
             None if flt.status is None else flt.status.value,
-            ts_out(flt.since),
-            ts_out(flt.until),
+            d.ts_out(flt.since),
+            d.ts_out(flt.until),
             cursor,
         )
-        sql = _runs_page_sql(pg, tuple(value is not None for value in values))
+        sql = _runs_page_sql(tuple(value is not None for value in values))
         params = [tenant_id, *(value for value in values if value is not None), limit + 1]
         rows = await self._conn.fetch(sql, params)
-        decode = Codec.run_from_driver
-        items = [decode(r, ts_in) for r in rows[:limit]]
+        items = [Codec.run(r, d.ts_in) for r in rows[:limit]]
         return Page(items, items[-1].id if len(rows) > limit else None)
 
     async def insert_audit(self, event: AuditEvent) -> None:
@@ -358,24 +299,21 @@ class SqlTx:
 
 
 _RUN_FILTERS = (  # in the order of the values in SqlTx.list_runs
-    "job_id = {p}",
-    "endpoint_id = {p}",
-    "status = {p}",
-    "started_at >= {p}",
-    "started_at < {p}",
-    "id < {p}",
+    "job_id = ?",
+    "endpoint_id = ?",
+    "status = ?",
+    "started_at >= ?",
+    "started_at < ?",
+    "id < ?",
 )
 
 
 @cache
-def _runs_page_sql(pg: bool, present: tuple[bool, ...]) -> str:
+def _runs_page_sql(present: tuple[bool, ...]) -> Sql:
     """A page of runs, newest first, for the filters ``present`` (``_RUN_FILTERS``
-    order): tenant first, the filters' values in order, then the row limit. Built
-    from constant column names; values always travel as parameters."""
-    p = "%s" if pg else "?"
-    where = [f"tenant_id = {p}"]
-    where += [cond.format(p=p) for cond, on in zip(_RUN_FILTERS, present, strict=True) if on]
-    return (
-        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE {' AND '.join(where)} "  # noqa: S608
-        f"ORDER BY id DESC LIMIT {p}"
+    order): tenant first, the filters' values in order, then the row limit."""
+    where = " AND ".join(
+        ["tenant_id = ?"] + [c for c, on in zip(_RUN_FILTERS, present, strict=True) if on]
     )
+    sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE {where} ORDER BY id DESC LIMIT ?"  # noqa: S608
+    return Sql(sqlite=sql, postgres=sql.replace("?", "%s"))
