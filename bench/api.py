@@ -195,8 +195,8 @@ def _serve(url: str, conn: Connection) -> None:
 
     from cadenza.adapters.http.loop import install_uvloop
     from cadenza.api import create_app
+    from cadenza.bootstrap import tune_gc
     from cadenza.config import Settings
-    from cadenza.container import tune_gc
 
     install_uvloop()  # as ``cadenza serve`` does: uvicorn's own loop setup is in run(), not serve()
 

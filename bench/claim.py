@@ -31,7 +31,7 @@ store's rate over it (printed for each drain mode) is the share of that ceiling 
 store reaches. The floor drains sequentially: an overlapped drain can pass it.
 
 Each drain runs under the garbage-collector settings of ``cadenza worker``
-(``container.tune_gc``), the process whose claims it stands for.
+(``bootstrap.tune_gc``), the process whose claims it stands for.
 
 Run: ``.venv/bin/python bench/claim.py [--sqlite-only] [--rows N] [--batch N]
 [--repeat N] [--sequential | --overlap] [--no-floor]``.
@@ -64,7 +64,7 @@ from benchkit import pg_available
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, migrate, open_store
-from cadenza.container import tune_gc
+from cadenza.bootstrap import tune_gc
 from cadenza.domain.model import Endpoint, Job, Method, PlanSource, Request, Run, RunStatus
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id

@@ -47,7 +47,8 @@ from benchkit import (
     target_process,
     verdict,
 )
-from cadenza.container import build_runtime, configure_logging
+from cadenza.bootstrap import configure_logging
+from cadenza.container import build_runtime
 from cadenza.domain.model import Endpoint, Job
 
 P99_TARGET_MS = {10_000: 10.0, 100_000: 20.0}

@@ -50,8 +50,8 @@ from cadenza.adapters.store.auth_sql import SqlAuthStore
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.api import create_app
 from cadenza.api.browser import BrowserSessions
+from cadenza.bootstrap import tune_gc
 from cadenza.config import Settings
-from cadenza.container import tune_gc
 from cadenza.domain.identity import KeyKind, Scope
 from cadenza.domain.lifecycle import replan
 from cadenza.domain.limits import MAX_PAGE_SIZE

@@ -9,7 +9,7 @@ work on a shared machine moves rates around, each side's CPU time per request (t
 process, threads included; not the database server's) is printed too.
 
 The worker runs with the collector settings ``cadenza worker`` applies
-(``container.tune_gc``); the bare loop, as a plain script would, with the
+(``bootstrap.tune_gc``); the bare loop, as a plain script would, with the
 interpreter's. The bare loop is then run a second time under the worker's settings
 and that ratio printed beside the first. The loop starts all N requests at once, so
 the settings save it far more CPU per request than they save the worker (about 45%
@@ -50,7 +50,8 @@ from benchkit import (
     verdict,
 )
 from cadenza.adapters.http.loop import install_uvloop
-from cadenza.container import GC_THRESHOLDS, build_runtime, configure_logging, tune_gc
+from cadenza.bootstrap import GC_THRESHOLDS, configure_logging, tune_gc
+from cadenza.container import build_runtime
 
 TARGET_RATE = 5000.0
 TARGET_RATIO = 0.6

@@ -73,6 +73,12 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "list_planner_sessions": ({"limit": 0}, "limit"),
     "get_endpoint_planner": ({"endpoint_id": LONG_ID}, "endpoint_id"),
     "set_endpoint_planner": ({"kind": "oracle"}, "kind"),
+    "apply_manifest": (
+        {"manifest": {"jobs": [{"name": "coded", "endpoints": [{"name": "e"}]}]}},
+        "manifest.jobs.0.endpoints.0.request",
+    ),
+    "export_manifest": ({"jobs": [""]}, "jobs.0"),
+    "get_manifest_schema": ({"surprise": 1}, "surprise"),
 }
 """One invalid argument set per action (ids given here win over real ones) and the
 field the error must name."""

@@ -12,34 +12,34 @@ and tests share it through two async context managers:
   dispatcher, plus, on PostgreSQL, the LISTEN task that carries wake-ups from
   other processes. ``await worker.run()`` works until ``worker.stop()``.
 
-Both close what they opened on exit.
+Both close what they opened on exit. ``build_services`` adds what the request-serving
+surfaces need on top of a runtime; ``build_http`` and ``build_planner`` make the API
+server and the planner loop into services a process runs side by side.
+
+What readies the process itself (logging, the garbage collector, the event loop
+policy, the server secret's file, migrations, the first admin) is in
+``cadenza.bootstrap``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import logging
 import os
 import secrets
 import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import structlog
-
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.http import AddressPolicy, HttpDispatcher
-from cadenza.adapters.http.loop import install_uvloop
 from cadenza.adapters.secrets import FernetSecretBox
-from cadenza.adapters.store import SqlStore, migrate, open_store
+from cadenza.adapters.store import SqlStore, open_store
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
+from cadenza.bootstrap import SECRET_FILE, previous_secrets, server_keyring, server_secret
 from cadenza.config import Settings
-from cadenza.keyring import Keyring
 from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, SecretBox, Store
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 
@@ -58,15 +58,8 @@ __all__ = [
     "build_runtime",
     "build_services",
     "build_worker",
-    "configure_logging",
-    "ensure_admin",
-    "install_uvloop",
-    "migrate_database",
     "scheduler_options",
     "secret_box",
-    "server_keyring",
-    "server_secret",
-    "tune_gc",
 ]
 
 
@@ -86,10 +79,6 @@ class Service(Protocol):
     async def run(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-SECRET_FILE = Path(".cadenza-secret")
-"""Where a generated key lives when ``settings.secret_key`` is empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,38 +118,6 @@ class Worker:
 
     def stop(self) -> None:
         self.scheduler.stop()
-
-
-def load_secret_key(settings: Settings, path: Path = SECRET_FILE) -> str:
-    """``settings.secret_key``, or a key generated once into ``path`` (mode 600)."""
-    if settings.secret_key:
-        return settings.secret_key
-    if path.exists():
-        return path.read_text(encoding="ascii").strip()
-    key = FernetSecretBox.generate_key()
-    # O_EXCL: two processes starting together must not overwrite each other's key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
-    return key
-
-
-def server_secret(settings: Settings, path: Path = SECRET_FILE) -> bytes:
-    """The server secret every purpose's key is derived from (``cadenza.keyring``)."""
-    return load_secret_key(settings, path).encode()
-
-
-def previous_secrets(settings: Settings) -> tuple[bytes, ...]:
-    """Secrets replaced by ``secret_key`` that still verify during a rotation."""
-    return tuple(s.encode() for s in settings.previous_secret_keys if s)
-
-
-def server_keyring(settings: Settings, path: Path = SECRET_FILE) -> Keyring:
-    """The keys derived from the server secret and the previous ones."""
-    return Keyring.of(server_secret(settings, path), previous_secrets(settings))
 
 
 def secret_box(settings: Settings, path: Path = SECRET_FILE) -> SecretBox:
@@ -217,83 +174,6 @@ async def build_worker(
             options or scheduler_options(settings),
         )
         yield Worker(runtime, scheduler, dispatcher)
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-"""Collector thresholds for a long-running process (the interpreter's are 700, 10, 10)."""
-
-
-def tune_gc() -> None:
-    """Ready the cyclic garbage collector for a long-running process; call once, when
-    it has started.
-
-    Everything allocated so far (modules, settings, connections) is frozen: a full
-    collection otherwise rescans those ~150k objects each time, a pause of ~100 ms
-    that lands on runs' start times (measured: lateness p99 76–355 ms without, 14 ms
-    with, at 1,000 runs/s on PostgreSQL).
-
-    The thresholds are raised because a busy worker makes little cyclic garbage
-    (about one object per five runs, counted over 30k runs) yet, at 700, ran a young
-    collection every ~11 runs and a full one every ~1,300, each traversing every
-    request, claim and ticket in flight. Raising them cut the worker's CPU per run by
-    10–15% (157 to 134–140 µs at 10k due endpoints on PostgreSQL,
-    ``bench/throughput.py``). What it costs: reference cycles wait for up to 50k
-    more allocations before they are freed.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-def migrate_database(settings: Settings) -> None:
-    migrate(settings.database_url)
-
-
-class _StderrLogger:
-    """Writes each line to whatever ``sys.stderr`` is when the line is written.
-
-    structlog's own print logger keeps the stream it was created with; a process that
-    swaps stderr (a test runner, an embedding program) would then write to a closed
-    stream."""
-
-    def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    debug = info = warning = warn = error = critical = exception = fatal = log = msg
-
-
-def _stderr_logger(*_args: object) -> _StderrLogger:
-    return _StderrLogger()
-
-
-def configure_logging(*, json: bool = False, level: str = "info") -> None:
-    """One structured line per event on stderr: JSON, or key=value for people."""
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ValueError(f"Unknown log level {level!r}.")
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"])
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=_stderr_logger,
-        cache_logger_on_first_use=True,
-    )
-    # Libraries log through the standard library; keep them to warnings and up.
-    logging.basicConfig(stream=sys.stderr, level=max(numeric, logging.WARNING))
-
-
-# Services for the request-serving surfaces (MCP now; REST and the dashboard can share
-# it). Added by the MCP work; the composition root's owner may fold it in elsewhere.
 
 
 def planner_store(store: Store) -> PlannerStore | None:
@@ -402,32 +282,3 @@ def build_planner(settings: Settings, services: Services) -> PlannerService:
     if services.planner is None:
         raise RuntimeError("The planner needs a SQL store (SQLite or PostgreSQL).")
     return PlannerService(services, services.planner, settings)
-
-
-# -- first start -----------------------------------------------------------------------
-
-
-async def ensure_admin(settings: Settings, services: Services) -> FirstStart | None:
-    """Create the first admin and an admin API key when the database has no users."""
-    from cadenza.actions.identity import ensure_admin as create_first_admin
-
-    created = await create_first_admin(
-        services.store,
-        services.clock,
-        services.keyring,
-        settings.admin_email,
-        settings.admin_password,
-    )
-    if created is None:
-        return None
-    user, generated_password, api_key = created
-    return FirstStart(user.email, generated_password, api_key)
-
-
-@dataclass(frozen=True, slots=True)
-class FirstStart:
-    """What a person needs to sign in the first time; shown once, never stored."""
-
-    email: str
-    generated_password: str | None
-    api_key: str

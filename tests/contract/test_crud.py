@@ -294,3 +294,39 @@ async def test_workers_register_beat_and_leave(store: Store) -> None:
     assert workers[1] == replace(info, heartbeat_at=T0 + secs(5))
     await store.remove_worker("w-0")
     assert [w.id for w in await store.list_workers()] == ["w-1"]
+
+
+async def test_many_endpoints_and_audit_events_are_inserted_in_one_call(store: Store) -> None:
+    j = job()
+    batch = [endpoint(j, name=f"check-{i}", request=rich_request()) for i in range(25)]
+    events = [
+        AuditEvent(new_id("aud", T0), TENANT, T0, ALICE, "apply_manifest", "endpoint", e.id)
+        for e in batch
+    ]
+    async with store.transaction() as tx:
+        await tx.insert_job(j)
+        await tx.insert_endpoints(batch)
+        await tx.insert_audits(events)
+        await tx.insert_endpoints([])
+        await tx.insert_audits([])
+    async with store.transaction(readonly=True) as tx:
+        page = await tx.list_endpoints(TENANT, j.id, include_archived=False, cursor=None, limit=50)
+        audit = await tx.list_audit(TENANT, AuditFilter(), cursor=None, limit=50)
+    assert page.items == batch
+    assert sorted(e.id for e in audit.items) == sorted(e.id for e in events)
+
+
+async def test_a_batch_with_an_endpoint_of_another_tenants_job_is_refused_whole(
+    store: Store,
+) -> None:
+    mine, theirs = job(), job(tenant=OTHER)
+    async with store.transaction() as tx:
+        await tx.insert_job(mine)
+        await tx.insert_job(theirs)
+    stolen = endpoint(theirs, tenant_id=TENANT)
+    with pytest.raises(errors.JobNotFound):
+        async with store.transaction() as tx:
+            await tx.insert_endpoints([endpoint(mine), stolen])
+    async with store.transaction(readonly=True) as tx:
+        page = await tx.list_endpoints(TENANT, mine.id, include_archived=True, cursor=None, limit=5)
+    assert page.items == []

@@ -59,10 +59,10 @@ def test_a_user_and_an_agent_key_are_created_and_the_key_is_printed_once(migrate
     assert key.stdout.strip().startswith("cdz_")
 
 
-def test_a_second_user_with_the_same_email_is_refused_with_a_message(migrated: Path) -> None:
+def test_a_second_user_with_the_same_email_is_refused_as_a_conflict(migrated: Path) -> None:
     cadenza(migrated, "admin", "create-user", "ops@example.com", password="long-password-1")
     again = cadenza(migrated, "admin", "create-user", "OPS@example.com", password="long-password-2")
-    assert again.returncode == 1
+    assert again.returncode == 5
     assert "exists" in again.stderr
 
 
@@ -70,7 +70,7 @@ def test_a_second_user_with_the_same_email_is_refused_with_a_message(migrated: P
     ("args", "code", "message"),
     [
         (("--email", "ops@example.com", "--name", "k", "--scope", "jobs:nope"), 2, "Unknown scope"),
-        (("--email", "nobody@example.com", "--name", "k", "--scope", "jobs:read"), 1, "nobody"),
+        (("--email", "nobody@example.com", "--name", "k", "--scope", "jobs:read"), 3, "nobody"),
     ],
     ids=["an unknown scope", "an unknown user"],
 )

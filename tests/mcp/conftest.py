@@ -37,8 +37,9 @@ from cadenza.adapters.http import HttpDispatcher
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
+from cadenza.bootstrap import server_secret
 from cadenza.config import Settings
-from cadenza.container import secret_box, server_secret
+from cadenza.container import secret_box
 from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
 

@@ -97,6 +97,7 @@ async def exercise_every_tool(
     run_id = await backstage.make_run(ep_ref["endpoint_id"])
     await _read_history(call, ep_ref, run_id)
     await _steer_the_planner(call, ep_ref, await backstage.make_proposal(ep_ref["endpoint_id"]))
+    await _as_code(call)
     key = await call("create_api_key", {"name": "reader", "scopes": ["runs:read"]})
     await call("list_api_keys", {})
     await call("revoke_api_key", {"key_id": key["key"]["id"], "reason": "exercise done"})
@@ -143,6 +144,13 @@ async def _read_history(call: Call, ep_ref: dict[str, str], run_id: str) -> None
     export = await call("export_runs", {**ep_ref, "format": "jsonl"})
     assert run_id in [r["id"] for r in export["items"]]
     await call("stream_run_events", {**ep_ref, "max_seconds": 1})
+
+
+async def _as_code(call: Call) -> None:
+    await call("get_manifest_schema", {})
+    exported = await call("export_manifest", {"jobs": ["every-tool"]})
+    applied = await call("apply_manifest", {"manifest": exported, "dry_run": True})
+    assert applied["changes"] == [], applied
 
 
 async def _steer_the_planner(call: Call, ep_ref: dict[str, str], proposal_id: str) -> None:

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_kit import Tenant, ok
+from mcp_kit import TOOLS_LIST_BYTES, Tenant, ok
 from starlette.applications import Starlette
 
 from cadenza.actions import REGISTRY
@@ -88,10 +88,6 @@ async def test_rest_and_mcp_calls_draw_on_one_rate_limit_per_caller(
         mcp = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert rest == [200, 200, 200]
     assert mcp.status_code == 429
-
-
-TOOLS_LIST_BYTES = 60_000
-"""The most an agent's context pays for the whole tool list (all scopes)."""
 
 
 async def test_the_tool_list_of_an_admin_key_fits_in_60_kb_on_the_wire(

@@ -20,7 +20,16 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp_kit import CADENZA, Live, Served, Target, insert_proposal, make_agent, record_run
+from mcp_kit import (
+    CADENZA,
+    TOOLS_LIST_BYTES,
+    Live,
+    Served,
+    Target,
+    insert_proposal,
+    make_agent,
+    record_run,
+)
 
 from cadenza.actions import BY_NAME, REGISTRY
 from cadenza.actions.base import Context, invoke
@@ -42,7 +51,6 @@ from catalogue_cases import (
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 SESSION_SECONDS = 600
-TOOLS_LIST_BYTES = 60_000
 LAST = ("revoke_api_key", "delete_endpoint", "archive_job")
 """Examples that end the world's resources are called after every other."""
 SCOPES = sorted(ALL_SCOPES - {Scope.ADMIN})

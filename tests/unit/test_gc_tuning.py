@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cadenza.container import GC_THRESHOLDS, tune_gc
+from cadenza.bootstrap import GC_THRESHOLDS, tune_gc
 
 
 @pytest.fixture

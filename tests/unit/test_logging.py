@@ -8,7 +8,7 @@ import sys
 import pytest
 import structlog
 
-from cadenza.container import configure_logging
+from cadenza.bootstrap import configure_logging
 
 
 def test_logging_survives_a_stderr_that_was_swapped_and_closed(

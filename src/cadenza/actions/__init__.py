@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from cadenza.actions import audit, endpoints, events, health, hints, jobs, keys, meta, runs
+from cadenza.actions import (
+    audit,
+    endpoints,
+    events,
+    health,
+    hints,
+    jobs,
+    keys,
+    manifest,
+    meta,
+    runs,
+)
 from cadenza.actions import planner as planner_actions
 from cadenza.actions.base import (
     Action,
@@ -33,6 +44,7 @@ REGISTRY: tuple[AnyAction, ...] = (
     *keys.ACTIONS,
     *meta.ACTIONS,
     *planner_actions.ACTIONS,
+    *manifest.ACTIONS,
 )
 
 BY_NAME = MappingProxyType({action.name: action for action in REGISTRY})

@@ -200,11 +200,24 @@ async def record(
     changes: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     """Write the audit event of a change inside the change's own transaction."""
-    now = ctx.now()
-    event = AuditEvent(
-        id=new_id("aud", now),
+    event = audit_event(ctx, ctx.now(), action, target, reason, changes)
+    await tx.insert_audit(event)
+    return event
+
+
+def audit_event(
+    ctx: Context,
+    at: datetime,
+    action: str,
+    target: tuple[str, str],
+    reason: str,
+    changes: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """The audit event of a change by the caller at ``at``, not yet written."""
+    return AuditEvent(
+        id=new_id("aud", at),
         tenant_id=ctx.tenant_id,
-        at=now,
+        at=at,
         actor=ctx.actor,
         action=action,
         target_kind=target[0],
@@ -212,5 +225,3 @@ async def record(
         reason=reason,
         changes=dict(changes or {}),
     )
-    await tx.insert_audit(event)
-    return event

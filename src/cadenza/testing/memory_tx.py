@@ -8,7 +8,7 @@ unique keys raise ``Conflict``, lists page by keyset on the id.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -133,6 +133,10 @@ class MemoryTx:
         if lease is not None:
             self._t.claimed[endpoint.id] = (endpoint.next_run_at, None)
 
+    async def insert_endpoints(self, batch: Sequence[Endpoint]) -> None:
+        for endpoint in batch:
+            await self.insert_endpoint(endpoint)
+
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         """Write everything but the lease, which only the scheduler writes."""
         old: Endpoint = _owned(
@@ -185,6 +189,10 @@ class MemoryTx:
         # The SQL store keeps changes as JSON: round-trip so both return the same.
         changes = json.loads(json.dumps(event.changes))
         _insert(self._t.audit, replace(event, changes=changes))
+
+    async def insert_audits(self, batch: Sequence[AuditEvent]) -> None:
+        for event in batch:
+            await self.insert_audit(event)
 
     async def list_audit(
         self, tenant_id: str, flt: AuditFilter, *, cursor: str | None, limit: int

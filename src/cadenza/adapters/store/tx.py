@@ -10,7 +10,7 @@ after it, so let it propagate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -51,7 +51,8 @@ class SqlTx:
             stmt = stmt.with_for_update()
         return (await self._conn.execute(stmt)).first()
 
-    async def _insert(self, table: sa.Table, row: dict[str, Any]) -> None:
+    async def _insert(self, table: sa.Table, row: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """One row, or a list of rows as one batched statement (executemany)."""
         try:
             await self._conn.execute(table.insert(), row)
         except IntegrityError as exc:
@@ -143,6 +144,14 @@ class SqlTx:
         await self._insert(endpoints, self._codec.endpoint_row(endpoint))
         self.endpoints_changed = True
 
+    async def insert_endpoints(self, batch: Sequence[Endpoint]) -> None:
+        if not batch:
+            return
+        for tenant_id, job_id in {(e.tenant_id, e.job_id) for e in batch}:
+            await self.get_job(tenant_id, job_id)
+        await self._insert(endpoints, [self._codec.endpoint_row(e) for e in batch])
+        self.endpoints_changed = True
+
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         """Write everything but the lease, which only the scheduler writes.
 
@@ -216,6 +225,10 @@ class SqlTx:
 
     async def insert_audit(self, event: AuditEvent) -> None:
         await self._insert(audit_events, self._codec.audit_row(event))
+
+    async def insert_audits(self, batch: Sequence[AuditEvent]) -> None:
+        if batch:
+            await self._insert(audit_events, [self._codec.audit_row(e) for e in batch])
 
     async def list_audit(
         self, tenant_id: str, flt: AuditFilter, *, cursor: str | None, limit: int

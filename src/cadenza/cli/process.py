@@ -1,5 +1,5 @@
-"""The ``cadenza`` command: ``serve``, ``worker``, ``planner``, ``migrate``, ``mcp``,
-``sim`` and ``admin``.
+"""The process commands: ``serve``, ``worker``, ``planner``, ``migrate``, ``mcp`` and
+``sim``.
 
 ``worker`` runs the scheduler alone (any database; on SQLite, one worker process).
 ``serve`` runs everything one process offers side by side in one event loop; each
@@ -13,68 +13,51 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine, Iterable
-from datetime import timedelta
+from collections.abc import Iterable
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-import structlog
 import typer
 
-from cadenza.config import Settings
-from cadenza.container import (
-    FirstStart,
-    Service,
-    build_http,
-    build_planner,
-    build_runtime,
-    build_services,
-    build_worker,
-    configure_logging,
-    ensure_admin,
-    install_uvloop,
-    migrate_database,
-    server_keyring,
-    tune_gc,
-)
+from cadenza.bootstrap import install_uvloop, migrate_database, tune_gc
+from cadenza.cli.app import app
 from cadenza.domain import errors
 
-log = structlog.get_logger("cadenza.cli")
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from cadenza.bootstrap import FirstStart
+    from cadenza.config import Settings
+    from cadenza.container import Service
 
 STOP_MARGIN = 5.0
 """Seconds after the grace period for services to record what it cut short."""
 
-app = typer.Typer(
-    help="Cadenza: an adaptive HTTP job scheduler.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+
+def settings_from_env() -> Settings:
+    # Imported here, as every dependency of a process command is: the client
+    # commands share this module's import and need none of them.
+    from cadenza.config import Settings
+
+    return Settings()
 
 
-@app.callback()
-def _options(
-    log_format: Annotated[
-        str, typer.Option(envvar="CADENZA_LOG_FORMAT", help="text (key=value) or json.")
-    ] = "text",
-    log_level: Annotated[str, typer.Option(envvar="CADENZA_LOG_LEVEL")] = "info",
-) -> None:
-    configure_logging(json=log_format == "json", level=log_level)
+def log() -> Any:
+    import structlog
+
+    return structlog.get_logger("cadenza.cli")
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
-    settings = Settings()
+    settings = settings_from_env()
     migrate_database(settings)
-    log.info("database.migrated")
+    log().info("database.migrated")
 
 
 @app.command()
 def worker() -> None:
     """Run the scheduler: claim due endpoints and perform their requests."""
-    settings = Settings()
+    settings = settings_from_env()
     install_uvloop()
     asyncio.run(_worker(settings))
 
@@ -83,7 +66,7 @@ def worker() -> None:
 def serve() -> None:
     """Run everything in one process: the REST API, MCP at /mcp, the scheduler and
     the planner."""
-    settings = Settings()
+    settings = settings_from_env()
     install_uvloop()
     asyncio.run(_serve(settings))
 
@@ -91,18 +74,29 @@ def serve() -> None:
 @app.command()
 def planner() -> None:
     """Run the planner alone: read run results and steer cadence through hints."""
-    settings = Settings()
+    settings = settings_from_env()
     install_uvloop()
     asyncio.run(_planner(settings))
 
 
 async def _worker(settings: Settings) -> None:
+    from cadenza.container import build_worker
+
     async with build_worker(settings) as running:
         tune_gc()
         await run_services({"scheduler": running}, settings.shutdown_grace_seconds)
 
 
 async def _serve(settings: Settings) -> None:
+    from cadenza.bootstrap import ensure_admin
+    from cadenza.container import (
+        build_http,
+        build_planner,
+        build_runtime,
+        build_services,
+        build_worker,
+    )
+
     async with (
         build_runtime(settings) as runtime,
         build_worker(settings, runtime) as running,
@@ -118,6 +112,8 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _planner(settings: Settings) -> None:
+    from cadenza.container import build_planner, build_runtime, build_services
+
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
         planner = build_planner(settings, services)
         await run_services({"planner": planner}, settings.shutdown_grace_seconds)
@@ -154,7 +150,7 @@ async def run_services(services: dict[str, Service], grace: float = 10.0) -> Non
     def on_signal(sig: signal.Signals) -> None:
         nonlocal signals
         signals += 1
-        log.info("process.signal", signal=sig.name, graceful=signals == 1)
+        log().info("process.signal", signal=sig.name, graceful=signals == 1)
         if signals == 1:
             _stop_all(services.values())
         else:
@@ -168,7 +164,7 @@ async def run_services(services: dict[str, Service], grace: float = 10.0) -> Non
         _stop_all(services.values())
         _, late = await asyncio.wait(tasks, timeout=grace + STOP_MARGIN)
         if late:
-            log.warning("process.grace_exceeded", services=sorted(t.get_name() for t in late))
+            log().warning("process.grace_exceeded", services=sorted(t.get_name() for t in late))
             for task in late:
                 task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -178,7 +174,7 @@ async def run_services(services: dict[str, Service], grace: float = 10.0) -> Non
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures and signals < 2:
         raise failures[0]
-    log.info("process.stopped")
+    log().info("process.stopped")
 
 
 def _stop_all(services: Iterable[Service]) -> None:
@@ -206,7 +202,7 @@ def mcp(
         typer.echo("Set CADENZA_API_KEY or pass --api-key.", err=True)
         raise typer.Exit(2)
     try:
-        asyncio.run(_mcp(Settings(), api_key))
+        asyncio.run(_mcp(settings_from_env(), api_key))
     except errors.AuthenticationFailed as exc:
         typer.echo(f"cadenza mcp: {exc.message}", err=True)
         raise typer.Exit(1) from None
@@ -214,6 +210,7 @@ def mcp(
 
 async def _mcp(settings: Settings, api_key: str) -> None:
     # Imported here: the MCP SDK is slow to import and only this command needs it.
+    from cadenza.container import build_runtime, build_services
     from cadenza.mcp.server import run_stdio
 
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
@@ -236,134 +233,3 @@ def sim(
     from cadenza.simulation.command import sim_command
 
     sim_command(scenario, list_, out, seed)
-
-
-# -- administration -------------------------------------------------------------------
-
-admin = typer.Typer(
-    help="Create users and API keys; rotate the server secret.", no_args_is_help=True
-)
-app.add_typer(admin, name="admin")
-
-_CLI_EXIT = {errors.ValidationError: 2, errors.Conflict: 1, errors.NotFound: 1}
-
-
-@admin.command("create-user")
-def create_user(
-    email: Annotated[str, typer.Argument(help="The user's e-mail; each user is a tenant.")],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True, hide_input=True, confirmation_prompt=True, envvar="CADENZA_NEW_PASSWORD"
-        ),
-    ],
-    is_admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
-) -> None:
-    """Create a user who can sign in with e-mail and password."""
-    user = _run_admin(_create_user(Settings(), email, password, is_admin))
-    typer.echo(f"Created user {user}.")
-
-
-@admin.command("create-key")
-def create_key(
-    email: Annotated[str, typer.Option(help="The e-mail of the user (tenant) who owns the key.")],
-    name: Annotated[str, typer.Option(help="A label that says who or what uses the key.")],
-    scope: Annotated[
-        list[str],
-        typer.Option(help="A scope to grant; repeat for several (jobs:read … keys:admin, admin)."),
-    ],
-    agent: Annotated[bool, typer.Option("--agent", help="The key belongs to an AI agent.")] = False,
-    expires_in_days: Annotated[int | None, typer.Option(min=1)] = None,
-) -> None:
-    """Create an API key and print it once; only its digest is stored."""
-    plaintext = _run_admin(
-        _create_key(Settings(), email, name, tuple(scope), agent, expires_in_days)
-    )
-    typer.echo(plaintext)
-
-
-@admin.command("rotate-secret")
-def rotate_secret() -> None:
-    """Re-encrypt stored secrets with CADENZA_SECRET_KEY after a rotation, and report
-    what still depends on CADENZA_PREVIOUS_SECRET_KEYS (README: rotating the secret)."""
-    for line in _run_admin(_rotate_secret(Settings())):
-        typer.echo(line)
-
-
-async def _rotate_secret(settings: Settings) -> list[str]:
-    from cadenza.adapters.store import SqlStore
-    from cadenza.adapters.store.rekey import rotate_secret as rotate
-
-    async with build_runtime(settings) as runtime:
-        if not isinstance(runtime.store, SqlStore):
-            raise errors.ValidationError("rotate-secret needs a SQL database.", "database_url")
-        report = await rotate(runtime.store, server_keyring(settings), runtime.clock.now())
-    return report.lines()
-
-
-def _run_admin(work: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(work)
-    except errors.CadenzaError as exc:
-        code = next((c for kind, c in _CLI_EXIT.items() if isinstance(exc, kind)), 1)
-        typer.echo(f"cadenza admin: {exc.message}", err=True)
-        raise typer.Exit(code) from None
-
-
-async def _create_user(settings: Settings, email: str, password: str, is_admin: bool) -> str:
-    from cadenza.actions.identity import create_user as create
-
-    async with build_runtime(settings) as runtime:
-        user = await create(runtime.store, runtime.clock, email, password, is_admin=is_admin)
-    return f"{user.email} (tenant {user.tenant_id})"
-
-
-async def _create_key(
-    settings: Settings,
-    email: str,
-    name: str,
-    scopes: tuple[str, ...],
-    agent: bool,
-    expires_in_days: int | None,
-) -> str:
-    from cadenza.actions.identity import issue_api_key, normalize_email
-    from cadenza.domain.identity import KeyKind, Scope
-
-    unknown = sorted(set(scopes) - {s.value for s in Scope})
-    if unknown or not scopes:
-        allowed = ", ".join(s.value for s in Scope)
-        raise errors.ValidationError(f"Unknown scope(s) {unknown}; use: {allowed}.", "scope")
-    async with build_runtime(settings) as runtime:
-        async with runtime.store.transaction(readonly=True) as tx:
-            user = await tx.find_user_by_email(normalize_email(email))
-        if user is None:
-            raise errors.UserNotFound(email)
-        now = runtime.clock.now()
-        expires = None if expires_in_days is None else now + timedelta(days=expires_in_days)
-        kind = KeyKind.AGENT if agent else KeyKind.USER
-        _, plaintext = await issue_api_key(
-            runtime.store,
-            runtime.clock,
-            server_keyring(settings),
-            user.tenant_id,
-            name,
-            frozenset(Scope(s) for s in scopes),
-            kind,
-            expires,
-        )
-    return plaintext
-
-
-def _exit_early(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
-def main() -> None:
-    # Until a command's event loop installs its own handlers, SIGTERM is a clean exit
-    # (nothing is claimed yet); run_services then makes it a graceful shutdown.
-    signal.signal(signal.SIGTERM, _exit_early)
-    app()
-
-
-if __name__ == "__main__":
-    main()

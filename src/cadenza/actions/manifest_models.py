@@ -1,0 +1,109 @@
+"""The manifest: jobs as code (YAML on disk, the same shape as JSON on the wire).
+
+A manifest names what should exist, keyed by name: jobs by their name, endpoints by
+their name within their job. Each endpoint carries exactly the fields of
+``add_endpoint`` (``EndpointSpec`` is kept equal to its input model by a test), plus
+its planner settings (``set_endpoint_planner``'s) and ``start_paused``. A section
+added later (alert rules, say) is one more list of named items on ``JobSpec``,
+matched by name the way ``endpoints`` are (see ``cadenza.actions.manifest``)::
+
+    version: 1
+    jobs:
+      - name: storefront
+        tags: [web]
+        endpoints:
+          - name: health
+            request:
+              url: https://shop.example.com/health
+              headers:
+                - {name: Authorization, value: "${SHOP_TOKEN}", secret: true}
+            baseline: {interval_seconds: 300}
+            min_interval_seconds: 15
+
+Secret header values are never written out: an export writes a reference
+``${NAME}`` in their place, and ``cadenza apply`` fills references in URLs and header
+values from its environment before it sends the manifest. The server refuses a
+reference that is still unfilled.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, RootModel
+
+from cadenza.actions.endpoint_models import BaselineSpec, IntervalSeconds, RequestSpec
+from cadenza.actions.planner_models import PlannerSettingsIn
+from cadenza.actions.wire import Description, Input, Name
+from cadenza.domain import limits
+from cadenza.domain.model import CatchUp
+
+MANIFEST_VERSION: Literal[1] = 1
+MAX_MANIFEST_JOBS = 1_000
+"""Jobs one manifest may name."""
+MAX_JOB_ENDPOINTS = 100_000
+"""Endpoints one job of a manifest may name: bulk set-ups go through one apply."""
+
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""``${NAME}`` or ``${NAME:-default}``: a value the CLI takes from its environment."""
+
+
+class EndpointSpec(Input):
+    """One endpoint, keyed by ``name`` within its job; the fields of ``add_endpoint``."""
+
+    name: Name
+    description: Description = ""
+    tier: str = Field("", max_length=64, description="A label such as critical or batch.")
+    request: RequestSpec
+    baseline: BaselineSpec
+    min_interval_seconds: IntervalSeconds | None = Field(
+        None, description="Never run more often than this; also the cooldown."
+    )
+    max_interval_seconds: IntervalSeconds | None = Field(
+        None, description="Never leave a longer gap than this."
+    )
+    catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
+    jitter_seconds: float = Field(
+        0,
+        ge=0,
+        le=limits.MAX_JITTER.total_seconds(),
+        description="Deterministic spread added to baseline slots.",
+    )
+    planner_enabled: bool = Field(True, description="Let the planner write hints here.")
+    start_paused: bool = Field(False, description="Created paused until resumed.")
+    planner: PlannerSettingsIn | None = Field(
+        None, description="set_endpoint_planner's settings; omitted: kept as they are."
+    )
+
+
+class JobSpec(Input):
+    """One job, keyed by ``name``, with its endpoints."""
+
+    name: Name
+    description: Description = ""
+    tags: list[str] = Field(
+        default_factory=list, max_length=limits.MAX_TAGS, description="Free labels."
+    )
+    planner_enabled: bool = Field(True, description="Let the planner write hints here.")
+    endpoints: list[EndpointSpec] = Field(default_factory=list, max_length=MAX_JOB_ENDPOINTS)
+
+
+class Manifest(Input):
+    """Jobs as code: what ``apply_manifest`` makes exist and ``export_manifest`` writes."""
+
+    version: Literal[1] = Field(MANIFEST_VERSION, description="The manifest format's version.")
+    jobs: list[JobSpec] = Field(default_factory=list, max_length=MAX_MANIFEST_JOBS)
+
+
+class ManifestSchema(RootModel[dict[str, Any]]):
+    """A JSON Schema document."""
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of a manifest file, for editors and validators."""
+    schema = Manifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "/api/v1/schemas/manifest.json"
+    schema["title"] = "Cadenza manifest"
+    return schema

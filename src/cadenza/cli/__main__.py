@@ -1,0 +1,5 @@
+"""``python -m cadenza.cli``: the same as the ``cadenza`` command."""
+
+from cadenza.cli import main
+
+main()
