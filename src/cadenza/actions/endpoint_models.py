@@ -17,9 +17,12 @@ from pydantic import ConfigDict, Field, model_validator
 from cadenza.actions.targets import check_sendable, same_origin
 from cadenza.actions.wire import (
     ActorOut,
+    Description,
     Input,
+    Name,
     Output,
     UtcTime,
+    duration,
     seconds,
 )
 from cadenza.domain import errors, limits
@@ -30,6 +33,7 @@ from cadenza.domain.model import (
     BodyKind,
     CatchUp,
     Endpoint,
+    Guardrails,
     Header,
     Method,
     PlanSource,
@@ -42,6 +46,7 @@ from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
 SECRET_MASK = "********"  # noqa: S105 - the mask shown instead of a secret
 _MAX_INTERVAL_S = limits.MAX_INTERVAL.total_seconds()
 _MIN_INTERVAL_S = limits.MIN_INTERVAL.total_seconds()
+MAX_JITTER_S = limits.MAX_JITTER.total_seconds()
 
 IntervalSeconds = Annotated[
     float,
@@ -165,6 +170,44 @@ class BaselineSpec(Input):
         if self.cron is not None and self.start_at is not None:
             raise ValueError("start_at applies to interval baselines only")
         return self
+
+
+class EndpointFields(Input):
+    """What configures an endpoint: ``add_endpoint``'s input and an endpoint of a
+    manifest (``manifest_models.EndpointSpec``) both extend it."""
+
+    name: Name
+    description: Description = ""
+    tier: str = Field("", max_length=64, description="A label such as critical or batch.")
+    request: RequestSpec
+    baseline: BaselineSpec
+    min_interval_seconds: IntervalSeconds | None = Field(
+        None, description="Never run more often than this; also the cooldown."
+    )
+    max_interval_seconds: IntervalSeconds | None = Field(
+        None, description="Never leave a longer gap than this."
+    )
+    catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
+    jitter_seconds: float = Field(
+        0, ge=0, le=MAX_JITTER_S, description="Deterministic spread added to baseline slots."
+    )
+    planner_enabled: bool = Field(True, description="Let the planner write hints here.")
+
+    def configuration(self, previous: Request | None = None) -> dict[str, Any]:
+        """The ``Endpoint`` fields these describe, but its name and identity; a secret
+        header sent as the mask keeps ``previous``'s value (``build_request``)."""
+        return {
+            "description": self.description,
+            "tier": self.tier,
+            "request": build_request(self.request, previous),
+            "baseline": build_baseline(self.baseline),
+            "guardrails": Guardrails(
+                duration(self.min_interval_seconds), duration(self.max_interval_seconds)
+            ),
+            "catch_up": self.catch_up,
+            "jitter": timedelta(seconds=self.jitter_seconds),
+            "planner_enabled": self.planner_enabled,
+        }
 
 
 class IntervalHintOut(Output):

@@ -19,8 +19,10 @@ from pydantic import Field
 
 from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import (
+    MAX_JITTER_S,
     SECRET_MASK,
     BaselineSpec,
+    EndpointFields,
     EndpointOut,
     IntervalSeconds,
     RequestSpec,
@@ -53,27 +55,10 @@ _ENDPOINT = EXAMPLE_IDS["endpoint_id"]
 _JOB = EXAMPLE_IDS["job_id"]
 ENDPOINT_ID = id_field("endpoint", _ENDPOINT)
 _JOB_ID = id_field("job", _JOB)
-_MAX_JITTER_S = limits.MAX_JITTER.total_seconds()
 
 
-class AddEndpointInput(Input):
+class AddEndpointInput(EndpointFields):
     job_id: str = _JOB_ID
-    name: Name
-    description: Description = ""
-    tier: str = Field("", max_length=64, description="A label such as critical or batch.")
-    request: RequestSpec
-    baseline: BaselineSpec
-    min_interval_seconds: IntervalSeconds | None = Field(
-        None, description="Never run more often than this; also the cooldown."
-    )
-    max_interval_seconds: IntervalSeconds | None = Field(
-        None, description="Never leave a longer gap than this."
-    )
-    catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
-    jitter_seconds: float = Field(
-        0, ge=0, le=_MAX_JITTER_S, description="Deterministic spread added to baseline slots."
-    )
-    planner_enabled: bool = Field(True, description="Let the planner write hints here.")
     reason: Reason = ""
 
 
@@ -90,7 +75,7 @@ class UpdateEndpointInput(Input):
     min_interval_seconds: IntervalSeconds | None = None
     max_interval_seconds: IntervalSeconds | None = None
     catch_up: CatchUp | None = None
-    jitter_seconds: float | None = Field(None, ge=0, le=_MAX_JITTER_S)
+    jitter_seconds: float | None = Field(None, ge=0, le=MAX_JITTER_S)
     planner_enabled: bool | None = None
     reason: Reason = ""
 
@@ -102,18 +87,9 @@ async def add_endpoint(ctx: Context, data: AddEndpointInput) -> EndpointOut:
         job_id=data.job_id,
         tenant_id=ctx.tenant_id,
         name=data.name,
-        request=build_request(data.request),
-        baseline=build_baseline(data.baseline),
         created_at=now,
         updated_at=now,
-        guardrails=Guardrails(
-            duration(data.min_interval_seconds), duration(data.max_interval_seconds)
-        ),
-        catch_up=data.catch_up,
-        jitter=timedelta(seconds=data.jitter_seconds),
-        tier=data.tier,
-        description=data.description,
-        planner_enabled=data.planner_enabled,
+        **data.configuration(),
     )
     refuse_unreachable(ctx, endpoint.request.url)  # after the URL's own checks
     async with ctx.store.transaction() as tx:

@@ -33,11 +33,10 @@ from typing import Any, Literal
 
 from pydantic import Field, RootModel
 
-from cadenza.actions.endpoint_models import BaselineSpec, IntervalSeconds, RequestSpec
+from cadenza.actions.endpoint_models import EndpointFields
 from cadenza.actions.planner_models import PlannerSettingsIn
 from cadenza.actions.wire import Description, Input, Name
 from cadenza.domain import limits
-from cadenza.domain.model import CatchUp
 
 MANIFEST_VERSION: Literal[1] = 1
 MAX_MANIFEST_JOBS = 1_000
@@ -49,28 +48,9 @@ REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 """``${NAME}`` or ``${NAME:-default}``: a value the CLI takes from its environment."""
 
 
-class EndpointSpec(Input):
+class EndpointSpec(EndpointFields):
     """One endpoint, keyed by ``name`` within its job; the fields of ``add_endpoint``."""
 
-    name: Name
-    description: Description = ""
-    tier: str = Field("", max_length=64, description="A label such as critical or batch.")
-    request: RequestSpec
-    baseline: BaselineSpec
-    min_interval_seconds: IntervalSeconds | None = Field(
-        None, description="Never run more often than this; also the cooldown."
-    )
-    max_interval_seconds: IntervalSeconds | None = Field(
-        None, description="Never leave a longer gap than this."
-    )
-    catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
-    jitter_seconds: float = Field(
-        0,
-        ge=0,
-        le=limits.MAX_JITTER.total_seconds(),
-        description="Deterministic spread added to baseline slots.",
-    )
-    planner_enabled: bool = Field(True, description="Let the planner write hints here.")
     start_paused: bool = Field(False, description="Created paused until resumed.")
     planner: PlannerSettingsIn | None = Field(
         None, description="set_endpoint_planner's settings; omitted: kept as they are."

@@ -17,20 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from cadenza.actions.endpoint_models import (
     SECRET_MASK,
     baseline_spec,
-    build_baseline,
-    build_request,
     request_spec,
 )
 from cadenza.actions.manifest_models import REFERENCE, EndpointSpec, JobSpec, Manifest
-from cadenza.actions.wire import duration, seconds
+from cadenza.actions.wire import seconds
 from cadenza.domain import errors, limits
-from cadenza.domain.model import Endpoint, Guardrails, Job
+from cadenza.domain.model import Endpoint, Job
 from cadenza.domain.planning import EndpointPlanner
 from cadenza.ports import Tx
 
@@ -138,30 +136,13 @@ def _wanted_endpoint(
             name=spec.name,
             created_at=now,
             updated_at=now,
-            **configuration(spec),
+            **spec.configuration(),
         )
         planner = None if spec.planner is None else spec.planner.to_domain(tenant_id, "")
     except errors.ValidationError as exc:
         problems += _located(path, exc)
         return None
     return WantedEndpoint(path, spec, template, planner)
-
-
-def configuration(spec: EndpointSpec, previous: Endpoint | None = None) -> dict[str, Any]:
-    """The configuration fields of the endpoint ``spec`` describes; a secret header
-    sent as the mask keeps ``previous``'s value."""
-    return {
-        "description": spec.description,
-        "tier": spec.tier,
-        "request": build_request(spec.request, previous.request if previous else None),
-        "baseline": build_baseline(spec.baseline),
-        "guardrails": Guardrails(
-            duration(spec.min_interval_seconds), duration(spec.max_interval_seconds)
-        ),
-        "catch_up": spec.catch_up,
-        "jitter": timedelta(seconds=spec.jitter_seconds),
-        "planner_enabled": spec.planner_enabled,
-    }
 
 
 def _unfilled_references(path: str, spec: EndpointSpec) -> Iterator[tuple[str, str]]:
@@ -297,7 +278,7 @@ def _plan_endpoints(
             problems += _masked_secrets(item)
             plan.steps.append(Step("create", "endpoint", job, item.spec.name, item.path, item))
             continue
-        desired = replace(found, **configuration(item.spec, found))
+        desired = replace(found, **item.spec.configuration(found.request))
         changes = endpoint_changes(found, desired)
         if changes:
             step = Step("update", "endpoint", job, item.spec.name, item.path, desired, changes)
