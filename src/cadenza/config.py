@@ -65,6 +65,22 @@ class Settings(BaseSettings):
         2, ge=1, description="Password checks (Argon2) run at once; more wait briefly."
     )
 
+    metrics_token: str = Field(
+        "",
+        description="When set, GET /metrics needs 'Authorization: Bearer <token>'; "
+        "empty: /metrics is open, like /healthz and /readyz.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Where `cadenza worker` and `cadenza planner` serve metrics."
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of /metrics, /healthz and /readyz in `cadenza worker` and "
+        "`cadenza planner` processes; 0: not served (`cadenza serve` uses its API port).",
+    )
+
     planner_enabled: bool = Field(True, description="Run the planner inside `cadenza serve`.")
     planner_debounce_seconds: float = 30.0
     planner_idle_after_seconds: float = 600.0

@@ -28,13 +28,16 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.http import AddressPolicy, HttpDispatcher
+from cadenza.adapters.metrics import PrometheusObserver
+from cadenza.adapters.probe_server import ProbeServer
+from cadenza.adapters.probes import Readiness
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import SqlStore, open_store
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
@@ -58,6 +61,8 @@ __all__ = [
     "build_runtime",
     "build_services",
     "build_worker",
+    "probe_server",
+    "readiness",
     "scheduler_options",
     "secret_box",
 ]
@@ -90,6 +95,8 @@ class Runtime:
     secret_box: SecretBox
     store: Store
     waker: EventWaker
+    observer: PrometheusObserver = field(default_factory=PrometheusObserver)
+    """This process's metrics, served at ``/metrics``."""
 
 
 @dataclass(slots=True)
@@ -172,6 +179,7 @@ async def build_worker(
             runtime.clock,
             runtime.waker,
             options or scheduler_options(settings),
+            runtime.observer,
         )
         yield Worker(runtime, scheduler, dispatcher)
 
@@ -212,14 +220,50 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
             auth_store=auth_store(runtime.store),
             password_checks=PasswordChecks(runtime.settings.password_check_concurrency),
             targets=AddressPolicy.from_allowlist(runtime.settings.ssrf_allowlist),
+            observer=runtime.observer,
         )
     finally:
         await dispatcher.close()
 
 
-def build_http(settings: Settings, services: Services) -> Service:
+def readiness(runtime: Runtime, worker: Worker | None = None) -> Readiness:
+    """The readiness checks of a process over ``runtime``, with ``worker``'s heartbeat
+    when it runs a scheduler."""
+    heartbeat = None if worker is None else (lambda: worker.scheduler.last_heartbeat)
+    beat_every = SchedulerOptions("readiness").heartbeat_interval
+    return Readiness(
+        runtime.store,
+        runtime.clock,
+        heartbeat=heartbeat,
+        max_heartbeat_age=READY_HEARTBEATS * beat_every,
+    )
+
+
+READY_HEARTBEATS = 3
+"""Heartbeat intervals a process's scheduler may go without one and stay ready."""
+
+
+def probe_server(runtime: Runtime, worker: Worker | None = None) -> ProbeServer | None:
+    """``/metrics`` and the probes of a process without the API (``cadenza worker``,
+    ``cadenza planner``), when ``metrics_port`` is set."""
+    settings = runtime.settings
+    if not settings.metrics_port:
+        return None
+    return ProbeServer(
+        runtime.observer,
+        readiness(runtime, worker),
+        settings.metrics_host,
+        settings.metrics_port,
+        token=settings.metrics_token,
+    )
+
+
+def build_http(
+    settings: Settings, services: Services, *, probes: Readiness | None = None
+) -> Service:
     """The REST API with MCP (streamable HTTP, bearer API keys) mounted at ``/mcp`` and
-    the dashboard at ``/``, signing people in through the API's sessions."""
+    the dashboard at ``/``, signing people in through the API's sessions; ``probes``
+    answers ``/readyz``, and ``/metrics`` serves the services' observer."""
     # Imported here: FastAPI and the MCP SDK are slow to import and only serving needs them.
     from cadenza.adapters.serving import HttpServer
     from cadenza.api import create_app
@@ -227,10 +271,23 @@ def build_http(settings: Settings, services: Services) -> Service:
     from cadenza.mcp.http import mount_mcp
     from cadenza.web import mount_dashboard
 
-    app = create_app(services, settings)
+    observer = services.observer
+    app = create_app(
+        services,
+        settings,
+        readiness=None if probes is None else _checks(probes),
+        metrics=observer.render if isinstance(observer, PrometheusObserver) else None,
+    )
     mount_mcp(app, services, rate_limit=app.state.rate_limit)
     mount_dashboard(app, services, BrowserSessions(app.state.auth))
     return HttpServer(app, settings.host, settings.port, settings.shutdown_grace_seconds)
+
+
+def _checks(probes: Readiness) -> Callable[[], Awaitable[dict[str, str]]]:
+    async def checks() -> dict[str, str]:
+        return (await probes.check()).checks
+
+    return checks
 
 
 # -- the planner ---------------------------------------------------------------------

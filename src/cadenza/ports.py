@@ -255,6 +255,14 @@ class Store(Protocol):
     async def remove_worker(self, worker_id: str) -> None: ...
     async def list_workers(self) -> list[WorkerInfo]: ...
 
+    async def leases_held(self, tenant_id: str | None = None) -> dict[str, int]:
+        """Slots leased now, by worker id; only ``tenant_id``'s endpoints when given."""
+        ...
+
+    async def count_due(self, now: datetime, *, cap: int) -> int:
+        """Unleased endpoints with ``next_run_at <= now``, counted up to ``cap``."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -414,3 +422,77 @@ class AuthStore(Protocol):
         """Delete sessions expired at ``now`` and failures last seen before
         ``failures_before``."""
         ...
+
+
+# -- observing (metrics) and retention ----------------------------------------------
+
+
+class Observer(Protocol):
+    """Where the core reports what it did, for metrics (``cadenza.adapters.metrics``).
+
+    Every call is synchronous, cheap (a counter bump) and never raises: the scheduler
+    calls ``run_finished`` once per run on its hot path. Label values come from
+    small fixed sets (statuses, plan sources, route templates), never from ids.
+    """
+
+    def run_finished(
+        self, status: RunStatus, source: PlanSource, lateness: float, duration: float
+    ) -> None:
+        """A run this process performed; lateness and duration in seconds."""
+        ...
+
+    def claimed(self, count: int) -> None:
+        """One claim that leased ``count`` slots (zero: an empty claim)."""
+        ...
+
+    def leases_lost(self, reason: str, count: int) -> None:
+        """``expired`` (swept from a silent worker) or ``fenced`` (taken over)."""
+        ...
+
+    def due_backlog(self, count: int) -> None:
+        """Unleased endpoints whose slot has come (sampled now and then)."""
+        ...
+
+    def planner_analysis(self, session: PlannerSession) -> None: ...
+
+    def pruned(self, kind: str, count: int) -> None:
+        """Rows of ``kind`` (``runs``, ``audit_events``) deleted by retention."""
+        ...
+
+    def notification(self, channel_kind: str, ok: bool) -> None:
+        """A notification delivered (``ok``) or given up on, by channel kind."""
+        ...
+
+    def api_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One HTTP request, by route template (never the raw path)."""
+        ...
+
+
+class NullObserver:
+    """The observer of processes and tests that keep no metrics."""
+
+    def run_finished(
+        self, status: RunStatus, source: PlanSource, lateness: float, duration: float
+    ) -> None:
+        return None
+
+    def claimed(self, count: int) -> None:
+        return None
+
+    def leases_lost(self, reason: str, count: int) -> None:
+        return None
+
+    def due_backlog(self, count: int) -> None:
+        return None
+
+    def planner_analysis(self, session: PlannerSession) -> None:
+        return None
+
+    def pruned(self, kind: str, count: int) -> None:
+        return None
+
+    def notification(self, channel_kind: str, ok: bool) -> None:
+        return None
+
+    def api_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        return None

@@ -31,6 +31,8 @@ from cadenza.ports import (
     AuthStore,
     Clock,
     Dispatcher,
+    NullObserver,
+    Observer,
     PlannerStore,
     Store,
     TargetPolicy,
@@ -54,6 +56,7 @@ class Services:
     refuses unreachable literal addresses when an endpoint is saved (without it the
     refusal waits for the first run). ``key_cache`` holds the API
     keys this process read recently, shared by every surface built on these services.
+    ``observer`` receives what the process did, for its metrics.
     """
 
     store: Store
@@ -66,6 +69,7 @@ class Services:
     previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
     targets: TargetPolicy | None = None
+    observer: Observer = field(default_factory=NullObserver)
     keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False, repr=False)
 

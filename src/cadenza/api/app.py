@@ -18,17 +18,26 @@ from cadenza.api.docs import add_docs_routes
 from cadenza.api.gate import RequestGate
 from cadenza.api.hygiene import Hygiene, TrustedProxies
 from cadenza.api.openapi import document
+from cadenza.api.probes import MetricsRender, ReadinessCheck, RequestMetrics, add_probe_routes
 from cadenza.api.routes import add_action_routes
 from cadenza.config import Settings
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(services: Services, settings: Settings) -> FastAPI:
+def create_app(
+    services: Services,
+    settings: Settings,
+    *,
+    readiness: ReadinessCheck | None = None,
+    metrics: MetricsRender | None = None,
+) -> FastAPI:
     """The FastAPI app: every registry action under ``/api/v1``, sign-in routes,
     problem+json errors, request ids, security headers, per-caller rate limits, and
     the ``RequestGate`` (authentication before any body is read, a body size cap).
-    OpenAPI is served at ``/openapi.json`` and rendered at ``/docs`` from local assets."""
+    OpenAPI is served at ``/openapi.json`` and rendered at ``/docs`` from local assets.
+    ``/healthz``, ``/readyz`` (``readiness``) and ``/metrics`` (``metrics``) are the
+    operations routes (``cadenza.api.probes``)."""
     app = FastAPI(
         title="Cadenza",
         summary="Adaptive HTTP job scheduler",
@@ -46,6 +55,9 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     add_action_routes(app.router, API_PREFIX, REGISTRY, auth)
     add_session_routes(app.router, API_PREFIX, auth)
     add_docs_routes(app, "/openapi.json", "Cadenza API")
+    add_probe_routes(
+        app, readiness=readiness, metrics=metrics, metrics_token=settings.metrics_token
+    )
     errors.install(app)
     public = [("POST", f"{API_PREFIX}/session"), ("DELETE", f"{API_PREFIX}/session")]
     # The last added runs first: request ids and headers, the client's address, the gate.
@@ -58,6 +70,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     )
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.add_middleware(Hygiene, api_prefix="/api/")
+    app.add_middleware(RequestMetrics, observer=services.observer, clock=services.clock)
     app.state.services = services
     # The dashboard (mounted by the composition root) signs people in through it.
     app.state.auth = auth

@@ -80,11 +80,14 @@ def planner() -> None:
 
 
 async def _worker(settings: Settings) -> None:
-    from cadenza.container import build_worker
+    from cadenza.container import build_runtime, build_worker, probe_server
 
-    async with build_worker(settings) as running:
+    async with build_runtime(settings) as runtime, build_worker(settings, runtime) as running:
+        parts: dict[str, Service] = {"scheduler": running}
+        if (probes := probe_server(runtime, running)) is not None:
+            parts["probes"] = probes
         tune_gc()
-        await run_services({"scheduler": running}, settings.shutdown_grace_seconds)
+        await run_services(parts, settings.shutdown_grace_seconds)
 
 
 async def _serve(settings: Settings) -> None:
@@ -95,6 +98,7 @@ async def _serve(settings: Settings) -> None:
         build_runtime,
         build_services,
         build_worker,
+        readiness,
     )
 
     async with (
@@ -103,7 +107,8 @@ async def _serve(settings: Settings) -> None:
         build_services(runtime) as services,
     ):
         first_start = await ensure_admin(settings, services)
-        parts: dict[str, Service] = {"scheduler": running, "http": build_http(settings, services)}
+        http = build_http(settings, services, probes=readiness(runtime, running))
+        parts: dict[str, Service] = {"scheduler": running, "http": http}
         if settings.planner_enabled and services.planner is not None:
             parts["planner"] = build_planner(settings, services)
         tune_gc()
@@ -112,11 +117,13 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _planner(settings: Settings) -> None:
-    from cadenza.container import build_planner, build_runtime, build_services
+    from cadenza.container import build_planner, build_runtime, build_services, probe_server
 
     async with build_runtime(settings) as runtime, build_services(runtime) as services:
-        planner = build_planner(settings, services)
-        await run_services({"planner": planner}, settings.shutdown_grace_seconds)
+        parts: dict[str, Service] = {"planner": build_planner(settings, services)}
+        if (probes := probe_server(runtime)) is not None:
+            parts["probes"] = probes
+        await run_services(parts, settings.shutdown_grace_seconds)
 
 
 def _print_welcome(settings: Settings, first_start: FirstStart | None) -> None:

@@ -241,13 +241,16 @@ class PlannerLoop:
 
     async def _analyse(self, watch: WatchState) -> PlannerSession | None:
         try:
-            return await self._analyst.analyse(watch)
+            session = await self._analyst.analyse(watch)
         except Exception as exc:  # recorded and retried; the loop goes on
             # No traceback: the session records the error, and rendering a model
             # client's frames is slow enough to stall the loop.
             log.error("planner.analysis_failed", endpoint_id=watch.endpoint_id, error=repr(exc))
             await self._record_failure(watch, exc)
             return None
+        if session is not None:
+            self._services.observer.planner_analysis(session)
+        return session
 
     async def _record_failure(self, watch: WatchState, exc: Exception) -> None:
         try:

@@ -40,6 +40,8 @@ from cadenza.ports import (
     Completion,
     Dispatcher,
     DispatchResult,
+    NullObserver,
+    Observer,
     Store,
     WorkerInfo,
 )
@@ -55,6 +57,8 @@ from cadenza.scheduler.waker import EventWaker, wait_or_sleep
 log = structlog.get_logger("cadenza.scheduler")
 
 INTERRUPTED = "Interrupted: the worker shut down before the request finished."
+_BACKLOG_CAP = 100_000
+"""The due backlog is counted up to this many endpoints (a bounded query)."""
 _IDLE_FLOOR = 0.005
 """Shortest sleep after an empty claim, in case ``next_due_at`` names a row that
 ``claim_due`` will not take: never spin on the database."""
@@ -74,8 +78,10 @@ class Scheduler:
         clock: Clock,
         waker: EventWaker,
         options: SchedulerOptions,
+        observer: Observer | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer or NullObserver()
         self._dispatcher = dispatcher
         self._clock = clock
         self._waker = waker
@@ -113,6 +119,11 @@ class Scheduler:
     @property
     def worker_id(self) -> str:
         return self._id
+
+    @property
+    def last_heartbeat(self) -> float | None:
+        """Monotonic time of the worker's last recorded heartbeat (``None``: none yet)."""
+        return self._housekeeper.last_beat
 
     def stop(self) -> None:
         """Begin a graceful shutdown; ``run`` returns when it is done. Idempotent."""
@@ -281,6 +292,7 @@ class Scheduler:
                 self._count_ready(ticket)
         self._starter.add(tickets)
         self.stats.claimed += len(claims)
+        self._observer.claimed(len(claims))
         log.debug("claims.taken", claims=len(claims), held=len(self._tickets))
 
     async def _idle_for(self, claimed: bool) -> float:
@@ -357,6 +369,8 @@ class Scheduler:
         except Exception:  # a bug here must not leak the ticket; the lease then expires
             log.exception("run.record_failed", endpoint_id=claim.endpoint.id)
         lateness = (result.started_at - claim.scheduled_for).total_seconds()
+        duration = (result.finished_at - result.started_at).total_seconds()
+        self._observer.run_finished(result.status, claim.source, lateness, duration)
         if lateness > self.stats.max_lateness:
             self.stats.max_lateness = lateness
         self._forget(ticket)
@@ -374,6 +388,7 @@ class Scheduler:
     def _flushed(self, runs: int, done: Completed) -> None:
         self.stats.completed += runs
         self.stats.fenced += len(done.lost)
+        self._observer.leases_lost("fenced", len(done.lost))
         if done.earliest_next_run is not None:
             self._slot_released(done.earliest_next_run)
 
@@ -390,6 +405,7 @@ class Scheduler:
 
     def _swept(self, count: int) -> None:
         self.stats.swept += count
+        self._observer.leases_lost("expired", count)
         self._waker.wake()
 
     # -- stopping ---------------------------------------------------------------
@@ -435,11 +451,21 @@ class Scheduler:
         log.info("claims.released", claims=len(tickets))
 
     async def _stats_loop(self) -> None:
+        # Debug, not info: an idle worker says nothing; metrics carry the figures.
         interval = self._opts.stats_interval
         while True:
             await self._clock.sleep(interval)
-            log.info("scheduler.stats", held=len(self._tickets), **self.stats.fields())
+            await self._sample_backlog()
+            log.debug("scheduler.stats", held=len(self._tickets), **self.stats.fields())
             self.stats.max_lateness = 0.0
+
+    async def _sample_backlog(self) -> None:
+        try:
+            due = await self._store.count_due(self._clock.now(), cap=_BACKLOG_CAP)
+        except Exception as exc:  # a sample missed; the next interval tries again
+            log.debug("backlog.count_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._observer.due_backlog(due)
 
 
 async def _settle(tasks: Iterable[asyncio.Task[None]], clock: Clock, grace: float | None) -> None:

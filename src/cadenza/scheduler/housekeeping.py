@@ -54,6 +54,8 @@ class Housekeeper:
         self._tickets = tickets
         self._on_lost = on_lost
         self._on_swept = on_swept
+        self.last_beat: float | None = None
+        """Monotonic time of the last heartbeat the store took (readiness reads it)."""
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -107,6 +109,8 @@ class Housekeeper:
             await self._store.heartbeat_worker(self._worker_id, self._clock.now())
         except Exception as exc:  # retried at the next beat
             log.warning("worker.heartbeat_failed", error=_describe(exc))
+            return
+        self.last_beat = self._clock.monotonic()
 
 
 def _describe(exc: BaseException) -> str:

@@ -165,6 +165,23 @@ class MemoryStore:
         async with self._locked() as t:
             return sorted(t.workers.values(), key=lambda w: w.id)
 
+    async def leases_held(self, tenant_id: str | None = None) -> dict[str, int]:
+        async with self._locked() as t:
+            held: dict[str, int] = {}
+            for ep in t.endpoints.values():
+                if ep.lease is not None and tenant_id in (None, ep.tenant_id):
+                    held[ep.lease.owner] = held.get(ep.lease.owner, 0) + 1
+            return held
+
+    async def count_due(self, now: datetime, *, cap: int) -> int:
+        async with self._locked() as t:
+            due = sum(
+                1
+                for e in t.endpoints.values()
+                if e.lease is None and e.next_run_at is not None and e.next_run_at <= now
+            )
+            return min(due, cap)
+
     async def close(self) -> None:
         return None
 

@@ -225,6 +225,31 @@ class SqlStore:
             rows = (await reads.execute(stmt)).all()
         return [self._codec.worker(r) for r in rows]
 
+    async def leases_held(self, tenant_id: str | None = None) -> dict[str, int]:
+        # Leased rows only (the ix_endpoints_leased partial index): a few per run in hand.
+        stmt = (
+            sa.select(_E.lease_owner, sa.func.count())
+            .where(_E.lease_owner.is_not(None))
+            .group_by(_E.lease_owner)
+        )
+        if tenant_id is not None:
+            stmt = stmt.where(_E.tenant_id == tenant_id)
+        async with self.reading() as reads:
+            rows: list[Any] = list((await reads.execute(stmt)).all())
+        return {str(owner): int(count) for owner, count in rows}
+
+    async def count_due(self, now: datetime, *, cap: int) -> int:
+        due = (
+            sa.select(_E.id)
+            .where(_E.lease_owner.is_(None), _E.next_run_at.is_not(None), _E.next_run_at <= now)
+            .limit(cap)
+            .subquery()
+        )
+        async with self.reading() as reads:
+            return int(
+                (await reads.execute(sa.select(sa.func.count()).select_from(due))).scalar_one()
+            )
+
     async def close(self) -> None:
         await self._db.close()
 
