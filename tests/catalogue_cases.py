@@ -79,6 +79,7 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "export_manifest": ({"jobs": [""]}, "jobs.0"),
     "get_manifest_schema": ({"surprise": 1}, "surprise"),
+    "list_workers": ({"surprise": 1}, "surprise"),
 }
 """One invalid argument set per action (ids given here win over real ones) and the
 field the error must name."""

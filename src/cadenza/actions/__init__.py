@@ -21,6 +21,7 @@ from cadenza.actions import (
     manifest,
     meta,
     runs,
+    workers,
 )
 from cadenza.actions import planner as planner_actions
 from cadenza.actions.base import (
@@ -45,6 +46,7 @@ REGISTRY: tuple[AnyAction, ...] = (
     *meta.ACTIONS,
     *planner_actions.ACTIONS,
     *manifest.ACTIONS,
+    *workers.ACTIONS,
 )
 
 BY_NAME = MappingProxyType({action.name: action for action in REGISTRY})
