@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GC_THRESHOLDS",
+    "LOG_FORMATS",
     "SECRET_FILE",
     "FirstStart",
     "configure_logging",
@@ -137,16 +138,27 @@ def _stderr_logger(*_args: object) -> _StderrLogger:
     return _StderrLogger()
 
 
-def configure_logging(*, json: bool = False, level: str = "info") -> None:
-    """One structured line per event on stderr: JSON, or key=value for people."""
+LOG_FORMATS = ("console", "json", "text")
+"""``CADENZA_LOG_FORMAT``: ``console`` (key=value lines for people; ``text`` is its
+older name) or ``json`` (one object per line, for log collectors)."""
+
+
+def configure_logging(*, log_format: str = "console", level: str = "info") -> None:
+    """One structured line per event on stderr, in ``log_format`` (``LOG_FORMATS``).
+
+    At ``info`` an idle process is silent after starting: periodic figures (the
+    scheduler's stats) are ``debug`` lines, and ``/metrics`` carries them.
+    """
     import structlog
 
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"Unknown log level {level!r}.")
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"Unknown log format {log_format!r}: use console or json.")
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
-        if json
+        if log_format == "json"
         else structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"])
     )
     structlog.configure(

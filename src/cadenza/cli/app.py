@@ -59,11 +59,15 @@ app = typer.Typer(
 def _options(
     ctx: typer.Context,
     log_format: Annotated[
-        str, typer.Option(envvar="CADENZA_LOG_FORMAT", help="text (key=value) or json.")
-    ] = "text",
+        str,
+        typer.Option(envvar="CADENZA_LOG_FORMAT", help="console (key=value lines) or json."),
+    ] = "console",
     log_level: Annotated[str, typer.Option(envvar="CADENZA_LOG_LEVEL")] = "info",
 ) -> None:
     # Client commands print results, not logs; configuring structlog would only
     # slow them down.
     if ctx.invoked_subcommand not in getattr(ctx.command, "client_names", ()):
-        configure_logging(json=log_format == "json", level=log_level)
+        try:
+            configure_logging(log_format=log_format, level=log_level)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
