@@ -6,7 +6,9 @@ Workers are shared by every tenant, so what a caller sees is scoped:
   heartbeat: whether anything is alive to run its schedules is every tenant's
   business, and the processes are the service's, not another tenant's data;
 * ``runs_in_hand`` counts only the caller's own endpoints a worker has leased, so no
-  tenant learns how busy the others are; an ``admin`` caller sees every tenant's.
+  tenant learns how busy the others are. This holds for ``admin`` keys too: that
+  scope is every scope *of the tenant*, not a view over other tenants. The operator
+  reads each worker's totals from its ``/metrics``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class WorkerOut(Output):
     started_at: datetime
     heartbeat_at: datetime
     heartbeat_age_seconds: float = Field(description="Seconds since the last heartbeat.")
-    runs_in_hand: int = Field(description="Your endpoints it holds leases on (admin: all).")
+    runs_in_hand: int = Field(description="Your endpoints it holds leases on now.")
 
 
 class WorkerList(Output):
@@ -52,9 +54,8 @@ def _out(info: WorkerInfo, now: datetime, held: dict[str, int]) -> WorkerOut:
 
 
 async def list_workers(ctx: Context, data: ListWorkersInput) -> WorkerList:
-    tenant = None if Scope.ADMIN in ctx.scopes else ctx.tenant_id
     workers = await ctx.store.list_workers()
-    held = await ctx.store.leases_held(tenant)
+    held = await ctx.store.leases_held(ctx.tenant_id)
     now = ctx.now()
     return WorkerList(items=[_out(w, now, held) for w in workers])
 
