@@ -80,6 +80,8 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "export_manifest": ({"jobs": [""]}, "jobs.0"),
     "get_manifest_schema": ({"surprise": 1}, "surprise"),
     "list_workers": ({"surprise": 1}, "surprise"),
+    "get_retention_policy": ({"surprise": 1}, "surprise"),
+    "set_retention_policy": ({"run_days": 0}, "run_days"),
 }
 """One invalid argument set per action (ids given here win over real ones) and the
 field the error must name."""

@@ -81,6 +81,17 @@ class Settings(BaseSettings):
         "`cadenza planner` processes; 0: not served (`cadenza serve` uses its API port).",
     )
 
+    retention_enabled: bool = Field(
+        True, description="Apply tenants' retention policies inside `cadenza serve`."
+    )
+    retention_interval_seconds: float = Field(600.0, gt=0, description="Seconds between passes.")
+    retention_batch: int = Field(
+        1000, ge=1, le=100_000, description="Rows deleted per transaction while pruning."
+    )
+    retention_pause_seconds: float = Field(
+        0.05, ge=0, description="Pause between pruning batches, for the scheduler's writes."
+    )
+
     planner_enabled: bool = Field(True, description="Run the planner inside `cadenza serve`.")
     planner_debounce_seconds: float = 30.0
     planner_idle_after_seconds: float = 600.0

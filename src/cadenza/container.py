@@ -43,7 +43,15 @@ from cadenza.adapters.store import SqlStore, open_store
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
 from cadenza.bootstrap import SECRET_FILE, previous_secrets, server_keyring, server_secret
 from cadenza.config import Settings
-from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, SecretBox, Store
+from cadenza.ports import (
+    AuthStore,
+    Clock,
+    Dispatcher,
+    PlannerStore,
+    RetentionStore,
+    SecretBox,
+    Store,
+)
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 
 if TYPE_CHECKING:
@@ -58,6 +66,7 @@ __all__ = [
     "Worker",
     "build_http",
     "build_planner",
+    "build_pruner",
     "build_runtime",
     "build_services",
     "build_worker",
@@ -199,6 +208,13 @@ def auth_store(store: Store) -> AuthStore | None:
     return SqlAuthStore(store.engine) if isinstance(store, SqlStore) else None
 
 
+def retention_store(store: Store) -> RetentionStore | None:
+    """Retention policies and pruning beside a SQL store (same engine)."""
+    from cadenza.adapters.store.retention_sql import SqlRetentionStore
+
+    return SqlRetentionStore(store) if isinstance(store, SqlStore) else None
+
+
 @contextlib.asynccontextmanager
 async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
     """The ports actions run with in this process: the runtime's store, clock and
@@ -221,6 +237,7 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
             password_checks=PasswordChecks(runtime.settings.password_check_concurrency),
             targets=AddressPolicy.from_allowlist(runtime.settings.ssrf_allowlist),
             observer=runtime.observer,
+            retention=retention_store(runtime.store),
         )
     finally:
         await dispatcher.close()
@@ -288,6 +305,20 @@ def _checks(probes: Readiness) -> Callable[[], Awaitable[dict[str, str]]]:
         return (await probes.check()).checks
 
     return checks
+
+
+def build_pruner(settings: Settings, services: Services) -> Service | None:
+    """The retention housekeeper, when enabled and the store supports it."""
+    from cadenza.scheduler.retention import Pruner, PrunerOptions
+
+    if not settings.retention_enabled or services.retention is None:
+        return None
+    options = PrunerOptions(
+        interval=settings.retention_interval_seconds,
+        batch=settings.retention_batch,
+        pause=settings.retention_pause_seconds,
+    )
+    return Pruner(services.retention, services.clock, services.observer, options)
 
 
 # -- the planner ---------------------------------------------------------------------

@@ -46,6 +46,7 @@ from cadenza.domain.planning import (
     ProposalStatus,
     WatchState,
 )
+from cadenza.domain.retention import RetentionPolicy
 
 T = TypeVar("T")
 
@@ -496,3 +497,36 @@ class NullObserver:
 
     def api_request(self, route: str, method: str, status: int, seconds: float) -> None:
         return None
+
+
+class RetentionStore(Protocol):
+    """Retention policies and the deletes that apply them (``cadenza.scheduler.retention``).
+
+    Every prune deletes at most ``limit`` rows, oldest first, in one short transaction
+    of its own and returns how many it deleted: a caller repeats it until fewer than
+    ``limit`` come back, and no lock is held between calls. Rows are chosen through
+    the primary key's order (ids sort by time), so each call costs about ``limit``
+    index entries however large the table.
+    """
+
+    async def get_policy(self, tenant_id: str) -> RetentionPolicy | None: ...
+    async def put_policy(self, policy: RetentionPolicy) -> None: ...
+    async def list_policies(self, *, after: str | None, limit: int) -> list[RetentionPolicy]:
+        """Policies by tenant id above ``after`` (keyset), ascending."""
+        ...
+
+    async def prune_runs_before(self, tenant_id: str, before: datetime, *, limit: int) -> int:
+        """Delete the tenant's oldest runs recorded before ``before``."""
+        ...
+
+    async def endpoint_ids(self, tenant_id: str, *, after: str | None, limit: int) -> list[str]:
+        """The tenant's endpoint ids above ``after`` (archived ones too), ascending."""
+        ...
+
+    async def prune_runs_beyond(self, endpoint_id: str, keep: int, *, limit: int) -> int:
+        """Delete the endpoint's oldest runs beyond its newest ``keep``."""
+        ...
+
+    async def prune_audit_before(self, tenant_id: str, before: datetime, *, limit: int) -> int:
+        """Delete the tenant's oldest audit events made before ``before``."""
+        ...

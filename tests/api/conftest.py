@@ -16,6 +16,7 @@ from cadenza.adapters.http import AddressPolicy
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
 from cadenza.adapters.store.auth_sql import SqlAuthStore
+from cadenza.adapters.store.retention_sql import SqlRetentionStore
 from cadenza.api import create_app
 from cadenza.config import Settings
 from cadenza.testing import FrozenClock
@@ -48,6 +49,7 @@ async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Ser
         planner=MemoryPlannerStore(),
         auth_store=SqlAuthStore(store.engine),
         targets=AddressPolicy(),
+        retention=SqlRetentionStore(store),
     )
     await store.close()
 

@@ -37,6 +37,7 @@ from cadenza.adapters.http import HttpDispatcher
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
+from cadenza.adapters.store.retention_sql import SqlRetentionStore
 from cadenza.bootstrap import server_secret
 from cadenza.config import Settings
 from cadenza.container import secret_box
@@ -88,6 +89,7 @@ async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Ser
         dispatcher=dispatcher,
         secret_key=SECRET,
         planner=SqlPlannerStore(store.engine),
+        retention=SqlRetentionStore(store),
     )
     await dispatcher.close()
     await store.close()
@@ -121,6 +123,7 @@ async def live(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Live]:
         dispatcher=FakeDispatcher(clock),
         secret_key=server_secret(settings),
         planner=SqlPlannerStore(store.engine),
+        retention=SqlRetentionStore(store),
     )
     env = {
         "CADENZA_DATABASE_URL": url,

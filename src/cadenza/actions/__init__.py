@@ -20,6 +20,7 @@ from cadenza.actions import (
     keys,
     manifest,
     meta,
+    retention,
     runs,
     workers,
 )
@@ -47,6 +48,7 @@ REGISTRY: tuple[AnyAction, ...] = (
     *planner_actions.ACTIONS,
     *manifest.ACTIONS,
     *workers.ACTIONS,
+    *retention.ACTIONS,
 )
 
 BY_NAME = MappingProxyType({action.name: action for action in REGISTRY})

@@ -34,6 +34,7 @@ from cadenza.ports import (
     NullObserver,
     Observer,
     PlannerStore,
+    RetentionStore,
     Store,
     TargetPolicy,
     Tx,
@@ -56,7 +57,8 @@ class Services:
     refuses unreachable literal addresses when an endpoint is saved (without it the
     refusal waits for the first run). ``key_cache`` holds the API
     keys this process read recently, shared by every surface built on these services.
-    ``observer`` receives what the process did, for its metrics.
+    ``observer`` receives what the process did, for its metrics; ``retention`` keeps
+    the tenants' retention policies (without one, retention is unavailable).
     """
 
     store: Store
@@ -70,6 +72,7 @@ class Services:
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
     targets: TargetPolicy | None = None
     observer: Observer = field(default_factory=NullObserver)
+    retention: RetentionStore | None = None
     keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False, repr=False)
 

@@ -65,9 +65,8 @@ ACTIONS = (
         name="list_workers",
         summary="Scheduler workers and their heartbeats",
         description=(
-            "Lists the scheduler processes (id, host, start, last heartbeat) and how many "
-            "of your endpoints each holds now. A heartbeat older than ~15 s means a stuck "
-            "or dead worker."
+            "Scheduler processes, their last heartbeat (older than ~15 s: stuck or dead) "
+            "and how many of your runs each holds."
         ),
         input_model=ListWorkersInput,
         output_model=WorkerList,

@@ -95,6 +95,7 @@ async def _serve(settings: Settings) -> None:
     from cadenza.container import (
         build_http,
         build_planner,
+        build_pruner,
         build_runtime,
         build_services,
         build_worker,
@@ -111,6 +112,8 @@ async def _serve(settings: Settings) -> None:
         parts: dict[str, Service] = {"scheduler": running, "http": http}
         if settings.planner_enabled and services.planner is not None:
             parts["planner"] = build_planner(settings, services)
+        if (pruner := build_pruner(settings, services)) is not None:
+            parts["retention"] = pruner
         tune_gc()
         _print_welcome(settings, first_start)
         await run_services(parts, settings.shutdown_grace_seconds)

@@ -4,6 +4,7 @@ real adapter. Import from here: ``from cadenza.testing import FrozenClock``."""
 from cadenza.testing.auth_store import MemoryAuthStore
 from cadenza.testing.clock import FrozenClock
 from cadenza.testing.dispatch import EgressGuard, FakeDispatcher, Outcome, StaticResolver
+from cadenza.testing.retention_store import MemoryRetentionStore
 from cadenza.testing.store import MemoryStore
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "FakeDispatcher",
     "FrozenClock",
     "MemoryAuthStore",
+    "MemoryRetentionStore",
     "MemoryStore",
     "Outcome",
     "StaticResolver",

@@ -47,6 +47,12 @@ class Tables:
         self.runs[run.id] = run
         self.run_slots[(run.endpoint_id, run.scheduled_for, run.attempt)] = run.id
 
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        for run_id in run_ids:
+            run = self.runs.pop(run_id)
+            self.run_slots.pop((run.endpoint_id, run.scheduled_for, run.attempt), None)
+        return len(run_ids)
+
 
 def page(rows: Iterable[T], cursor: str | None, limit: int, *, newest_first: bool) -> Page[T]:
     if limit < 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -38,6 +38,10 @@ class MemoryStore:
             except BaseException:
                 self._t = snapshot
                 raise
+
+    def locked_tables(self) -> AbstractAsyncContextManager[Tables]:
+        """The tables under the store's lock, for the fakes that share them."""
+        return self._locked()
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:

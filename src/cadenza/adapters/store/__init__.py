@@ -13,6 +13,7 @@ then one module per database, ``sqlite`` and ``postgres``. The stores beside
 
 # Importing the sign-in tables registers them on the shared metadata (migration 0004).
 from cadenza.adapters.store import auth_tables as auth_tables
+from cadenza.adapters.store import retention_tables as retention_tables
 from cadenza.adapters.store.migrate import async_url
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.adapters.store.postgres import CHANNEL, PostgresDatabase
