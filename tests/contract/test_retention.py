@@ -41,10 +41,11 @@ async def _endpoint(store: Store, tenant: str = TENANT) -> Endpoint:
 
 async def _runs(store: Store, ep: Endpoint, times: list[datetime]) -> None:
     """Record a run of ``ep`` finished at each of ``times`` (its id is made then)."""
-    [claim] = await store.claim_due(
+    claims = await store.claim_due(
         f"w-{ep.id}", T0, lookahead=secs(0), limit=1, lease_margin=secs(5)
-    ) or [None]
-    assert claim is not None and claim.endpoint.id == ep.id
+    )
+    [claim] = claims
+    assert claim.endpoint.id == ep.id
     completions = [
         Completion(claim, run_for(claim, at=t, scheduled_for=t, id=new_id("run", t))) for t in times
     ]
