@@ -111,8 +111,6 @@ ACTIONS = (
         mutates=True,
         idempotent=True,
         destructive=True,
-        examples=(
-            Example({"run_days": 30, "runs_per_endpoint": 1000, "audit_days": 365}),
-        ),
+        examples=(Example({"run_days": 30, "runs_per_endpoint": 1000, "audit_days": 365}),),
     ),
 )
