@@ -49,9 +49,8 @@ class ProbeServer:
         try:
             site = web.TCPSite(runner, self._host, self._port)
             await site.start()
-            server = site._server  # the only way aiohttp exposes the bound socket
-            sockets = getattr(server, "sockets", None) or []
-            self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
+            addresses = runner.addresses
+            self.bound_port = int(addresses[0][1]) if addresses else self._port
             self.started.set()
             await self._stop.wait()
         finally:
