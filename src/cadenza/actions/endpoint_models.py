@@ -32,6 +32,7 @@ from cadenza.domain.model import (
     Body,
     BodyKind,
     CatchUp,
+    Delivery,
     Endpoint,
     Guardrails,
     Header,
@@ -188,6 +189,11 @@ class EndpointFields(Input):
         None, description="Never leave a longer gap than this."
     )
     catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
+    delivery: Delivery = Field(
+        Delivery.AT_LEAST_ONCE,
+        description="If a worker dies mid-request: at_least_once re-sends it (same "
+        "Idempotency-Key); at_most_once records it as unknown, never re-sent.",
+    )
     jitter_seconds: float = Field(
         0, ge=0, le=MAX_JITTER_S, description="Deterministic spread added to baseline slots."
     )
@@ -205,6 +211,7 @@ class EndpointFields(Input):
                 duration(self.min_interval_seconds), duration(self.max_interval_seconds)
             ),
             "catch_up": self.catch_up,
+            "delivery": self.delivery,
             "jitter": timedelta(seconds=self.jitter_seconds),
             "planner_enabled": self.planner_enabled,
         }
@@ -260,6 +267,7 @@ class EndpointOut(Output):
     min_interval_seconds: float | None
     max_interval_seconds: float | None
     catch_up: CatchUp
+    delivery: Delivery
     jitter_seconds: float
     planner_enabled: bool
     created_at: datetime
@@ -391,6 +399,7 @@ def endpoint_out(endpoint: Endpoint, now: datetime) -> EndpointOut:
         min_interval_seconds=seconds(endpoint.guardrails.min_interval),
         max_interval_seconds=seconds(endpoint.guardrails.max_interval),
         catch_up=endpoint.catch_up,
+        delivery=endpoint.delivery,
         jitter_seconds=endpoint.jitter.total_seconds(),
         planner_enabled=endpoint.planner_enabled,
         created_at=endpoint.created_at,

@@ -33,6 +33,7 @@ import structlog
 
 from cadenza.domain.catchup import skips
 from cadenza.domain.lifecycle import replan
+from cadenza.domain.model import Delivery, RunStatus
 from cadenza.ports import (
     Claim,
     Clock,
@@ -107,7 +108,9 @@ class Scheduler:
             tickets=self._tickets.values,
             on_lost=self._leases_lost,
             on_swept=self._swept,
+            on_live=self._workers_alive,
         )
+        self._live = 1
         self.stats = Stats()
 
     @property
@@ -152,6 +155,8 @@ class Scheduler:
         now = self._clock.now()
         opts = self._opts
         await self._store.register_worker(WorkerInfo(self._id, opts.hostname, opts.pid, now, now))
+        if opts.sole_worker:
+            await self._bury_predecessors()
         log.info(
             "worker.started",
             worker_id=self._id,
@@ -160,6 +165,23 @@ class Scheduler:
             concurrency=opts.max_concurrency,
             per_host=opts.max_per_host,
         )
+
+    async def _bury_predecessors(self) -> None:
+        """This process alone serves the database (SQLite): every other worker in it is
+        a previous process that died without shutting down. Its leases are freed
+        now, not when they expire, and its row goes."""
+        now = self._clock.now()
+        try:
+            runs = await self._store.free_leases_of(None, now, keep=self._id)
+            for info in await self._store.list_workers():
+                if info.id != self._id:
+                    await self._store.remove_worker(info.id)
+        except Exception as exc:  # their leases still expire; the sweeper frees them
+            log.warning("workers.predecessors_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if runs:
+            log.warning("workers.predecessor_leases_freed", runs=len(runs))
+            self.stats.swept += len(runs)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -175,6 +197,10 @@ class Scheduler:
             # Cleared before reading, so a wake-up during the query is not lost.
             self._waker.clear()
             now = self._clock.now()
+            room = await self._fair_room(now, room)
+            if room <= 0:
+                await self._rest(opts.poll_interval)
+                continue
             claims = await self._claim(now, room)
             if claims is None:
                 await self._rest(opts.poll_interval)
@@ -197,6 +223,26 @@ class Scheduler:
         if self._ready and room < max(1, opts.claim_batch // 4):
             return 0
         return room
+
+    def _workers_alive(self, count: int) -> None:
+        self._live = max(1, count)
+
+    async def _fair_room(self, now: datetime, room: int) -> int:
+        """With other workers alive, claim no more than this worker's share of the
+        work leased or due (rounded up), counting what it holds: otherwise the
+        worker whose completions free slots claims them back first, and ends up
+        holding everything (issue #17.7)."""
+        if self._live <= 1:
+            return room
+        try:
+            load = await self._store.due_load(now + self._opts.lookahead_delta)
+        except Exception as exc:  # the claim itself will fail or succeed alike
+            log.warning("claims.load_failed", error=f"{type(exc).__name__}: {exc}")
+            return room
+        held = len(self._tickets)
+        # A worker holding nothing may always claim: an empty claim then sizes its
+        # sleep until the next slot, as without others.
+        return min(room, max(-(-load // self._live) - held, 0 if held else 1))
 
     async def _rest(self, seconds: float) -> None:
         """Sleep ``seconds``, less if a flush released a slot to claim sooner (since
@@ -331,18 +377,40 @@ class Scheduler:
                 self._forget(ticket)
                 return
             ticket.stage = Stage.RUNNING
+            if not await self._may_send(claim):
+                self._forget(ticket)
+                return
             self.stats.started += 1
             result = await self._dispatch(claim)
         finally:
             self._limiter.release(ticket.host)
         self._record(ticket, result)
 
+    async def _may_send(self, claim: Claim) -> bool:
+        """An at_most_once attempt is recorded as started before its request leaves,
+        so that if this process dies, the sweeper knows not to send it again. When
+        the lease is no longer ours, or the mark cannot be written, it does not go:
+        the slot is released to be claimed again (or, failing that, swept as a
+        ``lost`` attempt, never sent)."""
+        if claim.endpoint.delivery is not Delivery.AT_MOST_ONCE:
+            return True
+        try:
+            lost = await self._store.mark_started(self._id, [claim], self._clock.now())
+        except Exception as exc:
+            log.warning("run.start_unrecorded", endpoint_id=claim.endpoint.id, error=str(exc))
+            with contextlib.suppress(Exception):
+                await self._store.release(self._id, [claim])
+            return False
+        return not lost
+
     async def _dispatch(self, claim: Claim) -> DispatchResult:
         started = self._clock.now()
         try:
             return await self._dispatcher.dispatch(claim.endpoint, claim.scheduled_for)
         except asyncio.CancelledError:
-            result = failed_result(started, self._clock.now(), INTERRUPTED)
+            # Whether the request reached the target is unknown: not a failure, so
+            # the next interval does not back off.
+            result = failed_result(started, self._clock.now(), INTERRUPTED, RunStatus.UNKNOWN)
             self._completer.add(Completion(claim, run_from(claim, result, self._id)))
             raise
         except Exception as exc:  # a dispatcher bug must not kill the worker
