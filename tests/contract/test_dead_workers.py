@@ -72,7 +72,7 @@ async def test_every_lease_but_the_survivors_can_be_freed(store: Store) -> None:
 
 
 async def test_an_attempt_never_started_is_lost_and_runs_again(store: Store) -> None:
-    [ep] = await seed(store, Delivery.AT_MOST_ONCE)
+    await seed(store, Delivery.AT_MOST_ONCE)
     await claim(store, "dead", T0)
     [run] = await store.free_leases_of(["dead"], T0 + secs(1))
     assert run.status is RunStatus.LOST
@@ -82,7 +82,7 @@ async def test_an_attempt_never_started_is_lost_and_runs_again(store: Store) -> 
 
 
 async def test_a_started_at_least_once_attempt_is_unknown_and_sent_again(store: Store) -> None:
-    [ep] = await seed(store, Delivery.AT_LEAST_ONCE)
+    await seed(store, Delivery.AT_LEAST_ONCE)
     [cl] = await claim(store, "dead", T0)
     assert await store.mark_started("dead", [cl], T0 + secs(0.1)) == []
     [run] = await store.sweep_expired(T0 + secs(60))
@@ -101,7 +101,8 @@ async def test_a_started_at_most_once_attempt_is_unknown_and_never_sent_again(
     assert run.status is RunStatus.UNKNOWN
     after = await current(store, ep)
     assert after.lease is None
-    assert after.next_run_at is not None and after.next_run_at > T0 + secs(1)
+    assert after.next_run_at is not None
+    assert after.next_run_at > T0 + secs(1)
     assert (after.attempt, after.failure_count) == (1, 0)
     assert await claim(store, "w2", T0 + secs(1)) == []
     # A zombie's real result still replaces the unknown record, once.
