@@ -9,7 +9,9 @@ over a second, so the demand is even), lets three worker processes run them for
   merged into a late run (``missed_slots``);
 * share: runs recorded per second over slots due per second, the fleet's rate as a
   ratio to the demand of the same run;
-* lateness p50/p99 of ``started_at − scheduled_for``.
+* lateness p50/p99 of ``started_at − scheduled_for``;
+* fair share: the part of the runs each worker ran (issue #17.7: one worker once held
+  every lease). Target: each within ±25 % of a third.
 
 The target server runs in its own process; everything is on 127.0.0.1. The first
 ``--warmup`` seconds are left out (workers are still claiming their first batches).
@@ -51,7 +53,8 @@ from benchkit import (
     verdict,
 )
 from cadenza.adapters.wakeups import libpq_url
-from cadenza.container import build_runtime, configure_logging
+from cadenza.bootstrap import configure_logging
+from cadenza.container import build_runtime
 
 WORKERS = 3
 SECOND = timedelta(seconds=1)
@@ -66,6 +69,7 @@ class Outcome:
     duplicates: int
     missed: int
     lateness_ms: list[float]
+    by_worker: dict[str, int]
 
     @property
     def share(self) -> float:
@@ -130,11 +134,13 @@ def outcome(url: str, firsts: dict[str, datetime], window: tuple[datetime, datet
     merged = 0
     with psycopg.connect(libpq_url(url)) as conn:
         rows = conn.execute(
-            "SELECT endpoint_id, scheduled_for, started_at, missed_slots FROM runs "
+            "SELECT endpoint_id, scheduled_for, started_at, missed_slots, worker_id FROM runs "
             "WHERE scheduled_for >= %(begin)s AND scheduled_for < %(end)s",
             {"begin": begin, "end": end},
         )
-        for endpoint_id, slot, started, missed in rows:
+        by_worker: dict[str, int] = defaultdict(int)
+        for endpoint_id, slot, started, missed, worker in rows:
+            by_worker[worker] += 1
             slots[endpoint_id].append(slot)
             late.append((started - slot).total_seconds() * 1000)
             merged += missed
@@ -145,7 +151,15 @@ def outcome(url: str, firsts: dict[str, datetime], window: tuple[datetime, datet
         due += len(wanted)
         duplicates += len(ran) - len(set(ran))
         absent += len(wanted - set(ran))
-    return Outcome(due, sum(len(v) for v in slots.values()), duplicates, absent + merged, late)
+    runs = sum(len(v) for v in slots.values())
+    return Outcome(due, runs, duplicates, absent + merged, late, dict(by_worker))
+
+
+def worker_parts(got: Outcome) -> list[float]:
+    """Each worker's part of the runs as a ratio to a fair third (1.00: exactly)."""
+    names = [f"fleet-{i}" for i in range(WORKERS)]
+    total = sum(got.by_worker.values()) or 1
+    return [got.by_worker.get(n, 0) * WORKERS / total for n in names]
 
 
 async def repetition(target: str, count: int, seconds: float, warmup: float) -> Outcome:
@@ -199,6 +213,7 @@ def main() -> None:
         f"{args.seconds:g} s per repetition, {args.repeat} repetitions"
     )
     shares, missed, duplicates, p50s, p99s = [], [], [], [], []
+    worst: list[float] = []
     with target_process() as target:
         for i in range(args.repeat):
             got = asyncio.run(repetition(target, args.endpoints, args.seconds, args.warmup))
@@ -208,10 +223,13 @@ def main() -> None:
             duplicates.append(got.duplicates)
             p50s.append(p50)
             p99s.append(p99)
+            parts = worker_parts(got)
+            worst.append(max(abs(p - 1) for p in parts))
             print(
                 f"  run {i + 1}: {got.runs}/{got.due} slots, share {got.share:.3f}, "
                 f"missed {got.missed}, duplicates {got.duplicates}, "
-                f"lateness p50 {p50:.1f} ms p99 {p99:.1f} ms",
+                f"lateness p50 {p50:.1f} ms p99 {p99:.1f} ms, "
+                f"each worker's part of a fair third {' / '.join(f'{p:.2f}' for p in parts)}",
                 flush=True,
             )
     share = median(shares)
@@ -220,6 +238,11 @@ def main() -> None:
         f"missed {median(missed):.0f} (target 0: {verdict(median(missed) == 0)}), "
         f"duplicates {max(duplicates)} (must be 0: {verdict(max(duplicates) == 0)}), "
         f"lateness p50 {median(p50s):.1f} ms p99 {median(p99s):.1f} ms"
+    )
+    spread = max(worst)
+    print(
+        f"fair share: the furthest worker ran {spread:.0%} off a third "
+        f"(target each within ±25 % of a third: {verdict(spread <= 0.25)})"
     )
 
 

@@ -14,11 +14,17 @@
   the dispatcher performs it;
 * the completer writes finished runs in one transaction per flush, a flush every
   ``flush_interval`` (50 ms) while runs finish, a few flushes in flight at once;
-* the housekeeper renews leases, sweeps expired ones and beats the worker's heart.
+* the housekeeper renews leases, sweeps expired ones, beats the worker's heart and
+  frees the leases of workers whose heart stopped. With other workers alive, a
+  claim takes at most this worker's share of the work (``_fair_room``); on SQLite,
+  where one worker process serves the file, the leases of the previous process are
+  freed before the first claim (``_bury_predecessors``). An ``at_most_once``
+  endpoint's attempt is recorded as started before its request leaves (``_may_send``).
 
 Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
 leases of claims that have not started, give running requests ``shutdown_grace``
-seconds, record the ones still running as interrupted, flush, deregister.
+seconds, record the ones still running as interrupted (status ``unknown``, not a
+failure), flush, deregister.
 """
 
 from __future__ import annotations
@@ -65,8 +71,9 @@ class Scheduler:
     """One worker: ``run()`` until ``stop()``. Runs start at their slot or later, never
     earlier. Each claimed slot ends as one of: a recorded run (interrupted ones too);
     a released lease (shutdown came before it started); nothing, when the lease was
-    lost before it started (its new owner runs it); or, if the process dies, an
-    expired lease that a sweeper records as a lost attempt."""
+    lost before it started (its new owner runs it); or, if the process dies, a lease
+    that a sweeper frees (once the death is known, or when it expires) and records as
+    a ``lost`` or ``unknown`` attempt."""
 
     def __init__(
         self,
