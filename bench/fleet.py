@@ -17,6 +17,11 @@ The target server runs in its own process; everything is on 127.0.0.1. The first
 ``--warmup`` seconds are left out (workers are still claiming their first batches).
 
     .venv/bin/python bench/fleet.py [--endpoints 2000] [--seconds 20] [--repeat 3]
+    .venv/bin/python bench/fleet.py --endpoints 300 --longest 5   # issue #17.7's load
+
+``--longest N`` gives the endpoints intervals of 1 to N seconds (in turn) instead of 1 s:
+a load one worker could carry alone, where the one whose completions free slots
+used to claim them all back.
 
 Target: share 1.00 and 0 missed at 2,000 runs/s; duplicates 0 always. On a shared
 2-core machine three workers have been seen to manage about 1,800 of 2,000 runs/s.
@@ -116,17 +121,23 @@ async def registered(url: str, count: int) -> None:
     raise RuntimeError(f"{count} workers did not register within {START_TIMEOUT} s")
 
 
-def due_slots(first: datetime, begin: datetime, end: datetime) -> set[datetime]:
-    """The 1 s lattice from ``first``, within ``[begin, end)``."""
-    slot = first if first >= begin else first + -((first - begin) // SECOND) * SECOND
+def due_slots(
+    first: datetime, begin: datetime, end: datetime, every: timedelta = SECOND
+) -> set[datetime]:
+    """The ``every`` lattice from ``first``, within ``[begin, end)``."""
+    slot = first if first >= begin else first + -((first - begin) // every) * every
     slots = set()
     while slot < end:
         slots.add(slot)
-        slot += SECOND
+        slot += every
     return slots
 
 
-def outcome(url: str, firsts: dict[str, datetime], window: tuple[datetime, datetime]) -> Outcome:
+def outcome(
+    url: str,
+    firsts: dict[str, tuple[datetime, timedelta]],
+    window: tuple[datetime, datetime],
+) -> Outcome:
     """Score the slots due in ``window`` from the run rows."""
     begin, end = window
     slots: dict[str, list[datetime]] = defaultdict(list)
@@ -145,8 +156,8 @@ def outcome(url: str, firsts: dict[str, datetime], window: tuple[datetime, datet
             late.append((started - slot).total_seconds() * 1000)
             merged += missed
     due = absent = duplicates = 0
-    for endpoint_id, first in firsts.items():
-        wanted = due_slots(first, begin, end)
+    for endpoint_id, (first, every) in firsts.items():
+        wanted = due_slots(first, begin, end, every)
         ran = slots[endpoint_id]
         due += len(wanted)
         duplicates += len(ran) - len(set(ran))
@@ -162,7 +173,13 @@ def worker_parts(got: Outcome) -> list[float]:
     return [got.by_worker.get(n, 0) * WORKERS / total for n in names]
 
 
-async def repetition(target: str, count: int, seconds: float, warmup: float) -> Outcome:
+def interval(i: int, longest: int) -> timedelta:
+    return SECOND * (1 + i % longest)
+
+
+async def repetition(
+    target: str, count: int, seconds: float, warmup: float, longest: int
+) -> Outcome:
     with database("postgres") as url, tempfile.TemporaryDirectory() as workdir:
         settings = bench_settings(url, concurrency=512)
         async with build_runtime(settings) as runtime:
@@ -177,7 +194,9 @@ async def repetition(target: str, count: int, seconds: float, warmup: float) -> 
                 first = now + 5 * SECOND  # seeding 2,000 rows takes well under that
                 phase = SECOND / 1000
                 endpoints = [
-                    make_endpoint(job, f"{target}/ok", now, SECOND, first + i % 1000 * phase)
+                    make_endpoint(
+                        job, f"{target}/ok", now, interval(i, longest), first + i % 1000 * phase
+                    )
                     for i in range(count)
                 ]
                 await seed(runtime, job, endpoints)
@@ -188,7 +207,11 @@ async def repetition(target: str, count: int, seconds: float, warmup: float) -> 
             finally:
                 await stop(workers)
         window = (first + timedelta(seconds=warmup), stopped - SECOND)
-        firsts = {e.id: e.next_run_at for e in endpoints if e.next_run_at is not None}
+        firsts = {
+            e.id: (e.next_run_at, interval(i, longest))
+            for i, e in enumerate(endpoints)
+            if e.next_run_at is not None
+        }
         return outcome(url, firsts, window)
 
 
@@ -204,19 +227,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--longest", type=int, default=1, help="intervals 1..N s")
     args = parser.parse_args()
     configure_logging(level="warning")
     if not pg_available():
         sys.exit("bench/fleet.py needs the PostgreSQL server at 127.0.0.1:5432")
+    rate = sum(1 / interval(i, args.longest).total_seconds() for i in range(args.endpoints))
+    every = "every second" if args.longest == 1 else f"every 1 to {args.longest} s"
     print(
-        f"{WORKERS} workers, {args.endpoints} endpoints every second ({args.endpoints} runs/s), "
+        f"{WORKERS} workers, {args.endpoints} endpoints {every} ({rate:.0f} runs/s), "
         f"{args.seconds:g} s per repetition, {args.repeat} repetitions"
     )
     shares, missed, duplicates, p50s, p99s = [], [], [], [], []
     worst: list[float] = []
     with target_process() as target:
         for i in range(args.repeat):
-            got = asyncio.run(repetition(target, args.endpoints, args.seconds, args.warmup))
+            got = asyncio.run(
+                repetition(target, args.endpoints, args.seconds, args.warmup, args.longest)
+            )
             p50, p99 = percentile(got.lateness_ms, 50), percentile(got.lateness_ms, 99)
             shares.append(got.share)
             missed.append(got.missed)

@@ -79,7 +79,9 @@ async def test_the_sole_worker_of_a_database_frees_its_predecessors_leases_at_st
         assert [w.id for w in await store.list_workers()] == ["unit-worker"]
 
 
-async def test_with_another_live_worker_a_claim_takes_only_its_share() -> None:
+async def _share_rig_run(peer_claims: bool) -> GatedDispatcher:
+    """Ten endpoints due at T0 + 9 s, this worker and a live peer: how many requests
+    this worker sent by T0 + 12 s, with the peer claiming its part or asleep."""
     clock = StepClock()
     store = MemoryStore()
     job = make_job()
@@ -87,15 +89,24 @@ async def test_with_another_live_worker_a_claim_takes_only_its_share() -> None:
     await store.register_worker(WorkerInfo("peer", "h", 2, T0, T0))
     dispatcher = GatedDispatcher(clock)
     async with rig(store=store, clock=clock, dispatcher=dispatcher):
-        for _ in range(5):  # the peer beats; this worker learns it is alive
+        for _ in range(9):  # the peer beats; this worker learns it is alive
             await store.heartbeat_worker("peer", clock.now())
-            await clock.advance(2)
-        assert dispatcher.calls == 5  # half of the ten due, the peer's half left alone
-        due = await store.claim_due(
-            "peer", clock.now(), lookahead=timedelta(0), limit=10, lease_margin=LONG
-        )
-        assert len(due) == 5
+            await clock.advance(1)
+        if peer_claims:
+            await store.claim_due(
+                "peer", clock.now(), lookahead=timedelta(0), limit=10, lease_margin=LONG
+            )
+        await clock.advance(3)
         dispatcher.open()
+    return dispatcher
+
+
+async def test_with_another_live_worker_a_claim_takes_only_its_share() -> None:
+    assert (await _share_rig_run(peer_claims=True)).calls == 5
+
+
+async def test_slots_left_late_by_a_sleeping_peer_are_rescued_over_the_share() -> None:
+    assert (await _share_rig_run(peer_claims=False)).calls == 10
 
 
 class _Witness:

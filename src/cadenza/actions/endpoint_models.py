@@ -173,6 +173,9 @@ class BaselineSpec(Input):
         return self
 
 
+DELIVERY_TEXT = "A request cut short by a crash: re-sent (same Idempotency-Key) or not."
+
+
 class EndpointFields(Input):
     """What configures an endpoint: ``add_endpoint``'s input and an endpoint of a
     manifest (``manifest_models.EndpointSpec``) both extend it."""
@@ -189,11 +192,7 @@ class EndpointFields(Input):
         None, description="Never leave a longer gap than this."
     )
     catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
-    delivery: Delivery = Field(
-        Delivery.AT_LEAST_ONCE,
-        description="If a worker dies mid-request: at_least_once re-sends it (same "
-        "Idempotency-Key); at_most_once records it as unknown, never re-sent.",
-    )
+    delivery: Delivery = Field(Delivery.AT_LEAST_ONCE, description=DELIVERY_TEXT)
     jitter_seconds: float = Field(
         0, ge=0, le=MAX_JITTER_S, description="Deterministic spread added to baseline slots."
     )

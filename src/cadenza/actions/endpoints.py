@@ -19,6 +19,7 @@ from pydantic import Field
 
 from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import (
+    DELIVERY_TEXT,
     MAX_JITTER_S,
     SECRET_MASK,
     BaselineSpec,
@@ -75,7 +76,7 @@ class UpdateEndpointInput(Input):
     min_interval_seconds: IntervalSeconds | None = None
     max_interval_seconds: IntervalSeconds | None = None
     catch_up: CatchUp | None = None
-    delivery: Delivery | None = None
+    delivery: Delivery | None = Field(None, description=DELIVERY_TEXT)
     jitter_seconds: float | None = Field(None, ge=0, le=MAX_JITTER_S)
     planner_enabled: bool | None = None
     reason: Reason = ""

@@ -42,10 +42,10 @@ class Method(StrEnum):
 
 
 class Delivery(StrEnum):
-    """What happens to an attempt whose outcome is unknown (its worker died after
-    the request left): ``at_least_once`` sends it again with the same
-    ``Idempotency-Key``; ``at_most_once`` records it as ``unknown`` and never
-    sends it again (alerts, payments, publishing)."""
+    # What happens to a request cut short by a crash: at_least_once sends it again
+    # with the same Idempotency-Key; at_most_once records it as unknown and never
+    # sends it again (alerts, payments, publishing). No docstring: it would repeat
+    # in the schema of every tool that names an endpoint.
 
     AT_LEAST_ONCE = "at_least_once"
     AT_MOST_ONCE = "at_most_once"

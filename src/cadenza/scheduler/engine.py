@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -62,6 +62,9 @@ from cadenza.scheduler.waker import EventWaker, wait_or_sleep
 log = structlog.get_logger("cadenza.scheduler")
 
 INTERRUPTED = "Interrupted: the worker shut down before the request finished."
+RESCUE_AFTER = timedelta(milliseconds=100)
+"""How late an unclaimed slot must be before a worker over its fair share takes it:
+the workers below their share, whose turn it was, may be asleep (poll_interval)."""
 _IDLE_FLOOR = 0.005
 """Shortest sleep after an empty claim, in case ``next_due_at`` names a row that
 ``claim_due`` will not take: never spin on the database."""
@@ -204,18 +207,19 @@ class Scheduler:
             # Cleared before reading, so a wake-up during the query is not lost.
             self._waker.clear()
             now = self._clock.now()
-            room = await self._fair_room(now, room)
-            if room <= 0:
-                await self._rest(opts.poll_interval)
-                continue
-            claims = await self._claim(now, room)
+            fair = await self._fair_room(now, room)
+            # Over its share, a worker only rescues slots already late that no other
+            # worker took; it looks again when the next one would be.
+            ahead = opts.lookahead_delta if fair > 0 else -RESCUE_AFTER
+            room = fair if fair > 0 else room
+            claims = await self._claim(now, room, ahead)
             if claims is None:
                 await self._rest(opts.poll_interval)
                 continue
             claims = await self._skip_missed(claims, now)
             self._accept(claims, now)
             if len(claims) < room:
-                await self._rest(await self._idle_for(bool(claims)))
+                await self._rest(await self._idle_for(bool(claims), rescue=fair <= 0))
 
     def _room(self) -> int:
         """How many claims to ask for now; 0 while a bigger batch is worth waiting for.
@@ -285,12 +289,12 @@ class Scheduler:
         await self._clock.sleep(seconds)
         self._waker.wake()
 
-    async def _claim(self, now: datetime, limit: int) -> list[Claim] | None:
+    async def _claim(self, now: datetime, limit: int, ahead: timedelta) -> list[Claim] | None:
         try:
             return await self._store.claim_due(
                 self._id,
                 now,
-                lookahead=self._opts.lookahead_delta,
+                lookahead=ahead,
                 limit=limit,
                 lease_margin=self._opts.lease_margin_delta,
             )
@@ -336,8 +340,9 @@ class Scheduler:
         self.stats.claimed += len(claims)
         log.debug("claims.taken", claims=len(claims), held=len(self._tickets))
 
-    async def _idle_for(self, claimed: bool) -> float:
-        """Seconds until the earliest unleased slot enters the look-ahead window."""
+    async def _idle_for(self, claimed: bool, *, rescue: bool = False) -> float:
+        """Seconds until the earliest unleased slot enters the look-ahead window (to
+        ``rescue``: until it is late by ``RESCUE_AFTER``)."""
         poll = self._opts.poll_interval
         try:
             nxt = await self._store.next_due_at()
@@ -346,7 +351,11 @@ class Scheduler:
             return poll
         if nxt is None:
             return poll
-        return min(poll, max(self._until_claimable(nxt), 0.0 if claimed else _IDLE_FLOOR))
+        if rescue:
+            until = (nxt + RESCUE_AFTER - self._clock.now()).total_seconds()
+        else:
+            until = self._until_claimable(nxt)
+        return min(poll, max(until, 0.0 if claimed else _IDLE_FLOOR))
 
     def _until_claimable(self, slot: datetime) -> float:
         """Seconds until the claim loop should claim ``slot`` (negative: now).
