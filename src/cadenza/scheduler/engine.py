@@ -62,7 +62,7 @@ from cadenza.scheduler.waker import EventWaker, wait_or_sleep
 log = structlog.get_logger("cadenza.scheduler")
 
 INTERRUPTED = "Interrupted: the worker shut down before the request finished."
-RESCUE_AFTER = timedelta(milliseconds=100)
+RESCUE_AFTER = timedelta(milliseconds=50)
 """How late an unclaimed slot must be before a worker over its fair share takes it:
 the workers below their share, whose turn it was, may be asleep (poll_interval)."""
 _IDLE_FLOOR = 0.005
