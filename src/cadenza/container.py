@@ -158,6 +158,10 @@ def scheduler_options(settings: Settings, worker_id: str | None = None) -> Sched
         max_concurrency=settings.max_concurrency,
         max_per_host=settings.max_per_host,
         shutdown_grace=settings.shutdown_grace_seconds,
+        heartbeat_interval=settings.heartbeat_seconds,
+        prune_after=settings.dead_worker_prune_seconds,
+        # One worker process per SQLite file: any other lease in it is a dead process's.
+        sole_worker=settings.database_url.startswith("sqlite"),
     )
 
 
@@ -247,7 +251,7 @@ def readiness(runtime: Runtime, worker: Worker | None = None) -> Readiness:
     """The readiness checks of a process over ``runtime``, with ``worker``'s heartbeat
     when it runs a scheduler."""
     heartbeat = None if worker is None else (lambda: worker.scheduler.last_heartbeat)
-    beat_every = SchedulerOptions("readiness").heartbeat_interval
+    beat_every = runtime.settings.heartbeat_seconds
     return Readiness(
         runtime.store,
         runtime.clock,

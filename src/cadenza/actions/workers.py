@@ -65,8 +65,8 @@ ACTIONS = (
         name="list_workers",
         summary="Scheduler workers and their heartbeats",
         description=(
-            "Scheduler processes, their last heartbeat (older than ~15 s: stuck or dead) "
-            "and how many of your runs each holds."
+            "Scheduler processes, their last heartbeat (older than 1.5 heartbeat intervals, "
+            "~8 s: dead) and how many of your runs each holds."
         ),
         input_model=ListWorkersInput,
         output_model=WorkerList,

@@ -1,7 +1,7 @@
 """Retention policies, one per tenant.
 
-Revision ID: 0005_retention
-Revises: 0004_sessions
+Revision ID: 0006_retention
+Revises: 0005
 Create Date: 2026-12-07
 
 Pruning needs no new index: runs are deleted through (tenant_id, id) and
@@ -15,8 +15,8 @@ from alembic import op
 
 from cadenza.adapters.store.tables import UtcDateTime
 
-revision = "0005_retention"
-down_revision = "0004_sessions"
+revision = "0006_retention"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
