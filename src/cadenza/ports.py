@@ -414,3 +414,28 @@ class AuthStore(Protocol):
         """Delete sessions expired at ``now`` and failures last seen before
         ``failures_before``."""
         ...
+
+
+_OUTAGE_NAMES = frozenset(
+    {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"}
+)
+"""Exception class names that mean "the database cannot serve now", whatever the
+driver: PEP 249's ``OperationalError`` (a lost or refused connection, a locked or
+full SQLite file) and ``InterfaceError``, SQLAlchemy's wrappers of the same names and
+its pool ``TimeoutError``. Matched by name so that no layer above the adapters needs
+a driver import."""
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the driver error it wraps) says the database is
+    unreachable or refusing work for now, as opposed to a bug or bad data."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, the driver's original, their causes: bounded
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionError | TimeoutError):
+            return True
+        if any(cls.__name__ in _OUTAGE_NAMES for cls in type(seen).__mro__):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
