@@ -14,6 +14,11 @@ long the soak; a process that has levelled off shows about 1.00.
 
     .venv/bin/python bench/soak.py [--seconds 240] [--endpoints 2000] [--db sqlite|postgres]
     .venv/bin/python bench/soak.py --short     # 60 s, a quick look
+    .venv/bin/python bench/soak.py --trace     # also: where the memory went
+
+``--trace`` runs the process under ``tracemalloc`` (slower), takes a snapshot at
+the end of the first quarter and one at the end, and prints the lines whose
+allocations grew most in between.
 
 Target: RSS growth between the second and last quarter <= 5 %; open files flat.
 """
@@ -29,6 +34,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import tracemalloc
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -98,7 +104,25 @@ async def seed_endpoints(url: str, target: str, count: int) -> None:
         await seed(runtime, job, endpoints)
 
 
-async def serve(url: str, workdir: Path, planner: bool) -> asyncio.subprocess.Process:
+_TRACED_SERVE = """
+import signal, sys, tracemalloc, runpy
+tracemalloc.start(1)
+directory, taken = sys.argv[1], []
+def snapshot(*_):
+    path = f"{directory}/snapshot-{len(taken)}.bin"
+    tracemalloc.take_snapshot().dump(path)
+    taken.append(path)
+signal.signal(signal.SIGUSR1, snapshot)
+sys.argv = ["cadenza", "serve"]
+runpy.run_module("cadenza.cli", run_name="__main__")
+"""
+"""The child under ``--trace``: ``cadenza serve`` that dumps a tracemalloc snapshot
+into the work directory on SIGUSR1."""
+
+
+async def serve(
+    url: str, workdir: Path, planner: bool, trace: bool = False
+) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "CADENZA_DATABASE_URL": url,
@@ -112,8 +136,9 @@ async def serve(url: str, workdir: Path, planner: bool) -> asyncio.subprocess.Pr
         "CADENZA_ADMIN_PASSWORD": "a-long-soak-password",
     }
     with (workdir / "serve.log").open("wb") as log:
+        command = ("-c", _TRACED_SERVE, str(workdir)) if trace else ("-m", "cadenza.cli", "serve")
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cadenza.cli", "serve", env=env, cwd=workdir,
+            sys.executable, *command, env=env, cwd=workdir,
             stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
 
@@ -127,16 +152,35 @@ async def wait_started(workdir: Path, process: asyncio.subprocess.Process) -> No
         await asyncio.sleep(0.2)
 
 
-async def sample(pid: int, seconds: float, every: float) -> list[Sample]:
+async def sample(pid: int, seconds: float, every: float, trace: bool) -> list[Sample]:
     samples: list[Sample] = []
     start = CLOCK.monotonic()
+    snapped = False
     for _ in range(int(seconds / every) + 1):  # bounded by count as well as time
         now = CLOCK.monotonic() - start
         if now > seconds:
             break
         samples.append(Sample(now, rss_mib(pid), open_files(pid)))
+        if trace and not snapped and now >= seconds / 4:
+            os.kill(pid, signal.SIGUSR1)
+            snapped = True
         await asyncio.sleep(every)
+    if trace:
+        os.kill(pid, signal.SIGUSR1)
+        await asyncio.sleep(5)  # the dump takes a moment; the files are checked after
     return samples
+
+
+def print_growth(workdir: Path, top: int = 20) -> None:
+    early, late = workdir / "snapshot-0.bin", workdir / "snapshot-1.bin"
+    if not (early.exists() and late.exists()):
+        print("  (no tracemalloc snapshots were written)")
+        return
+    before = tracemalloc.Snapshot.load(str(early))
+    after = tracemalloc.Snapshot.load(str(late))
+    print(f"tracemalloc: the {top} lines whose allocations grew most after the first quarter")
+    for stat in after.compare_to(before, "lineno")[:top]:
+        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+8d} blocks  {stat.traceback}")
 
 
 async def stop(process: asyncio.subprocess.Process) -> int:
@@ -163,12 +207,14 @@ async def soak(url: str, target: str, args: argparse.Namespace) -> list[Sample]:
     await seed_endpoints(url, target, args.endpoints)
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
-        process = await serve(url, workdir, not args.no_planner)
+        process = await serve(url, workdir, not args.no_planner, args.trace)
         try:
             await wait_started(workdir, process)
-            samples = await sample(process.pid, args.seconds, args.every)
+            samples = await sample(process.pid, args.seconds, args.every, args.trace)
         finally:
             code = await stop(process) if process.returncode is None else process.returncode
+        if args.trace:
+            print_growth(workdir)
         if code != 0:
             print((workdir / "serve.log").read_text()[-3000:])
             raise RuntimeError(f"cadenza serve exited with {code}")
@@ -200,6 +246,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=2.0, help="seconds between samples")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--no-planner", action="store_true")
+    parser.add_argument("--trace", action="store_true", help="tracemalloc: where memory grew")
     args = parser.parse_args()
     if args.short:
         args.seconds = 60.0
