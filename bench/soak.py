@@ -20,7 +20,7 @@ long the soak; a process that has levelled off shows about 1.00.
 the end of the first quarter and one at the end, and prints the lines whose
 allocations grew most in between.
 
-Target: RSS growth between the second and last quarter <= 5 %; open files flat.
+Target: RSS growth between the second and last quarter <= 5 %; open files too.
 """
 
 from __future__ import annotations
@@ -104,10 +104,15 @@ async def seed_endpoints(url: str, target: str, count: int) -> None:
         await seed(runtime, job, endpoints)
 
 
-_TRACED_SERVE = """
+_SERVE = """
 import signal, sys, tracemalloc, runpy
-tracemalloc.start(1)
-directory, taken = sys.argv[1], []
+directory, trace, cache_kib = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
+if cache_kib:
+    from cadenza.adapters.store import sqlite
+    sqlite.CACHE_KIB = cache_kib
+if trace:
+    tracemalloc.start(1)
+taken = []
 def snapshot(*_):
     path = f"{directory}/snapshot-{len(taken)}.bin"
     tracemalloc.take_snapshot().dump(path)
@@ -116,13 +121,12 @@ signal.signal(signal.SIGUSR1, snapshot)
 sys.argv = ["cadenza", "serve"]
 runpy.run_module("cadenza.cli", run_name="__main__")
 """
-"""The child under ``--trace``: ``cadenza serve`` that dumps a tracemalloc snapshot
-into the work directory on SIGUSR1."""
+"""The child: ``cadenza serve``, under ``--trace`` dumping a tracemalloc snapshot
+into the work directory on SIGUSR1; ``--sqlite-cache-kib`` overrides SQLite's page
+cache per connection (an experiment: how much of the growth is that cache)."""
 
 
-async def serve(
-    url: str, workdir: Path, planner: bool, trace: bool = False
-) -> asyncio.subprocess.Process:
+async def serve(url: str, workdir: Path, args: argparse.Namespace) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "CADENZA_DATABASE_URL": url,
@@ -131,12 +135,12 @@ async def serve(
         "CADENZA_PORT": "0",
         "CADENZA_MAX_PER_HOST": "512",
         "CADENZA_LOG_LEVEL": "warning",
-        "CADENZA_PLANNER_ENABLED": "true" if planner else "false",
+        "CADENZA_PLANNER_ENABLED": "false" if args.no_planner else "true",
         "CADENZA_ADMIN_EMAIL": "soak@example.com",
         "CADENZA_ADMIN_PASSWORD": "a-long-soak-password",
     }
     with (workdir / "serve.log").open("wb") as log:
-        command = ("-c", _TRACED_SERVE, str(workdir)) if trace else ("-m", "cadenza.cli", "serve")
+        command = ("-c", _SERVE, str(workdir), str(int(args.trace)), str(args.sqlite_cache_kib))
         return await asyncio.create_subprocess_exec(
             sys.executable, *command, env=env, cwd=workdir,
             stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
@@ -207,7 +211,7 @@ async def soak(url: str, target: str, args: argparse.Namespace) -> list[Sample]:
     await seed_endpoints(url, target, args.endpoints)
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
-        process = await serve(url, workdir, not args.no_planner, args.trace)
+        process = await serve(url, workdir, args)
         try:
             await wait_started(workdir, process)
             samples = await sample(process.pid, args.seconds, args.every, args.trace)
@@ -233,8 +237,10 @@ def report(samples: list[Sample], runs: int, seconds: float) -> bool:
         f"growth {growth:+.1%} (ratio {rss_last / rss_second:.3f})"
     )
     print(f"open files, second quarter {fd_second:.0f} -> last quarter {fd_last:.0f}")
-    ok = growth <= TARGET_GROWTH and fd_last <= fd_second + 5
-    print(f"target: RSS growth <= {TARGET_GROWTH:.0%}, open files flat: {verdict(ok)}")
+    # Pools open connections on demand up to their bounds: a few more descriptors
+    # late in the run is the pool at work; a leak keeps climbing past 5 %.
+    ok = growth <= TARGET_GROWTH and fd_last <= fd_second * (1 + TARGET_GROWTH)
+    print(f"target: RSS and open files growth <= {TARGET_GROWTH:.0%}: {verdict(ok)}")
     return ok
 
 
@@ -247,6 +253,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--no-planner", action="store_true")
     parser.add_argument("--trace", action="store_true", help="tracemalloc: where memory grew")
+    parser.add_argument("--sqlite-cache-kib", type=int, default=0, help="override, 0: as built")
     args = parser.parse_args()
     if args.short:
         args.seconds = 60.0
