@@ -220,7 +220,8 @@ async def soak(url: str, target: str, args: argparse.Namespace) -> list[Sample]:
         if args.trace:
             print_growth(workdir)
         if code != 0:
-            print((workdir / "serve.log").read_text()[-3000:])
+            lines = (workdir / "serve.log").read_text(errors="replace").splitlines()
+            print("\n".join([line[:300] for line in lines if "level=" in line][:40]))
             raise RuntimeError(f"cadenza serve exited with {code}")
     return samples
 

@@ -416,6 +416,9 @@ class Scheduler:
     # -- stopping ---------------------------------------------------------------
 
     async def _shutdown(self, loops: dict[str, asyncio.Task[None]], grace: float) -> None:
+        # One grace period for everything: the running requests, then the writes
+        # that fail (a database away); a write that succeeds is never cut short.
+        deadline = self._clock.monotonic() + grace
         self._stopping = True
         self._waker.wake()
         await _settle((loops["claim"],), self._clock, self._opts.poll_interval)
@@ -427,7 +430,7 @@ class Scheduler:
             log.info("worker.draining", running=len(running), grace_s=grace)
             await _settle(running, self._clock, grace)
         await _settle((loops["housekeep"],), self._clock, 0)
-        self._completer.close(within=grace)
+        self._completer.close(within=max(0.0, deadline - self._clock.monotonic()))
         await _settle((loops["complete"],), self._clock, None)
         with contextlib.suppress(Exception):
             await self._store.remove_worker(self._id)
