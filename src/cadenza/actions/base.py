@@ -31,6 +31,8 @@ from cadenza.ports import (
     AuthStore,
     Clock,
     Dispatcher,
+    NoticeSender,
+    NotifyStore,
     PlannerStore,
     Store,
     TargetPolicy,
@@ -54,6 +56,8 @@ class Services:
     refuses unreachable literal addresses when an endpoint is saved (without it the
     refusal waits for the first run). ``key_cache`` holds the API
     keys this process read recently, shared by every surface built on these services.
+    ``notify`` keeps alert channels, rules and incidents; ``notices`` delivers to a
+    channel (a test notification); without them the alert actions are unavailable.
     """
 
     store: Store
@@ -66,6 +70,8 @@ class Services:
     previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
     targets: TargetPolicy | None = None
+    notify: NotifyStore | None = None
+    notices: NoticeSender | None = None
     keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False, repr=False)
 
