@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import LOOPBACK, Target
 
 from cadenza.actions import BY_NAME, invoke
 from cadenza.actions.base import Context, Services
@@ -36,6 +35,7 @@ from cadenza.notify.incidents import AlertEvaluator
 from cadenza.ports import Completion, WorkerInfo
 from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
+from conftest import LOOPBACK, Target
 
 pytestmark = pytest.mark.anyio
 
@@ -166,9 +166,7 @@ async def _run_once(world: World, status: RunStatus) -> None:
 
 
 async def _channels(world: World, target: Target, smtp_port: int, hook: str = "/ok") -> None:
-    await world.call(
-        "create_channel", {"name": "hook", "kind": "webhook", "url": target.url(hook)}
-    )
+    await world.call("create_channel", {"name": "hook", "kind": "webhook", "url": target.url(hook)})
     await world.call(
         "create_channel", {"name": "chat", "kind": "slack", "url": target.url("/status/200")}
     )
@@ -292,7 +290,9 @@ async def test_a_stale_worker_raises_the_watchdog_incident_and_its_return_resolv
 ) -> None:
     _, port = smtp
     await _channels(world, http_target, port)
-    await world.call("create_alert_rule", {"name": "wd", "kind": "watchdog", "late_after_seconds": 60})
+    await world.call(
+        "create_alert_rule", {"name": "wd", "kind": "watchdog", "late_after_seconds": 60}
+    )
     store, now = world.services.store, world.clock.now()
     await store.register_worker(WorkerInfo("w-stale", "host-a", 42, now, now))
     await world.tick()
