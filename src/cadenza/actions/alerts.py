@@ -100,11 +100,11 @@ Address = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@
 
 class CreateChannelInput(Input):
     name: Name
-    kind: ChannelKind = Field(description="webhook, slack or email.")
+    kind: ChannelKind
     url: str = Field("", max_length=2000, description="webhook/slack: where to POST.")
     smtp_host: str = Field("", max_length=255)
     smtp_port: int = Field(587, ge=1, le=65535)
-    security: SmtpSecurity = Field(SmtpSecurity.STARTTLS, description="none, starttls or tls.")
+    security: SmtpSecurity = SmtpSecurity.STARTTLS
     username: str = Field("", max_length=255)
     password: str = Field("", max_length=1000, description="SMTP password; never returned.")
     sender: str = Field("", max_length=320)
@@ -165,13 +165,17 @@ class ChannelRef(Input):
     reason: Reason = ""
 
 
-async def delete_channel(ctx: Context, data: ChannelRef) -> ChannelOut:
+class Deleted(Output):
+    id: str
+
+
+async def delete_channel(ctx: Context, data: ChannelRef) -> Deleted:
     store = notify_store(ctx)
     channel = await store.get_channel(ctx.tenant_id, data.channel_id)
     await store.delete_channel(ctx.tenant_id, channel.id)
     async with ctx.store.transaction() as tx:
         await record(ctx, tx, "delete_channel", ("channel", channel.id), data.reason)
-    return ChannelOut.of(channel)
+    return Deleted(id=channel.id)
 
 
 class DeliveryOut(Output):
@@ -212,9 +216,7 @@ async def send_test_notification(ctx: Context, data: ChannelRef) -> DeliveryOut:
 class RuleFields(Input):
     """An alert rule's settings, shared with the manifest's ``alerts``."""
 
-    kind: RuleKind = Field(
-        description="consecutive_failures, success_rate, no_run, planner_escalation, watchdog."
-    )
+    kind: RuleKind
     failures: int = Field(3, ge=1, le=1000, description="consecutive_failures: how many.")
     min_success_rate: float = Field(0.9, gt=0, le=1, description="success_rate: threshold.")
     window_seconds: float = Field(3600, ge=60, le=30 * 86400, description="success_rate window.")
@@ -340,25 +342,16 @@ class RuleRef(Input):
     reason: Reason = ""
 
 
-async def delete_alert_rule(ctx: Context, data: RuleRef) -> RuleOut:
+async def delete_alert_rule(ctx: Context, data: RuleRef) -> Deleted:
     store = notify_store(ctx)
     rule = await store.get_rule(ctx.tenant_id, data.rule_id)
     await store.delete_rule(ctx.tenant_id, rule.id)
     async with ctx.store.transaction() as tx:
         await record(ctx, tx, "delete_alert_rule", ("alert_rule", rule.id), data.reason)
-    return RuleOut.of(rule)
+    return Deleted(id=rule.id)
 
 
 _WEBHOOK = {"name": "ops-hook", "kind": "webhook", "url": "https://hooks.example.com/cadenza"}
-_MAIL = {
-    "name": "on-call",
-    "kind": "email",
-    "smtp_host": "smtp.example.com",
-    "username": "cadenza",
-    "password": "app-password",
-    "sender": "cadenza@example.com",
-    "recipients": ["oncall@example.com"],
-}
 
 
 def action(name: str, summary: str, description: str, **kw: Any) -> AnyAction:
@@ -382,7 +375,7 @@ ACTIONS = (
         idempotent=False,
         success_status=201,
         tags=("alerts",),
-        examples=(Example(_WEBHOOK), Example(_MAIL)),
+        examples=(Example(_WEBHOOK),),
     ),
     action(
         "list_channels",
@@ -404,7 +397,7 @@ ACTIONS = (
         "Delete a notification channel",
         "Deletes a channel; rules naming it stop using it.",
         input_model=ChannelRef,
-        output_model=ChannelOut,
+        output_model=Deleted,
         handler=delete_channel,
         scopes=_WRITE,
         method="DELETE",
@@ -445,18 +438,7 @@ ACTIONS = (
         idempotent=False,
         success_status=201,
         tags=("alerts",),
-        examples=(
-            Example({"name": "api-down", "kind": "consecutive_failures", "failures": 3}),
-            Example(
-                {
-                    "name": "flaky",
-                    "kind": "success_rate",
-                    "min_success_rate": 0.95,
-                    "window_seconds": 3600,
-                    "renotify_every_seconds": 3600,
-                }
-            ),
-        ),
+        examples=(Example({"name": "api-down", "kind": "consecutive_failures", "failures": 3}),),
     ),
     action(
         "list_alert_rules",
@@ -478,7 +460,7 @@ ACTIONS = (
         "Delete an alert rule",
         "Deletes a rule; its incidents stay as history.",
         input_model=RuleRef,
-        output_model=RuleOut,
+        output_model=Deleted,
         handler=delete_alert_rule,
         scopes=_WRITE,
         method="DELETE",
