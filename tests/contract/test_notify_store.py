@@ -85,6 +85,12 @@ async def test_a_channel_reads_back_whole_with_its_secret_and_names_are_unique(
     assert [c.id for c in await notify.list_channels("t1")] == ["chn_a"]
     with pytest.raises(errors.ChannelNotFound):
         await notify.get_channel("t2", "chn_a")
+    changed = replace(mail_channel(), smtp_port=25, secret="", recipients=("c@example.com",))
+    await notify.replace_channel(changed)
+    assert await notify.get_channel("t1", "chn_a") == changed
+    await notify.insert_channel(mail_channel("chn_d", name="other"))
+    with pytest.raises(errors.DuplicateName):
+        await notify.replace_channel(mail_channel("chn_d", name="mail"))
     await notify.delete_channel("t1", "chn_a")
     with pytest.raises(errors.ChannelNotFound):
         await notify.delete_channel("t1", "chn_a")

@@ -98,7 +98,9 @@ class ChannelOut(Output):
 Address = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
-class CreateChannelInput(Input):
+class ChannelFields(Input):
+    """A channel's settings, shared with the manifest's ``channels``."""
+
     name: Name
     kind: ChannelKind
     url: str = Field("", max_length=2000, description="webhook/slack: where to POST.")
@@ -109,21 +111,27 @@ class CreateChannelInput(Input):
     password: str = Field("", max_length=1000, description="SMTP password; never returned.")
     sender: str = Field("", max_length=320)
     recipients: list[Address] = Field([], max_length=20)
+
+
+class CreateChannelInput(ChannelFields):
     reason: Reason = ""
 
 
-def channel_of(ctx: Context, data: CreateChannelInput, channel_id: str = "") -> Channel:
-    """The channel ``data`` describes, its URL checked like an endpoint's."""
+def check_channel_url(ctx: Context, data: ChannelFields) -> None:
+    """An HTTP channel's URL is checked like an endpoint's when saved."""
     if data.kind is not ChannelKind.EMAIL:
         if not data.url.startswith(("http://", "https://")):
             raise errors.InvalidUrl("url must be an absolute http(s) URL.", "url")
         check_sendable(data.url, ())
         refuse_unreachable(ctx, data.url)
+
+
+def channel_of(data: ChannelFields, tenant_id: str, now: datetime, channel_id: str = "") -> Channel:
+    """The channel ``data`` describes (``ValidationError`` if incomplete)."""
     slack = data.kind is ChannelKind.SLACK
-    now = ctx.now()
     return Channel(
         id=channel_id or new_id("chn", now),
-        tenant_id=ctx.tenant_id,
+        tenant_id=tenant_id,
         name=data.name,
         kind=data.kind,
         created_at=now,
@@ -139,7 +147,8 @@ def channel_of(ctx: Context, data: CreateChannelInput, channel_id: str = "") -> 
 
 
 async def create_channel(ctx: Context, data: CreateChannelInput) -> ChannelOut:
-    channel = channel_of(ctx, data)
+    check_channel_url(ctx, data)
+    channel = channel_of(data, ctx.tenant_id, ctx.now())
     await notify_store(ctx).insert_channel(channel)
     async with ctx.store.transaction() as tx:
         changes = {"name": channel.name, "kind": channel.kind.value}

@@ -40,6 +40,14 @@ class MemoryNotifyStore:
             (c for c in self._channels.values() if c.tenant_id == tenant_id), key=lambda c: c.id
         )
 
+    async def replace_channel(self, channel: Channel) -> None:
+        await self.get_channel(channel.tenant_id, channel.id)
+        for known in self._channels.values():
+            same = (known.tenant_id, known.name) == (channel.tenant_id, channel.name)
+            if same and known.id != channel.id:
+                raise errors.DuplicateName(f"A channel named {channel.name!r} exists.")
+        self._channels[channel.id] = channel
+
     async def delete_channel(self, tenant_id: str, channel_id: str) -> None:
         await self.get_channel(tenant_id, channel_id)
         del self._channels[channel_id]

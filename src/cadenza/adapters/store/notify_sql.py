@@ -88,6 +88,24 @@ class SqlNotifyStore:
         query = sa.select(notify_channels).where(_C.tenant_id == tenant_id).order_by(_C.id)
         return [self._channel(row) for row in await self._run(query)]
 
+    async def replace_channel(self, channel: Channel) -> None:
+        statement = (
+            notify_channels.update()
+            .where(_C.id == channel.id, _C.tenant_id == channel.tenant_id)
+            .values(
+                name=channel.name,
+                kind=channel.kind.value,
+                config=json.dumps(_channel_config(channel)),
+                secret=self._box.seal(channel.secret) if channel.secret else "",
+            )
+        )
+        try:
+            result = await self._run(statement)
+        except IntegrityError as exc:
+            raise errors.DuplicateName(f"A channel named {channel.name!r} exists.") from exc
+        if result.rowcount == 0:
+            raise errors.ChannelNotFound(channel.id)
+
     async def delete_channel(self, tenant_id: str, channel_id: str) -> None:
         statement = notify_channels.delete().where(_C.id == channel_id, _C.tenant_id == tenant_id)
         if (await self._run(statement)).rowcount == 0:
