@@ -132,8 +132,11 @@ def alert_services(clock: Clock, store: NotifyStore | None = None) -> dict[str, 
     }
 
 
-async def alert_ids(services: Services, tenant_id: str) -> dict[str, str]:
-    """A webhook channel, a rule and an open incident of the tenant, by id field."""
+async def alert_ids(
+    services: Services, tenant_id: str, url: str = "https://hooks.example.com/world"
+) -> dict[str, str]:
+    """A webhook channel (to ``url``), a rule and an open incident of the tenant, by
+    id field."""
     store = services.notify
     assert store is not None
     now = services.clock.now()
@@ -143,7 +146,7 @@ async def alert_ids(services: Services, tenant_id: str) -> dict[str, str]:
         "world-hook",
         ChannelKind.WEBHOOK,
         now,
-        url="https://hooks.example.com/world",
+        url=url,
     )
     rule = AlertRule(new_id("alr", now), tenant_id, "world-rule", RuleKind.NO_RUN, now)
     incident = Incident(

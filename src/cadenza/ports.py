@@ -486,4 +486,6 @@ class NoticeSender(Protocol):
     """Delivers one notice to one channel, retrying, and records the delivery
     (``cadenza.notify.delivery.Notifier``)."""
 
-    async def deliver(self, notice: Notice, channel: Channel) -> Delivery: ...
+    async def deliver(self, notice: Notice, channel: Channel, *, retry: bool = True) -> Delivery:
+        """``retry=False``: one attempt (a test notification answers at once)."""
+        ...

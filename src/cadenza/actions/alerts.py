@@ -48,14 +48,14 @@ RULE_ID = EXAMPLE_IDS["rule_id"]
 def notify_store(ctx: Context) -> NotifyStore:
     store = ctx.services.notify
     if store is None:
-        raise errors.ServiceUnavailable("Alerts need a SQL store (SQLite or PostgreSQL).")
+        raise errors.Conflict("Alerts need a SQL store (SQLite or PostgreSQL).")
     return store
 
 
 def notice_sender(ctx: Context) -> NoticeSender:
     sender = ctx.services.notices
     if sender is None:
-        raise errors.ServiceUnavailable("This process cannot send notifications.")
+        raise errors.Conflict("This process cannot send notifications.")
     return sender
 
 
@@ -216,7 +216,7 @@ async def send_test_notification(ctx: Context, data: ChannelRef) -> DeliveryOut:
         at=ctx.now(),
         tenant_id=ctx.tenant_id,
     )
-    return DeliveryOut.of(await notice_sender(ctx).deliver(notice, channel))
+    return DeliveryOut.of(await notice_sender(ctx).deliver(notice, channel, retry=False))
 
 
 # Rules ------------------------------------------------------------------------------
@@ -402,6 +402,21 @@ ACTIONS = (
         examples=(Example({}),),
     ),
     action(
+        "send_test_notification",
+        "Send a test notification",
+        "Sends a test notice to a channel now (one attempt) and returns the delivery.",
+        input_model=ChannelRef,
+        output_model=DeliveryOut,
+        handler=send_test_notification,
+        scopes=_WRITE,
+        method="POST",
+        path="/channels/{channel_id}/test",
+        mutates=True,
+        idempotent=False,
+        tags=("alerts",),
+        examples=(Example({"channel_id": CHANNEL_ID}),),
+    ),
+    action(
         "delete_channel",
         "Delete a notification channel",
         "Deletes a channel; rules naming it stop using it.",
@@ -414,21 +429,6 @@ ACTIONS = (
         mutates=True,
         idempotent=False,
         destructive=True,
-        tags=("alerts",),
-        examples=(Example({"channel_id": CHANNEL_ID}),),
-    ),
-    action(
-        "send_test_notification",
-        "Send a test notification",
-        "Sends a test notice to a channel now (with retries) and returns the delivery.",
-        input_model=ChannelRef,
-        output_model=DeliveryOut,
-        handler=send_test_notification,
-        scopes=_WRITE,
-        method="POST",
-        path="/channels/{channel_id}/test",
-        mutates=True,
-        idempotent=False,
         tags=("alerts",),
         examples=(Example({"channel_id": CHANNEL_ID}),),
     ),

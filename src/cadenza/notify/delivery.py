@@ -47,12 +47,12 @@ class Notifier:
         self._clock = clock
         self._delays = tuple(retry_delays)
 
-    async def deliver(self, notice: Notice, channel: Channel) -> Delivery:
-        """Send ``notice`` to ``channel``, retrying with backoff; record the outcome.
-
-        Never raises for a channel that fails: the failure is the delivery's status."""
+    async def deliver(self, notice: Notice, channel: Channel, *, retry: bool = True) -> Delivery:
+        """Send ``notice`` to ``channel``, retrying with backoff unless ``retry`` is
+        false; record the outcome. Never raises for a channel that fails: the failure
+        is the delivery's status."""
         attempts, error = 0, ""
-        for delay in (*self._delays, None):
+        for delay in (*(self._delays if retry else ()), None):
             attempts += 1
             error = await self._attempt(notice, channel)
             if not error or delay is None:
