@@ -192,3 +192,16 @@ async def test_an_incident_whose_endpoint_is_deleted_resolves(world: World) -> N
     assert await world.tick() == ["incident.opened"]
     await world.call("delete_endpoint", {"endpoint_id": endpoint_id})
     assert await world.tick() == ["incident.resolved"]
+
+
+async def test_deleting_a_rule_resolves_its_open_incident_without_a_notice(world: World) -> None:
+    endpoint_id = await _endpoint(world)
+    rule = await world.call(
+        "create_alert_rule",
+        {"name": "down", "kind": "consecutive_failures", "failures": 1, "endpoint_id": endpoint_id},
+    )
+    await _run(world, RunStatus.FAILURE)
+    assert await world.tick() == ["incident.opened"]
+    await world.call("delete_alert_rule", {"rule_id": rule.id})
+    assert await world.tick() == []
+    assert (await world.call("list_incidents", {"open_only": True})).items == []

@@ -8,8 +8,9 @@ after ``renotify_every``; an open incident whose breach is gone resolves with on
 notice. Opening is a compare-and-set in the store, so two evaluators in two
 processes open an incident once.
 
-Reads are bounded: at most ``MAX_SUBJECTS`` endpoints per rule and
-``RATE_SAMPLE`` runs per endpoint for a success rate.
+Incidents of a rule deleted or switched off resolve quietly. Reads are bounded: at
+most ``MAX_SUBJECTS`` endpoints per rule and ``RATE_SAMPLE`` runs per endpoint for a
+success rate.
 """
 
 from __future__ import annotations
@@ -83,6 +84,17 @@ class AlertEvaluator:
                 except errors.NotFound:
                     breaches = {}  # its endpoint or job is gone: nothing left to watch
             await self._settle(rule, breaches, opened, now)
+        await self._close_orphans(rules, opened, now)
+
+    async def _close_orphans(
+        self, rules: list[AlertRule], opened: dict[Key, Incident], now: datetime
+    ) -> None:
+        """Incidents of a rule deleted or switched off resolve without a notice: nobody
+        watches their condition any more."""
+        watched = {rule.id for rule in rules}
+        for (rule_id, _), incident in opened.items():
+            if rule_id not in watched:
+                await self._notify.update_incident(replace(incident, resolved_at=now))
 
     async def _breaches(
         self, rule: AlertRule, now: datetime, opened: dict[Key, Incident]
