@@ -158,6 +158,17 @@ async def alert_ids(
     return {"channel_id": channel.id, "rule_id": rule.id, "incident_id": incident.id}
 
 
+async def open_incident(services: Services, tenant_id: str, subject: str) -> str:
+    """An open incident about ``subject`` (as the evaluator opens one); its id."""
+    assert services.notify is not None
+    now = services.clock.now()
+    incident = Incident(
+        new_id("inc", now), tenant_id, new_id("alr", now), subject, "down", "failing", now, now
+    )
+    await services.notify.open_incident(incident)
+    return incident.id
+
+
 def example_arguments(name: str, index: int, ids: dict[str, str]) -> dict[str, Any]:
     """The action's example ``index`` with its placeholder ids replaced by ``ids``."""
     arguments = dict(BY_NAME[name].examples[index].arguments)
