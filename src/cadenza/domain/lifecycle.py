@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from cadenza.domain.governor import plan_next_run
-from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run, evolve
+from cadenza.domain.model import (
+    Delivery,
+    Endpoint,
+    IntervalHint,
+    Job,
+    OneShot,
+    Pause,
+    Run,
+    RunStatus,
+    evolve,
+)
 
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
@@ -36,24 +46,42 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     """Fold a finished run into the runtime state, release the lease, and replan.
 
     A run that started at or after a one-shot's ``run_at`` consumes it. Success
-    resets the failure count (ending backoff); any other status increments it.
+    resets the failure count (ending backoff); an ``unknown`` outcome (cut short by a
+    shutdown or a dead worker) leaves both counts alone, as it says nothing of the
+    target; any other status increments it.
     """
     shot = endpoint.one_shot
     if shot is not None and run.started_at >= shot.run_at:
         shot = None
     ok = run.status.ok
+    failures, streak = endpoint.failure_count, endpoint.success_streak
+    if run.status is not RunStatus.UNKNOWN:
+        failures, streak = (0, streak + 1) if ok else (failures + 1, 0)
     ran = evolve(
         endpoint,
         one_shot=shot,
         last_run_at=run.started_at,
         last_scheduled_for=run.scheduled_for,
         last_status=run.status,
-        failure_count=0 if ok else endpoint.failure_count + 1,
-        success_streak=endpoint.success_streak + 1 if ok else 0,
+        failure_count=failures,
+        success_streak=streak,
         attempt=1,
         lease=None,
     )
     return replan(ran, job, now)
+
+
+def swept_error(owner: str, sent: bool, delivery: Delivery) -> str:
+    """Why a swept lease's attempt is recorded as it is (the SQL store and its fake)."""
+    died = f"Worker {owner!r} stopped reporting before the attempt finished"
+    if not sent:
+        return f"{died}; its request was never sent, so the slot runs again."
+    if delivery is Delivery.AT_MOST_ONCE:
+        return f"{died}; its request was sent, outcome unknown; at_most_once: not sent again."
+    return (
+        f"{died}; its request was sent, outcome unknown; at_least_once: sent again "
+        "with the same Idempotency-Key."
+    )
 
 
 def with_interval_hint(endpoint: Endpoint, job: Job, hint: IntervalHint, now: datetime) -> Endpoint:

@@ -15,7 +15,7 @@ then one module per database, ``sqlite`` and ``postgres``. The stores beside
 # Importing the sign-in tables registers them on the shared metadata (migration 0004).
 from cadenza.adapters.store import auth_tables as auth_tables
 
-# And the notification tables (migration 0005).
+# And the notification tables (migration 0006).
 from cadenza.adapters.store import notify_tables as notify_tables
 from cadenza.adapters.store.migrate import async_url
 from cadenza.adapters.store.planner_sql import SqlPlannerStore

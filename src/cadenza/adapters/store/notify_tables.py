@@ -1,4 +1,4 @@
-"""The tables of notifications (migration ``0005_notify``), on the shared ``metadata``.
+"""The tables of notifications (migration ``0006_notify``), on the shared ``metadata``.
 
 Channel and rule settings are JSON text read and written whole; a channel's secret
 (SMTP password, Slack webhook URL) is its own column, sealed by the secret box like

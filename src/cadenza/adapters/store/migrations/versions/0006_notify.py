@@ -1,7 +1,7 @@
 """Notification channels, alert rules, incidents and their deliveries.
 
-Revision ID: 0005_notify
-Revises: 0004_sessions
+Revision ID: 0006_notify
+Revises: 0005
 Create Date: 2026-12-07
 
 One incident per rule and subject may be open at a time: a partial unique index
@@ -15,8 +15,8 @@ from alembic import op
 
 from cadenza.adapters.store.tables import UtcDateTime
 
-revision = "0005_notify"
-down_revision = "0004_sessions"
+revision = "0006_notify"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
