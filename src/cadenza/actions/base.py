@@ -32,6 +32,8 @@ from cadenza.ports import (
     AuthStore,
     Clock,
     Dispatcher,
+    NoticeSender,
+    NotifyStore,
     PlannerStore,
     Store,
     TargetPolicy,
@@ -57,6 +59,8 @@ class Services:
     refuses unreachable literal addresses when an endpoint is saved (without it the
     refusal waits for the first run). ``key_cache`` holds the API
     keys this process read recently, shared by every surface built on these services.
+    ``notify`` keeps alert channels, rules and incidents; ``notices`` delivers to a
+    channel (a test notification); without them the alert actions are unavailable.
     """
 
     store: Store
@@ -69,6 +73,8 @@ class Services:
     previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
     targets: TargetPolicy | None = None
+    notify: NotifyStore | None = None
+    notices: NoticeSender | None = None
     keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False, repr=False)
 
