@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import structlog
 from pydantic import BaseModel
 
 from cadenza.actions.identity import KeyCache, PasswordChecks
@@ -31,6 +32,8 @@ from cadenza.ports import (
     AuthStore,
     Clock,
     Dispatcher,
+    NoticeSender,
+    NotifyStore,
     NullObserver,
     Observer,
     PlannerStore,
@@ -39,10 +42,12 @@ from cadenza.ports import (
     TargetPolicy,
     Tx,
     Waker,
+    is_store_outage,
 )
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
+_log = structlog.get_logger("cadenza.actions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,8 @@ class Services:
     keys this process read recently, shared by every surface built on these services.
     ``observer`` receives what the process did, for its metrics; ``retention`` keeps
     the tenants' retention policies (without one, retention is unavailable).
+    ``notify`` keeps alert channels, rules and incidents; ``notices`` delivers to a
+    channel (a test notification); without them the alert actions are unavailable.
     """
 
     store: Store
@@ -73,6 +80,8 @@ class Services:
     targets: TargetPolicy | None = None
     observer: Observer = field(default_factory=NullObserver)
     retention: RetentionStore | None = None
+    notify: NotifyStore | None = None
+    notices: NoticeSender | None = None
     keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False, repr=False)
 
@@ -189,13 +198,34 @@ async def invoke(action: Action[In, Out], ctx: Context, payload: Mapping[str, An
     """Check scopes, validate ``payload``, run the handler; errors are domain types."""
     check_scopes(action, ctx)
     data = validate_input(action, payload)
-    return await action.handler(ctx, data)
+    return await _handle(action, ctx, data)
 
 
 async def invoke_parsed(action: Action[In, Out], ctx: Context, data: In) -> Out:
     """``invoke`` for input a surface has already parsed with ``action.input_model``."""
     check_scopes(action, ctx)
-    return await action.handler(ctx, data)
+    return await _handle(action, ctx, data)
+
+
+async def _handle(action: Action[In, Out], ctx: Context, data: In) -> Out:
+    """Run the handler; a database outage becomes ``ServiceUnavailable`` (503 with
+    Retry-After, a retryable tool error), logged once without a traceback: the
+    request was fine, and retrying it shortly is the right answer."""
+    try:
+        return await action.handler(ctx, data)
+    except errors.CadenzaError:
+        raise
+    except Exception as exc:
+        if not is_store_outage(exc):
+            raise
+        _log.warning("action.store_unavailable", action=action.name, error=_brief(exc))
+        raise errors.ServiceUnavailable(
+            "The database cannot serve this right now; retry in a few seconds."
+        ) from None
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 async def record(

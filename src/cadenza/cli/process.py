@@ -93,6 +93,7 @@ async def _worker(settings: Settings) -> None:
 async def _serve(settings: Settings) -> None:
     from cadenza.bootstrap import ensure_admin
     from cadenza.container import (
+        build_alerts,
         build_http,
         build_planner,
         build_pruner,
@@ -114,6 +115,9 @@ async def _serve(settings: Settings) -> None:
             parts["planner"] = build_planner(settings, services)
         if (pruner := build_pruner(settings, services)) is not None:
             parts["retention"] = pruner
+        alerts = build_alerts(settings, services)
+        if alerts is not None:
+            parts["alerts"] = alerts
         tune_gc()
         _print_welcome(settings, first_start)
         await run_services(parts, settings.shutdown_grace_seconds)

@@ -1,4 +1,4 @@
-"""The table of retention policies (migration ``0006_retention``), on the shared
+"""The table of retention policies (migration ``0007_retention``), on the shared
 ``metadata``: one row per tenant that has a policy; a limit left NULL keeps forever."""
 
 from __future__ import annotations

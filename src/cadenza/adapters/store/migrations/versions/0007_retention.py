@@ -1,7 +1,7 @@
 """Retention policies, one per tenant.
 
-Revision ID: 0006_retention
-Revises: 0005
+Revision ID: 0007_retention
+Revises: 0006_notify
 Create Date: 2026-12-07
 
 Pruning needs no new index: runs are deleted through (tenant_id, id) and
@@ -15,8 +15,8 @@ from alembic import op
 
 from cadenza.adapters.store.tables import UtcDateTime
 
-revision = "0006_retention"
-down_revision = "0005"
+revision = "0007_retention"
+down_revision = "0006_notify"
 branch_labels = None
 depends_on = None
 
