@@ -38,9 +38,8 @@ START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECRET = b"mcp-test-server-secret-0123456789"
 
 
-TOOLS_LIST_BYTES = 62_000
-"""The most an agent's context pays for the whole tool list (all scopes): 60 kB, plus
-about 1.5 kB for list_workers and the two retention actions (issue #20)."""
+TOOLS_LIST_BYTES = 60_000
+"""The most an agent's context pays for the whole tool list (all scopes)."""
 
 
 class CountingWaker:

@@ -83,12 +83,20 @@ async def test_the_tool_list_is_the_registry_with_compact_schemas_and_its_annota
         assert tool.input_schema == specs[action.name].input_schema
         assert tool.output_schema == specs[action.name].output_schema
         assert tool.output_schema["type"] == "object"
-        assert tool.annotations is not None
-        assert tool.annotations.destructive_hint is action.destructive
-        assert tool.annotations.idempotent_hint is action.idempotent
-        assert tool.annotations.read_only_hint is (not action.mutates and action.idempotent)
+        hints = tool.annotations
+        assert hints is not None
+        read_only = not action.mutates and action.idempotent
+        assert _hint(hints.read_only_hint, default=False) is read_only
+        if not read_only:  # the other hints only mean something for a tool that writes
+            assert _hint(hints.destructive_hint, default=True) is action.destructive
+            assert _hint(hints.idempotent_hint, default=False) is action.idempotent
         assert tool.description
         assert tool.description.startswith(action.description.strip())
+
+
+def _hint(value: bool | None, *, default: bool) -> bool:
+    """A hint as a client reads it: left out means the protocol's default."""
+    return default if value is None else value
 
 
 async def test_a_key_lists_only_the_tools_its_scopes_allow(
@@ -105,8 +113,10 @@ async def test_a_tool_that_sends_a_request_is_not_advertised_as_read_only(
 ) -> None:
     async with connect(services, alice) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert tools["test_endpoint"].annotations.read_only_hint is False  # type: ignore[union-attr]
-    assert tools["list_runs"].annotations.read_only_hint is True  # type: ignore[union-attr]
+    sends, reads = tools["test_endpoint"].annotations, tools["list_runs"].annotations
+    assert sends is not None and reads is not None
+    assert _hint(sends.read_only_hint, default=False) is False
+    assert reads.read_only_hint is True
 
 
 @pytest.mark.parametrize(("name", "index"), EXAMPLES)

@@ -199,11 +199,18 @@ def _tool_of(spec: ToolSpec) -> Tool:
         description=spec.description,
         input_schema=spec.input_schema,
         output_schema=spec.output_schema,
-        annotations=ToolAnnotations(
-            read_only_hint=spec.read_only,
-            destructive_hint=spec.destructive,
-            idempotent_hint=spec.idempotent,
-        ),
+        annotations=_annotations(spec),
+    )
+
+
+def _annotations(spec: ToolSpec) -> ToolAnnotations:
+    """The hints that differ from the protocol's defaults (not read-only, destructive,
+    not idempotent); a read-only tool's other hints mean nothing, so it has one."""
+    if spec.read_only:
+        return ToolAnnotations(read_only_hint=True)
+    return ToolAnnotations(
+        destructive_hint=False if not spec.destructive else None,
+        idempotent_hint=True if spec.idempotent else None,
     )
 
 

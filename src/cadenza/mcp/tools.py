@@ -9,8 +9,9 @@ to choose and call it and nothing twice:
 * the input schema is the input model's JSON Schema without generated titles,
   field examples, ``null`` defaults, OpenAPI discriminators and the repeated
   ``additionalProperties: false``, and without the descriptions that many tools
-  share (``reason``, ``cursor``, ``limit``, times …): those, and that unknown
-  fields are refused, are said once in the server instructions (``glossary_text``);
+  share (``reason``, ``cursor``, ``limit``, times …), and without the generous
+  length caps of free text: those, that unknown fields are refused and that long
+  text is capped, are said once in the server instructions (``glossary_text``);
 * a model whose schema an action publishes (``PUBLISHED_SCHEMAS``: the manifest)
   is named, not inlined: it would be most of the list;
 * the output schema names the result's top-level fields and their JSON types; the
@@ -35,11 +36,13 @@ from cadenza.actions.wire import EXAMPLE_IDS
 from cadenza.domain.identity import Scope, grants
 from cadenza.mcp.calls import SAMPLE_MAX_ITEMS, SAMPLE_MAX_SECONDS, SAMPLE_SCHEMA
 
-GLOSSARY_MIN_TOOLS = 3
+GLOSSARY_MIN_TOOLS = 2
 """A field description shared by at least this many tools moves to the glossary."""
 PUBLISHED_SCHEMAS = {"Manifest": "get_manifest_schema"}
 """Input models whose JSON Schema the named action returns."""
 _DROPPED_KEYS = frozenset({"title", "examples", "discriminator"})
+GENEROUS_MAX_LENGTH = 200
+"""A string cap at least this long only guards the server; no sensible value meets it."""
 _JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
@@ -221,6 +224,7 @@ def _dropped(key: str, value: Any, shared: frozenset[str]) -> bool:
         key in _DROPPED_KEYS
         or (key == "default" and value is None)
         or (key == "additionalProperties" and value is False)
+        or (key == "maxLength" and value >= GENEROUS_MAX_LENGTH)
         or (key == "description" and value in shared)
     )
 
