@@ -114,7 +114,8 @@ async def test_a_tool_that_sends_a_request_is_not_advertised_as_read_only(
     async with connect(services, alice) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     sends, reads = tools["test_endpoint"].annotations, tools["list_runs"].annotations
-    assert sends is not None and reads is not None
+    assert sends is not None
+    assert reads is not None
     assert _hint(sends.read_only_hint, default=False) is False
     assert reads.read_only_hint is True
 
