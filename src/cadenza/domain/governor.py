@@ -43,6 +43,11 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
 - A cron expression that never fires again, with nothing else to run, plans ``None``.
 - Catch-up of cron fires missed during downtime happens when the scheduler claims the
   stale ``next_run_at``; a replan always looks forward from ``now``.
+- A ``run_once`` catch-up is one run. Whether it runs a stale claimed slot or a slot
+  planned at ``now``, it stands for the last slot due before it started
+  (``catchup.standing_slot``), so the next run is on the original lattice (or the
+  next cron fire) and counts no missed slot twice; slots that failure backoff
+  stretched past are not missed (``missed_slots``).
 """
 
 from __future__ import annotations
@@ -351,20 +356,23 @@ def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:
     return plans
 
 
-def missed_slots(endpoint: Endpoint, scheduled_for: datetime) -> int:
-    """Baseline slots in ``(last slot, scheduled_for]`` beyond the one this run stands for.
+def missed_slots(endpoint: Endpoint, slot: datetime) -> int:
+    """Baseline slots in ``(last slot, slot]`` beyond ``slot`` itself, where ``slot``
+    is the one a run stands for (``catchup.standing_slot``).
 
-    A run on its own slot misses nothing; a catch-up run at ``now`` stands for one of
-    the slots it collapses, and the others are missed.
+    An interval lattice steps by the backed-off interval the run was planned with, so
+    slots that failure backoff skipped are not missed. Each missed slot is counted on
+    exactly one run: the run's standing slot becomes the next run's ``last slot``.
     """
     previous = endpoint.last_scheduled_for
-    if previous is None or scheduled_for <= previous:
+    if previous is None or slot <= previous:
         return 0
     if isinstance(endpoint.baseline, IntervalSchedule):
-        return max(0, (scheduled_for - previous) // endpoint.baseline.every - 1)
+        step = endpoint.baseline.every * (1 << min(endpoint.failure_count, MAX_BACKOFF_EXPONENT))
+        return max(0, (slot - previous) // step - 1)
     count = 0
     for fire in endpoint.baseline.fires_after(previous):
-        if fire > scheduled_for or count >= _MAX_COUNTED_SLOTS:
+        if fire > slot or count >= _MAX_COUNTED_SLOTS:
             break
         count += 1
     return max(0, count - 1)

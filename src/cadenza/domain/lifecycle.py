@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cadenza.domain.catchup import BASELINE_SOURCES, standing_slot
 from cadenza.domain.governor import plan_next_run
 from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run, evolve
 
@@ -36,17 +37,22 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     """Fold a finished run into the runtime state, release the lease, and replan.
 
     A run that started at or after a one-shot's ``run_at`` consumes it. Success
-    resets the failure count (ending backoff); any other status increments it.
+    resets the failure count (ending backoff); any other status increments it. A
+    late baseline run stands for the last slot due before it started
+    (``catchup.standing_slot``), so a catch-up happens once and keeps the lattice.
     """
     shot = endpoint.one_shot
     if shot is not None and run.started_at >= shot.run_at:
         shot = None
     ok = run.status.ok
+    slot = run.scheduled_for
+    if run.source in BASELINE_SOURCES:
+        slot = standing_slot(endpoint, slot, run.started_at)
     ran = evolve(
         endpoint,
         one_shot=shot,
         last_run_at=run.started_at,
-        last_scheduled_for=run.scheduled_for,
+        last_scheduled_for=slot,
         last_status=run.status,
         failure_count=0 if ok else endpoint.failure_count + 1,
         success_streak=endpoint.success_streak + 1 if ok else 0,
