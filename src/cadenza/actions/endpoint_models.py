@@ -41,7 +41,7 @@ from cadenza.domain.model import (
     RetryPolicy,
     RunStatus,
 )
-from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
+from cadenza.domain.schedule import CRON_FORM, Baseline, CronSchedule, IntervalSchedule
 
 SECRET_MASK = "********"  # noqa: S105 - the mask shown instead of a secret
 _MAX_INTERVAL_S = limits.MAX_INTERVAL.total_seconds()
@@ -156,7 +156,7 @@ class BaselineSpec(Input):
     cron: str | None = Field(
         None,
         max_length=200,
-        description="5 fields, 6 with seconds last, or @hourly/@daily/@weekly/@monthly/@yearly.",
+        description=CRON_FORM,
         examples=["*/5 * * * *"],
     )
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
