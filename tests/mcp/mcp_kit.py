@@ -38,11 +38,8 @@ START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECRET = b"mcp-test-server-secret-0123456789"
 
 
-TOOLS_LIST_BYTES = 64_000
-"""The most an agent's context pays for the whole tool list (all scopes): 60 kB for
-the first 35 tools, plus what apply_manifest needs to state the fields of
-add_endpoint and set_endpoint_planner together (about 12 kB, less what the glossary
-shares)."""
+TOOLS_LIST_BYTES = 60_000
+"""The most an agent's context pays for the whole tool list (all scopes)."""
 
 
 class CountingWaker:

@@ -130,6 +130,22 @@ def test_input_schemas_carry_no_generated_titles_or_null_defaults() -> None:
         assert '"default": null' not in document
 
 
+def test_the_manifest_is_named_by_the_action_that_publishes_it_not_inlined() -> None:
+    schema = SPECS["apply_manifest"].input_schema
+    assert schema["$defs"] == {
+        "Manifest": {"type": "object", "description": "JSON Schema: get_manifest_schema."}
+    }
+    assert "get_manifest_schema" in SPECS
+
+
+def test_every_definition_left_in_an_input_schema_is_used() -> None:
+    for spec in registry_tools():
+        document = json.dumps({k: v for k, v in spec.input_schema.items() if k != "$defs"})
+        bodies = json.dumps(spec.input_schema.get("$defs", {}))
+        for name in spec.input_schema.get("$defs", {}):
+            assert f"#/$defs/{name}" in document + bodies, (spec.name, name)
+
+
 def test_a_key_sees_only_the_tools_its_scopes_allow() -> None:
     reader = {spec.name for spec in visible(registry_tools(), frozenset({Scope.JOBS_READ}))}
     assert reader == {a.name for a in REGISTRY if a.scopes <= {Scope.JOBS_READ}}

@@ -7,9 +7,12 @@ to choose and call it and nothing twice:
 * the description is the action's own text plus its structured examples (those that
   show more than an id), and for a streaming action how the sample is bounded;
 * the input schema is the input model's JSON Schema without generated titles,
-  field examples and ``null`` defaults, and without the descriptions that many
-  tools share (``reason``, ``cursor``, ``limit``, times …): those are said once, in
-  the server instructions (``glossary_text``);
+  field examples, ``null`` defaults, OpenAPI discriminators and the repeated
+  ``additionalProperties: false``, and without the descriptions that many tools
+  share (``reason``, ``cursor``, ``limit``, times …): those, and that unknown
+  fields are refused, are said once in the server instructions (``glossary_text``);
+* a model whose schema an action publishes (``PUBLISHED_SCHEMAS``: the manifest)
+  is named, not inlined: it would be most of the list;
 * the output schema names the result's top-level fields and their JSON types; the
   full schemas are in ``describe_service_catalog`` and ``cadenza://catalog``;
 * the annotations come from the action's flags.
@@ -34,6 +37,9 @@ from cadenza.mcp.calls import SAMPLE_MAX_ITEMS, SAMPLE_MAX_SECONDS, SAMPLE_SCHEM
 
 GLOSSARY_MIN_TOOLS = 3
 """A field description shared by at least this many tools moves to the glossary."""
+PUBLISHED_SCHEMAS = {"Manifest": "get_manifest_schema"}
+"""Input models whose JSON Schema the named action returns."""
+_DROPPED_KEYS = frozenset({"title", "examples", "discriminator"})
 _JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
@@ -132,8 +138,10 @@ def glossary_text() -> str:
     entries = sorted(
         f"{', '.join(sorted(fields))}: {text}" if fields else text for text, fields in names.items()
     )
-    return "Fields described once for every tool: " + " ".join(
-        entry if entry.endswith(".") else entry + "." for entry in entries
+    return (
+        "Fields described once for every tool: "
+        + " ".join(entry if entry.endswith(".") else entry + "." for entry in entries)
+        + " Objects refuse fields they do not declare."
     )
 
 
@@ -152,10 +160,46 @@ def _descriptions(node: Any) -> set[str]:
 
 
 def compact_input(schema: Mapping[str, Any], shared: frozenset[str]) -> dict[str, Any]:
-    """``schema`` without generated titles, field examples, ``null`` defaults and the
-    shared descriptions, with nullable types written as type lists."""
-    compacted: dict[str, Any] = _compact(schema, shared)
+    """``schema`` with published models named, then without generated titles, field
+    examples, ``null`` defaults, discriminators, closed-object markers and the shared
+    descriptions, with nullable types written as type lists."""
+    compacted: dict[str, Any] = _compact(_name_published(schema), shared)
     return compacted
+
+
+def _name_published(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with each published model's definition replaced by a pointer to the
+    action that returns it, and the definitions only it used left out."""
+    defs = dict(schema.get("$defs", {}))
+    for model, action in PUBLISHED_SCHEMAS.items():
+        if model in defs:
+            defs[model] = {"type": "object", "description": f"JSON Schema: {action}."}
+    root = {key: value for key, value in schema.items() if key != "$defs"}
+    used = _reachable(root, defs)
+    if used:
+        root["$defs"] = {name: body for name, body in defs.items() if name in used}
+    return root
+
+
+def _reachable(root: Mapping[str, Any], defs: Mapping[str, Any]) -> set[str]:
+    """The definitions ``root`` refers to, directly or through other definitions."""
+    found: set[str] = set()
+    pending = _refs(root)
+    while pending:
+        name = pending.pop()
+        if name not in found:
+            found.add(name)
+            pending |= _refs(defs[name])
+    return found
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, list):
+        return set().union(*(_refs(item) for item in node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    own = {str(node["$ref"]).rsplit("/", 1)[-1]} if "$ref" in node else set()
+    return own.union(*(_refs(value) for value in node.values()))
 
 
 def _compact(node: Any, shared: frozenset[str]) -> Any:
@@ -167,15 +211,18 @@ def _compact(node: Any, shared: frozenset[str]) -> Any:
     for key, value in node.items():
         if key == "properties":
             kept[key] = {name: _compact(prop, shared) for name, prop in value.items()}
-        elif (
-            key in ("title", "examples")
-            or (key == "default" and value is None)
-            or (key == "description" and value in shared)
-        ):
-            continue
-        else:
+        elif not _dropped(key, value, shared):
             kept[key] = _compact(value, shared)
     return _nullable_as_type_list(kept)
+
+
+def _dropped(key: str, value: Any, shared: frozenset[str]) -> bool:
+    return (
+        key in _DROPPED_KEYS
+        or (key == "default" and value is None)
+        or (key == "additionalProperties" and value is False)
+        or (key == "description" and value in shared)
+    )
 
 
 def _nullable_as_type_list(node: dict[str, Any]) -> dict[str, Any]:
