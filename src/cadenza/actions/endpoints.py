@@ -25,10 +25,12 @@ from cadenza.actions.endpoint_models import (
     EndpointFields,
     EndpointOut,
     IntervalSeconds,
-    RequestSpec,
+    RequestPatch,
     build_baseline,
     build_request,
     endpoint_out,
+    merge_request,
+    refuse_empty_placeholders,
 )
 from cadenza.actions.runs import ResponseOut, response_out
 from cadenza.actions.scheduling import refuse_archived
@@ -64,13 +66,14 @@ class AddEndpointInput(EndpointFields):
 
 class UpdateEndpointInput(Input):
     """Every field is optional; omitted fields keep their value, and a null
-    min/max interval removes that guardrail."""
+    min/max interval removes that guardrail. ``request`` is a JSON Merge Patch
+    (RFC 7396) of the stored request; headers match by name."""
 
     endpoint_id: str = ENDPOINT_ID
     name: Name | None = None
     description: Description | None = None
     tier: str | None = Field(None, max_length=64)
-    request: RequestSpec | None = None
+    request: RequestPatch | None = None
     baseline: BaselineSpec | None = None
     min_interval_seconds: IntervalSeconds | None = None
     max_interval_seconds: IntervalSeconds | None = None
@@ -82,6 +85,7 @@ class UpdateEndpointInput(Input):
 
 async def add_endpoint(ctx: Context, data: AddEndpointInput) -> EndpointOut:
     now = ctx.now()
+    refuse_empty_placeholders(data.request, None)
     endpoint = Endpoint(
         id=new_id("ep", now),
         job_id=data.job_id,
@@ -113,7 +117,9 @@ def _reconfigured(endpoint: Endpoint, data: UpdateEndpointInput, now: datetime) 
         description=data.description if data.description is not None else endpoint.description,
         tier=data.tier if data.tier is not None else endpoint.tier,
         request=(
-            build_request(data.request, endpoint.request) if data.request else endpoint.request
+            build_request(merge_request(endpoint.request, data.request), endpoint.request)
+            if data.request
+            else endpoint.request
         ),
         baseline=build_baseline(data.baseline) if data.baseline else endpoint.baseline,
         guardrails=Guardrails(
