@@ -10,6 +10,7 @@ rules, in order:
 3. a fresh interval hint replaces it with ``last_run_at + hint`` (cron too);
 4. a fresh one-shot competes: the earliest of it and the cadence wins;
 5. clamps from ``last_run_at`` raise to the minimum and lower to the maximum;
+   then a target's ``Retry-After`` holds the run back, at most to the maximum;
 6. nothing is planned in the past;
 7. a pause (endpoint or job) wins over everything.
 
@@ -17,8 +18,8 @@ Whatever the rules decide is written into ``Plan.explanation`` step by step, eac
 step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
 ``backoff``, ``catch-up``, ``jitter``, ``hint-expired``, ``hint-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
-``clamped-min``, ``clamped-max``, ``not-in-past``, ``paused``, and last ``chosen``
-(or ``paused``/``archived`` when those decide).
+``clamped-min``, ``clamped-max``, ``retry-after``, ``not-in-past``, ``paused``, and last
+``chosen`` (or ``paused``/``archived`` when those decide).
 
 Where SCHEDULING.md is silent, these choices hold (each is tested):
 
@@ -96,6 +97,7 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
     _apply_interval_hint(now, endpoint, draft)
     _apply_one_shot(now, endpoint, draft)
     _apply_clamps(endpoint, draft)
+    _apply_retry_after(endpoint, draft)
     if draft.at < now:
         draft.note("not-in-past", now, "The candidate is in the past; running now instead.")
         draft.at = now
@@ -294,6 +296,23 @@ def _apply_clamps(endpoint: Endpoint, draft: _Draft) -> None:
             draft.at,
             f"Lowered to the maximum interval of {_seconds(rails.max_interval)}.",
         )
+
+
+def _apply_retry_after(endpoint: Endpoint, draft: _Draft) -> None:
+    """No run before the target's Retry-After, but none later than ``max_interval``
+    after the last run: a guardrail bounds every source of delay."""
+    until = endpoint.retry_after_until
+    if until is None or draft.at >= until:
+        return
+    at, note = until, f"The target asked not to be called before {until.isoformat()} (Retry-After)."
+    rails = endpoint.guardrails
+    if rails.max_interval is not None and endpoint.last_run_at is not None:
+        bound = endpoint.last_run_at + rails.max_interval
+        if bound < until:
+            at, note = bound, note[:-1] + "; bounded by the maximum interval."
+    if at > draft.at:
+        draft.at = at
+        draft.note("retry-after", at, note)
 
 
 def _apply_pauses(now: datetime, endpoint: Endpoint, job: Job, draft: _Draft) -> Plan:

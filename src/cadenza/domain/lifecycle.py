@@ -12,6 +12,7 @@ from datetime import datetime
 from cadenza.domain.catchup import BASELINE_SOURCES, standing_slot
 from cadenza.domain.governor import plan_next_run
 from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run, evolve
+from cadenza.domain.retry_after import not_before
 
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
@@ -40,6 +41,7 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     resets the failure count (ending backoff); any other status increments it. A
     late baseline run stands for the last slot due before it started
     (``catchup.standing_slot``), so a catch-up happens once and keeps the lattice.
+    A 429/503 asking to wait holds the next run back (``retry_after.not_before``).
     """
     shot = endpoint.one_shot
     if shot is not None and run.started_at >= shot.run_at:
@@ -57,6 +59,7 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
         failure_count=0 if ok else endpoint.failure_count + 1,
         success_streak=endpoint.success_streak + 1 if ok else 0,
         attempt=1,
+        retry_after_until=not_before(run),
         lease=None,
     )
     return replan(ran, job, now)

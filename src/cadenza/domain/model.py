@@ -369,6 +369,8 @@ class Endpoint:
     failure_count: int = 0
     success_streak: int = 0
     attempt: int = 1
+    retry_after_until: datetime | None = None
+    """The target's last Retry-After: no run before it (``domain.retry_after``)."""
     lease: Lease | None = None
 
     def __post_init__(self) -> None:
