@@ -21,7 +21,7 @@ from cadenza.actions.wire import EXAMPLE_IDS, Output, PlanOut, UtcTime, rfc3339
 from cadenza.domain import errors, lifecycle, limits
 from cadenza.domain.governor import plan_next_run, preview
 from cadenza.domain.identity import Scope
-from cadenza.domain.model import ActorKind, IntervalHint, OneShot, Pause, PlanSource
+from cadenza.domain.model import ActorKind, Endpoint, IntervalHint, Job, OneShot, Pause, PlanSource
 
 _MAX_TTL_S = limits.MAX_HINT_TTL.total_seconds()
 _DEFAULT_TTL_S = limits.DEFAULT_HINT_TTL.total_seconds()
@@ -102,6 +102,28 @@ async def schedule_one_shot_run(ctx: Context, data: OneShotInput) -> ScheduleCha
         data.reason,
         {"run_at": rfc3339(run_at), "expires_at": rfc3339(expires_at)},
     )
+    return await change_endpoint(ctx, data.endpoint_id, change)
+
+
+RUN_NOW_TTL = timedelta(hours=1)
+"""A run-now not started within this (a long cooldown, a down scheduler) lapses."""
+
+
+async def trigger_run(ctx: Context, data: EndpointChangeInput) -> ScheduleChangeOut:
+    """One run as soon as possible, recorded with source ``run-now``. It does not
+    override a pause: a paused endpoint or job refuses it (resume first)."""
+    now = ctx.now()
+    shot = OneShot(now, now + RUN_NOW_TTL, data.reason, ctx.actor, run_now=True)
+
+    def transition(endpoint: Endpoint, job: Job, at: datetime) -> Endpoint:
+        if endpoint.paused(at) or job.paused(at):
+            owner = "endpoint" if endpoint.paused(at) else "job"
+            raise errors.Conflict(
+                f"The {owner} is paused; trigger_run does not override a pause: resume it first."
+            )
+        return lifecycle.with_one_shot(endpoint, job, shot, at)
+
+    change = Change("trigger_run", transition, data.reason, {"run_at": rfc3339(now)})
     return await change_endpoint(ctx, data.endpoint_id, change)
 
 
@@ -253,6 +275,28 @@ ACTIONS = (
             Example(
                 {"endpoint_id": _ENDPOINT, "delay_seconds": 60, "reason": "verify the fix"},
                 "Once, a minute from now.",
+            ),
+        ),
+    ),
+    Action(
+        name="trigger_run",
+        summary="Run an endpoint once, now",
+        description=(
+            "One recorded run as soon as possible (source run-now), within the min "
+            "interval. Refused while the endpoint or its job is paused."
+        ),
+        input_model=EndpointChangeInput,
+        output_model=ScheduleChangeOut,
+        handler=trigger_run,
+        scopes=_CONTROL,
+        method="POST",
+        path="/endpoints/{endpoint_id}/run-now",
+        mutates=True,
+        idempotent=False,
+        planner_tool=True,
+        examples=(
+            Example(
+                {"endpoint_id": _ENDPOINT, "reason": "check the fix"}, "Run it once, right now."
             ),
         ),
     ),

@@ -8,7 +8,8 @@ rules, in order:
    interval: the lattice after the last slot, stretched ×2^failures up to ×32, with
    missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter;
 3. a fresh interval hint replaces it with ``last_run_at + hint`` (cron too);
-4. a fresh one-shot competes: the earliest of it and the cadence wins;
+4. a fresh one-shot competes: the earliest of it and the cadence wins; a run-now
+   (``trigger_run``) wins outright;
 5. clamps from ``last_run_at`` raise to the minimum and lower to the maximum;
    then a target's ``Retry-After`` holds the run back, at most to the maximum;
 6. nothing is planned in the past;
@@ -18,8 +19,8 @@ Whatever the rules decide is written into ``Plan.explanation`` step by step, eac
 step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
 ``backoff``, ``catch-up``, ``jitter``, ``hint-expired``, ``hint-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
-``clamped-min``, ``clamped-max``, ``retry-after``, ``not-in-past``, ``paused``, and last
-``chosen`` (or ``paused``/``archived`` when those decide).
+``run-now``, ``clamped-min``, ``clamped-max``, ``retry-after``, ``not-in-past``,
+``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
 
 Where SCHEDULING.md is silent, these choices hold (each is tested):
 
@@ -266,7 +267,12 @@ def _apply_one_shot(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
     if at >= shot.expires_at:
         draft.note("one-shot-unreachable", at, "A one-shot would run after it expires; ignored.")
         return
-    if at <= draft.at:
+    if shot.run_now:
+        # Run now: as soon as possible, whatever the cadence (guardrails still apply).
+        draft.at, draft.source = at, PlanSource.RUN_NOW
+        who = f"{shot.actor}: {shot.reason or 'no reason given'}"
+        draft.note("run-now", at, f"A run was asked for now ({who}).")
+    elif at <= draft.at:
         draft.at, draft.source = at, PlanSource.HINT_ONE_SHOT
         draft.note(
             "hint-one-shot",

@@ -65,6 +65,7 @@ class PlanSource(StrEnum):
     BASELINE_INTERVAL = "baseline-interval"
     HINT_INTERVAL = "hint-interval"
     HINT_ONE_SHOT = "hint-one-shot"
+    RUN_NOW = "run-now"
     CLAMPED_MIN = "clamped-min"
     CLAMPED_MAX = "clamped-max"
     PAUSED = "paused"
@@ -267,12 +268,14 @@ class IntervalHint:
 
 @dataclass(frozen=True, slots=True)
 class OneShot:
-    """A single extra run at ``run_at``; void after ``expires_at``."""
+    """A single extra run at ``run_at``; void after ``expires_at``. ``run_now`` marks
+    one asked for by ``trigger_run``: its run is recorded with source ``run-now``."""
 
     run_at: datetime
     expires_at: datetime
     reason: str = ""
     actor: Actor = SYSTEM_ACTOR
+    run_now: bool = False
 
     def fresh(self, now: datetime) -> bool:
         return self.expires_at > now
