@@ -293,7 +293,7 @@ ACTIONS = (
         path="/endpoints/{endpoint_id}/run-now",
         mutates=True,
         idempotent=False,
-        planner_tool=True,
+        planner_tool=False,
         examples=(
             Example(
                 {"endpoint_id": _ENDPOINT, "reason": "check the fix"}, "Run it once, right now."
