@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     max_concurrency: int = 512
     max_per_host: int = 64
     shutdown_grace_seconds: float = 10.0
+    heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a worker shows it is alive; one silent for 1.5 times "
+        "this is dead and its leases are freed at once.",
+    )
+    dead_worker_prune_seconds: float = Field(
+        600.0, gt=0, description="Dead workers leave the workers list after this."
+    )
 
     response_capture_bytes: int = 64 * 1024
     ssrf_allowlist: list[str] = Field(

@@ -142,6 +142,10 @@ def scheduler_options(settings: Settings, worker_id: str | None = None) -> Sched
         max_concurrency=settings.max_concurrency,
         max_per_host=settings.max_per_host,
         shutdown_grace=settings.shutdown_grace_seconds,
+        heartbeat_interval=settings.heartbeat_seconds,
+        prune_after=settings.dead_worker_prune_seconds,
+        # One worker process per SQLite file: any other lease in it is a dead process's.
+        sole_worker=settings.database_url.startswith("sqlite"),
     )
 
 

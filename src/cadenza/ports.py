@@ -13,8 +13,11 @@ Store contract in brief (SCHEDULING.md §3):
   (``cadenza.domain.lifecycle.after_run``) and releases the lease. Endpoints whose
   lease was lost are left untouched (fencing); their runs are still recorded.
 * ``release`` frees leases of claims that never started, without recording a run.
-* ``sweep_expired`` frees leases whose ``until`` has passed and records each lost
-  attempt as a run with status ``lost``; the slot is then claimable again.
+* ``sweep_expired`` frees leases whose ``until`` has passed (``free_leases_of``:
+  those of dead workers) and records each attempt as a run: ``lost`` when its
+  request never left (``mark_started`` was not called), else ``unknown``. The slot
+  is then claimable again (attempt + 1), except after an ``unknown`` attempt of an
+  ``at_most_once`` endpoint, which moves on to its next slot (``after_run``).
 * Lists page by keyset: ``cursor`` is opaque, ``None`` starts at the beginning; no
   list ever counts rows or uses OFFSET.
 """
@@ -244,7 +247,27 @@ class Store(Protocol):
         """Heartbeat for long runs; returns the ids whose lease is no longer ours."""
         ...
 
+    async def mark_started(
+        self, worker_id: str, claims: Sequence[Claim], now: datetime
+    ) -> list[str]:
+        """Record durably that these claims' requests are about to leave (before they
+        do); returns the ids whose lease is no longer ours, whose requests must not go."""
+        ...
+
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]: ...
+
+    async def free_leases_of(
+        self, owners: Sequence[str] | None, now: datetime, *, keep: str = ""
+    ) -> list[Run]:
+        """Free every lease of the dead workers ``owners`` (``None``: of every worker
+        but ``keep``) at once, expired or not, recording each attempt as the sweeper
+        does; the slots are then claimable again."""
+        ...
+
+    async def due_load(self, horizon: datetime) -> int:
+        """Endpoints leased now or due by ``horizon``: the work the live workers share
+        (each claims up to its fair part of it)."""
+        ...
 
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""

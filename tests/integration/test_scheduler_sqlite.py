@@ -195,7 +195,7 @@ async def test_graceful_shutdown_lets_a_running_request_finish_within_the_grace_
         assert state.next_run_at == run.scheduled_for + timedelta(minutes=1)
 
 
-async def test_a_request_still_running_when_the_grace_period_ends_is_recorded_as_interrupted(
+async def test_a_request_cut_short_by_shutdown_is_recorded_as_unknown_not_as_a_failure(
     tmp_path: Path,
 ) -> None:
     settings = worker_settings(sqlite_database(tmp_path), shutdown_grace_seconds=0.3)
@@ -210,9 +210,12 @@ async def test_a_request_still_running_when_the_grace_period_ends_is_recorded_as
             await asyncio.wait_for(target.held.wait(), HANG_GUARD)
         (run,) = await runs_of(runtime.store, endpoint.id)
         state = await current(runtime.store, endpoint.id)
-        assert run.status is RunStatus.ERROR
+        assert run.status is RunStatus.UNKNOWN
         assert run.error == INTERRUPTED
         assert state.lease is None
+        # No backoff: the next slot is the baseline's, one interval on.
+        assert state.failure_count == 0
+        assert state.next_run_at == run.scheduled_for + timedelta(minutes=1)
 
 
 async def test_runs_never_start_more_than_two_milliseconds_early(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from cadenza.domain.model import (
     Body,
     BodyKind,
     CatchUp,
+    Delivery,
     Endpoint,
     Guardrails,
     Header,
@@ -192,6 +193,9 @@ class BaselineSpec(Input):
         return self
 
 
+DELIVERY_TEXT = "A request cut short by a crash: re-sent (same Idempotency-Key) or not."
+
+
 class EndpointFields(Input):
     """What configures an endpoint: ``add_endpoint``'s input and an endpoint of a
     manifest (``manifest_models.EndpointSpec``) both extend it."""
@@ -208,6 +212,7 @@ class EndpointFields(Input):
         None, description="Never leave a longer gap than this."
     )
     catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
+    delivery: Delivery = Field(Delivery.AT_LEAST_ONCE, description=DELIVERY_TEXT)
     jitter_seconds: float = Field(
         0, ge=0, le=MAX_JITTER_S, description="Deterministic spread added to baseline slots."
     )
@@ -225,6 +230,7 @@ class EndpointFields(Input):
                 duration(self.min_interval_seconds), duration(self.max_interval_seconds)
             ),
             "catch_up": self.catch_up,
+            "delivery": self.delivery,
             "jitter": timedelta(seconds=self.jitter_seconds),
             "planner_enabled": self.planner_enabled,
         }
@@ -280,6 +286,7 @@ class EndpointOut(Output):
     min_interval_seconds: float | None
     max_interval_seconds: float | None
     catch_up: CatchUp
+    delivery: Delivery
     jitter_seconds: float
     planner_enabled: bool
     created_at: datetime
@@ -473,6 +480,7 @@ def endpoint_out(endpoint: Endpoint, now: datetime) -> EndpointOut:
         min_interval_seconds=seconds(endpoint.guardrails.min_interval),
         max_interval_seconds=seconds(endpoint.guardrails.max_interval),
         catch_up=endpoint.catch_up,
+        delivery=endpoint.delivery,
         jitter_seconds=endpoint.jitter.total_seconds(),
         planner_enabled=endpoint.planner_enabled,
         created_at=endpoint.created_at,

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import (
+    DELIVERY_TEXT,
     MAX_JITTER_S,
     SECRET_MASK,
     BaselineSpec,
@@ -50,7 +51,7 @@ from cadenza.actions.wire import (
 from cadenza.domain import errors, limits
 from cadenza.domain.identity import Scope
 from cadenza.domain.lifecycle import replan
-from cadenza.domain.model import CatchUp, Endpoint, Guardrails, RunStatus
+from cadenza.domain.model import CatchUp, Delivery, Endpoint, Guardrails, RunStatus
 from cadenza.ids import new_id
 
 _ENDPOINT = EXAMPLE_IDS["endpoint_id"]
@@ -78,6 +79,7 @@ class UpdateEndpointInput(Input):
     min_interval_seconds: IntervalSeconds | None = None
     max_interval_seconds: IntervalSeconds | None = None
     catch_up: CatchUp | None = None
+    delivery: Delivery | None = Field(None, description=DELIVERY_TEXT)
     jitter_seconds: float | None = Field(None, ge=0, le=MAX_JITTER_S)
     planner_enabled: bool | None = None
     reason: Reason = ""
@@ -131,6 +133,7 @@ def _reconfigured(endpoint: Endpoint, data: UpdateEndpointInput, now: datetime) 
             else rails.max_interval,
         ),
         catch_up=data.catch_up or endpoint.catch_up,
+        delivery=data.delivery or endpoint.delivery,
         jitter=(
             timedelta(seconds=data.jitter_seconds)
             if data.jitter_seconds is not None

@@ -90,6 +90,7 @@ async def _endpoint_spec(ctx: Context, job: Job, endpoint: Endpoint, now: dateti
         min_interval_seconds=seconds(endpoint.guardrails.min_interval),
         max_interval_seconds=seconds(endpoint.guardrails.max_interval),
         catch_up=endpoint.catch_up,
+        delivery=endpoint.delivery,
         jitter_seconds=endpoint.jitter.total_seconds(),
         planner_enabled=endpoint.planner_enabled,
         start_paused=pause is not None and pause.until is None and pause.active(now),

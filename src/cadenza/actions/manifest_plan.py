@@ -40,6 +40,7 @@ CONFIG_FIELDS = (
     "baseline",
     "guardrails",
     "catch_up",
+    "delivery",
     "jitter",
     "planner_enabled",
 )
@@ -325,6 +326,7 @@ def endpoint_wire(endpoint: Endpoint) -> dict[str, Any]:
         "min_interval_seconds": seconds(endpoint.guardrails.min_interval),
         "max_interval_seconds": seconds(endpoint.guardrails.max_interval),
         "catch_up": endpoint.catch_up.value,
+        "delivery": endpoint.delivery.value,
         "jitter_seconds": endpoint.jitter.total_seconds(),
         "planner_enabled": endpoint.planner_enabled,
     }

@@ -11,7 +11,17 @@ from datetime import datetime
 
 from cadenza.domain.catchup import BASELINE_SOURCES, standing_slot
 from cadenza.domain.governor import plan_next_run
-from cadenza.domain.model import Endpoint, IntervalHint, Job, OneShot, Pause, Run, evolve
+from cadenza.domain.model import (
+    Delivery,
+    Endpoint,
+    IntervalHint,
+    Job,
+    OneShot,
+    Pause,
+    Run,
+    RunStatus,
+    evolve,
+)
 from cadenza.domain.retry_after import not_before
 
 
@@ -38,10 +48,12 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     """Fold a finished run into the runtime state, release the lease, and replan.
 
     A run that started at or after a one-shot's ``run_at`` consumes it. Success
-    resets the failure count (ending backoff); any other status increments it. A
-    late baseline run stands for the last slot due before it started
-    (``catchup.standing_slot``), so a catch-up happens once and keeps the lattice.
-    A 429/503 asking to wait holds the next run back (``retry_after.not_before``).
+    resets the failure count (ending backoff); an ``unknown`` outcome (cut short by a
+    shutdown or a dead worker) leaves both counts alone, as it says nothing of the
+    target; any other status increments it. A late baseline run stands for the last
+    slot due before it started (``catchup.standing_slot``), so a catch-up happens
+    once and keeps the lattice. A 429/503 asking to wait holds the next run back
+    (``retry_after.not_before``).
     """
     shot = endpoint.one_shot
     if shot is not None and run.started_at >= shot.run_at:
@@ -50,19 +62,35 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     slot = run.scheduled_for
     if run.source in BASELINE_SOURCES:
         slot = standing_slot(endpoint, slot, run.started_at)
+    failures, streak = endpoint.failure_count, endpoint.success_streak
+    if run.status is not RunStatus.UNKNOWN:
+        failures, streak = (0, streak + 1) if ok else (failures + 1, 0)
     ran = evolve(
         endpoint,
         one_shot=shot,
         last_run_at=run.started_at,
         last_scheduled_for=slot,
         last_status=run.status,
-        failure_count=0 if ok else endpoint.failure_count + 1,
-        success_streak=endpoint.success_streak + 1 if ok else 0,
+        failure_count=failures,
+        success_streak=streak,
         attempt=1,
         retry_after_until=not_before(run),
         lease=None,
     )
     return replan(ran, job, now)
+
+
+def swept_error(owner: str, sent: bool, delivery: Delivery) -> str:
+    """Why a swept lease's attempt is recorded as it is (the SQL store and its fake)."""
+    died = f"Worker {owner!r} stopped reporting before the attempt finished"
+    if not sent:
+        return f"{died}; its request was never sent, so the slot runs again."
+    if delivery is Delivery.AT_MOST_ONCE:
+        return f"{died}; its request was sent, outcome unknown; at_most_once: not sent again."
+    return (
+        f"{died}; its request was sent, outcome unknown; at_least_once: sent again "
+        "with the same Idempotency-Key."
+    )
 
 
 def with_interval_hint(endpoint: Endpoint, job: Job, hint: IntervalHint, now: datetime) -> Endpoint:

@@ -41,6 +41,16 @@ class Method(StrEnum):
             ) from None
 
 
+class Delivery(StrEnum):
+    # What happens to a request cut short by a crash: at_least_once sends it again
+    # with the same Idempotency-Key; at_most_once records it as unknown and never
+    # sends it again (alerts, payments, publishing). No docstring: it would repeat
+    # in the schema of every tool that names an endpoint.
+
+    AT_LEAST_ONCE = "at_least_once"
+    AT_MOST_ONCE = "at_most_once"
+
+
 class CatchUp(StrEnum):
     """What happens to slots missed while Cadenza was down."""
 
@@ -54,6 +64,9 @@ class RunStatus(StrEnum):
     TIMEOUT = "timeout"
     ERROR = "error"
     LOST = "lost"
+    UNKNOWN = "unknown"
+    """The request may have reached the target, but its outcome was never learned:
+    the worker died or shut down while it was in flight. Not a failure."""
 
     @property
     def ok(self) -> bool:
@@ -355,6 +368,7 @@ class Endpoint:
     updated_at: datetime
     guardrails: Guardrails = Guardrails()
     catch_up: CatchUp = CatchUp.RUN_ONCE
+    delivery: Delivery = Delivery.AT_LEAST_ONCE
     jitter: timedelta = timedelta(0)
     tier: str = ""
     description: str = ""

@@ -14,11 +14,17 @@
   the dispatcher performs it;
 * the completer writes finished runs in one transaction per flush, a flush every
   ``flush_interval`` (50 ms) while runs finish, a few flushes in flight at once;
-* the housekeeper renews leases, sweeps expired ones and beats the worker's heart.
+* the housekeeper renews leases, sweeps expired ones, beats the worker's heart and
+  frees the leases of workers whose heart stopped. With other workers alive, a
+  claim takes at most this worker's share of the work (``_fair_room``); on SQLite,
+  where one worker process serves the file, the leases of the previous process are
+  freed before the first claim (``_bury_predecessors``). An ``at_most_once``
+  endpoint's attempt is recorded as started before its request leaves (``_may_send``).
 
 Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
 leases of claims that have not started, give running requests ``shutdown_grace``
-seconds, record the ones still running as interrupted, flush, deregister.
+seconds, record the ones still running as interrupted (status ``unknown``, not a
+failure), flush, deregister.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
 from cadenza.domain.catchup import skips
 from cadenza.domain.lifecycle import replan
+from cadenza.domain.model import Delivery, RunStatus
 from cadenza.ports import (
     Claim,
     Clock,
@@ -55,6 +62,9 @@ from cadenza.scheduler.waker import EventWaker, wait_or_sleep
 log = structlog.get_logger("cadenza.scheduler")
 
 INTERRUPTED = "Interrupted: the worker shut down before the request finished."
+RESCUE_AFTER = timedelta(milliseconds=50)
+"""How late an unclaimed slot must be before a worker over its fair share takes it:
+the workers below their share, whose turn it was, may be asleep (poll_interval)."""
 _IDLE_FLOOR = 0.005
 """Shortest sleep after an empty claim, in case ``next_due_at`` names a row that
 ``claim_due`` will not take: never spin on the database."""
@@ -64,8 +74,9 @@ class Scheduler:
     """One worker: ``run()`` until ``stop()``. Runs start at their slot or later, never
     earlier. Each claimed slot ends as one of: a recorded run (interrupted ones too);
     a released lease (shutdown came before it started); nothing, when the lease was
-    lost before it started (its new owner runs it); or, if the process dies, an
-    expired lease that a sweeper records as a lost attempt."""
+    lost before it started (its new owner runs it); or, if the process dies, a lease
+    that a sweeper frees (once the death is known, or when it expires) and records as
+    a ``lost`` or ``unknown`` attempt."""
 
     def __init__(
         self,
@@ -107,7 +118,9 @@ class Scheduler:
             tickets=self._tickets.values,
             on_lost=self._leases_lost,
             on_swept=self._swept,
+            on_live=self._workers_alive,
         )
+        self._live = 1
         self.stats = Stats()
 
     @property
@@ -152,6 +165,8 @@ class Scheduler:
         now = self._clock.now()
         opts = self._opts
         await self._store.register_worker(WorkerInfo(self._id, opts.hostname, opts.pid, now, now))
+        if opts.sole_worker:
+            await self._bury_predecessors()
         log.info(
             "worker.started",
             worker_id=self._id,
@@ -160,6 +175,23 @@ class Scheduler:
             concurrency=opts.max_concurrency,
             per_host=opts.max_per_host,
         )
+
+    async def _bury_predecessors(self) -> None:
+        """This process alone serves the database (SQLite): every other worker in it is
+        a previous process that died without shutting down. Its leases are freed
+        now, not when they expire, and its row goes."""
+        now = self._clock.now()
+        try:
+            runs = await self._store.free_leases_of(None, now, keep=self._id)
+            for info in await self._store.list_workers():
+                if info.id != self._id:
+                    await self._store.remove_worker(info.id)
+        except Exception as exc:  # their leases still expire; the sweeper frees them
+            log.warning("workers.predecessors_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if runs:
+            log.warning("workers.predecessor_leases_freed", runs=len(runs))
+            self.stats.swept += len(runs)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -175,14 +207,19 @@ class Scheduler:
             # Cleared before reading, so a wake-up during the query is not lost.
             self._waker.clear()
             now = self._clock.now()
-            claims = await self._claim(now, room)
+            fair = await self._fair_room(now, room)
+            # Over its share, a worker only rescues slots already late that no other
+            # worker took; it looks again when the next one would be.
+            ahead = opts.lookahead_delta if fair > 0 else -RESCUE_AFTER
+            room = fair if fair > 0 else room
+            claims = await self._claim(now, room, ahead)
             if claims is None:
                 await self._rest(opts.poll_interval)
                 continue
             claims = await self._skip_missed(claims, now)
             self._accept(claims, now)
             if len(claims) < room:
-                await self._rest(await self._idle_for(bool(claims)))
+                await self._rest(await self._idle_for(bool(claims), rescue=fair <= 0))
 
     def _room(self) -> int:
         """How many claims to ask for now; 0 while a bigger batch is worth waiting for.
@@ -197,6 +234,26 @@ class Scheduler:
         if self._ready and room < max(1, opts.claim_batch // 4):
             return 0
         return room
+
+    def _workers_alive(self, count: int) -> None:
+        self._live = max(1, count)
+
+    async def _fair_room(self, now: datetime, room: int) -> int:
+        """With other workers alive, claim no more than this worker's share of the
+        work leased or due (rounded up), counting what it holds: otherwise the
+        worker whose completions free slots claims them back first, and ends up
+        holding everything (issue #17.7)."""
+        if self._live <= 1:
+            return room
+        try:
+            load = await self._store.due_load(now + self._opts.lookahead_delta)
+        except Exception as exc:  # the claim itself will fail or succeed alike
+            log.warning("claims.load_failed", error=f"{type(exc).__name__}: {exc}")
+            return room
+        held = len(self._tickets)
+        # A worker holding nothing may always claim: an empty claim then sizes its
+        # sleep until the next slot, as without others.
+        return min(room, max(-(-load // self._live) - held, 0 if held else 1))
 
     async def _rest(self, seconds: float) -> None:
         """Sleep ``seconds``, less if a flush released a slot to claim sooner (since
@@ -232,12 +289,12 @@ class Scheduler:
         await self._clock.sleep(seconds)
         self._waker.wake()
 
-    async def _claim(self, now: datetime, limit: int) -> list[Claim] | None:
+    async def _claim(self, now: datetime, limit: int, ahead: timedelta) -> list[Claim] | None:
         try:
             return await self._store.claim_due(
                 self._id,
                 now,
-                lookahead=self._opts.lookahead_delta,
+                lookahead=ahead,
                 limit=limit,
                 lease_margin=self._opts.lease_margin_delta,
             )
@@ -283,8 +340,9 @@ class Scheduler:
         self.stats.claimed += len(claims)
         log.debug("claims.taken", claims=len(claims), held=len(self._tickets))
 
-    async def _idle_for(self, claimed: bool) -> float:
-        """Seconds until the earliest unleased slot enters the look-ahead window."""
+    async def _idle_for(self, claimed: bool, *, rescue: bool = False) -> float:
+        """Seconds until the earliest unleased slot enters the look-ahead window (to
+        ``rescue``: until it is late by ``RESCUE_AFTER``)."""
         poll = self._opts.poll_interval
         try:
             nxt = await self._store.next_due_at()
@@ -293,7 +351,11 @@ class Scheduler:
             return poll
         if nxt is None:
             return poll
-        return min(poll, max(self._until_claimable(nxt), 0.0 if claimed else _IDLE_FLOOR))
+        if rescue:
+            until = (nxt + RESCUE_AFTER - self._clock.now()).total_seconds()
+        else:
+            until = self._until_claimable(nxt)
+        return min(poll, max(until, 0.0 if claimed else _IDLE_FLOOR))
 
     def _until_claimable(self, slot: datetime) -> float:
         """Seconds until the claim loop should claim ``slot`` (negative: now).
@@ -331,18 +393,40 @@ class Scheduler:
                 self._forget(ticket)
                 return
             ticket.stage = Stage.RUNNING
+            if not await self._may_send(claim):
+                self._forget(ticket)
+                return
             self.stats.started += 1
             result = await self._dispatch(claim)
         finally:
             self._limiter.release(ticket.host)
         self._record(ticket, result)
 
+    async def _may_send(self, claim: Claim) -> bool:
+        """An at_most_once attempt is recorded as started before its request leaves,
+        so that if this process dies, the sweeper knows not to send it again. When
+        the lease is no longer ours, or the mark cannot be written, it does not go:
+        the slot is released to be claimed again (or, failing that, swept as a
+        ``lost`` attempt, never sent)."""
+        if claim.endpoint.delivery is not Delivery.AT_MOST_ONCE:
+            return True
+        try:
+            lost = await self._store.mark_started(self._id, [claim], self._clock.now())
+        except Exception as exc:
+            log.warning("run.start_unrecorded", endpoint_id=claim.endpoint.id, error=str(exc))
+            with contextlib.suppress(Exception):
+                await self._store.release(self._id, [claim])
+            return False
+        return not lost
+
     async def _dispatch(self, claim: Claim) -> DispatchResult:
         started = self._clock.now()
         try:
             return await self._dispatcher.dispatch(claim.endpoint, claim.scheduled_for)
         except asyncio.CancelledError:
-            result = failed_result(started, self._clock.now(), INTERRUPTED)
+            # Whether the request reached the target is unknown: not a failure, so
+            # the next interval does not back off.
+            result = failed_result(started, self._clock.now(), INTERRUPTED, RunStatus.UNKNOWN)
             self._completer.add(Completion(claim, run_from(claim, result, self._id)))
             raise
         except Exception as exc:  # a dispatcher bug must not kill the worker

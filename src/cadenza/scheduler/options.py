@@ -13,6 +13,11 @@ from cadenza.scheduler.housekeeping import Cadence
 class SchedulerOptions:
     """Seconds everywhere; defaults match ``cadenza.config.Settings``.
 
+    A worker whose heartbeat is older than 1.5 ``heartbeat_interval`` is dead: its
+    leases are freed at once, and its row is removed after ``prune_after``.
+    ``sole_worker``: the database serves this process alone (SQLite), so every lease
+    found at start belongs to a dead predecessor and is freed before the first claim.
+
     ``max_claimed`` bounds the claims a worker holds at once (0: ``max_concurrency +
     16 × claim_batch``), so a worker never hoards a backlog that others could run.
     Claims that are already due are bounded more tightly, to ``max_concurrency +
@@ -35,6 +40,8 @@ class SchedulerOptions:
     heartbeat_interval: float = 5.0
     stats_interval: float = 10.0
     max_claimed: int = 0
+    prune_after: float = 600.0
+    sole_worker: bool = False
 
     def __post_init__(self) -> None:
         if not self.worker_id:
@@ -68,4 +75,6 @@ class SchedulerOptions:
             sweep_every=self.sweep_interval,
             heartbeat_every=self.heartbeat_interval,
             lease_margin=self.lease_margin,
+            stale_after=1.5 * self.heartbeat_interval,
+            prune_after=self.prune_after,
         )

@@ -91,8 +91,14 @@ def run_from(claim: Claim, result: DispatchResult, worker_id: str) -> Run:
     )
 
 
-def failed_result(started_at: datetime, finished_at: datetime, error: str) -> DispatchResult:
-    """A result for a run the dispatcher could not finish (a bug, or shutdown)."""
+def failed_result(
+    started_at: datetime,
+    finished_at: datetime,
+    error: str,
+    status: RunStatus = RunStatus.ERROR,
+) -> DispatchResult:
+    """A result for a run the dispatcher could not finish: a bug (``error``), or a
+    shutdown that cut the request short (``unknown``: not the target's failure)."""
     return DispatchResult(
-        status=RunStatus.ERROR, started_at=started_at, finished_at=finished_at, error=error
+        status=status, started_at=started_at, finished_at=finished_at, error=error
     )

@@ -35,6 +35,8 @@ class Tables:
     """Lease epochs survive the lease itself, as the SQL column does."""
     claimed: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
     """Slot and time of each current claim, for the run the sweeper records as lost."""
+    started: dict[str, datetime] = field(default_factory=dict)
+    """When each current claim's request was about to leave (``mark_started``)."""
     runs: dict[str, Run] = field(default_factory=dict)
     run_slots: dict[SlotKey, str] = field(default_factory=dict)
     audit: dict[str, AuditEvent] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from cadenza.domain import errors, lifecycle
-from cadenza.domain.model import Endpoint, Lease, PlanSource, Run, RunStatus
+from cadenza.domain.model import Delivery, Endpoint, Lease, PlanSource, Run, RunStatus
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion, Tx, WorkerInfo
@@ -96,7 +96,7 @@ class MemoryStore:
                     continue
                 job = t.jobs[ep.job_id]
                 replanned = t.endpoints[ep.id] = lifecycle.after_run(ep, job, done.run, now)
-                t.claimed.pop(ep.id, None)
+                self._unclaim(t, ep.id)
                 if replanned.next_run_at is not None:
                     released.append(replanned.next_run_at)
         return Completed(lost, min(released, default=None))
@@ -107,7 +107,7 @@ class MemoryStore:
                 ep = t.endpoints.get(claim.endpoint.id)
                 if ep is not None and _ours(ep, worker_id, claim.epoch):
                     t.endpoints[ep.id] = replace(ep, lease=None)
-                    t.claimed.pop(ep.id, None)
+                    self._unclaim(t, ep.id)
 
     async def extend_leases(
         self, worker_id: str, claims: Sequence[Claim], until: datetime
@@ -123,19 +123,64 @@ class MemoryStore:
                 t.endpoints[ep.id] = replace(ep, lease=replace(ep.lease, until=until))
         return lost
 
+    async def mark_started(
+        self, worker_id: str, claims: Sequence[Claim], now: datetime
+    ) -> list[str]:
+        """Record that these claims' requests are about to leave; the ids not ours."""
+        lost: list[str] = []
+        async with self._locked() as t:
+            for claim in claims:
+                ep = t.endpoints.get(claim.endpoint.id)
+                if ep is None or not _ours(ep, worker_id, claim.epoch):
+                    lost.append(claim.endpoint.id)
+                else:
+                    t.started[ep.id] = now
+        return lost
+
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
         async with self._locked() as t:
             expired = [e for e in t.endpoints.values() if e.lease and e.lease.until < now]
             expired.sort(key=lambda e: (e.lease.until if e.lease else now, e.id))
-            swept = []
-            for ep in expired[:limit]:
-                run = _lost_run(t, ep, now)
-                if (run.endpoint_id, run.scheduled_for, run.attempt) not in t.run_slots:
-                    t.add_run(run)
-                    swept.append(run)
-                t.endpoints[ep.id] = replace(ep, attempt=ep.attempt + 1, lease=None)
-                t.claimed.pop(ep.id, None)
-            return swept
+            return [run for ep in expired[:limit] if (run := self._sweep(t, ep, now))]
+
+    async def free_leases_of(
+        self, owners: Sequence[str] | None, now: datetime, *, keep: str = ""
+    ) -> list[Run]:
+        """``sweep_expired`` for every lease of ``owners`` (``None``: all but ``keep``'s)."""
+        async with self._locked() as t:
+            held = [
+                e
+                for e in t.endpoints.values()
+                if e.lease
+                and (e.lease.owner in owners if owners is not None else e.lease.owner != keep)
+            ]
+            return [run for ep in held if (run := self._sweep(t, ep, now))]
+
+    def _sweep(self, t: Tables, ep: Endpoint, now: datetime) -> Run | None:
+        run = _swept_run(t, ep, now)
+        recorded = (run.endpoint_id, run.scheduled_for, run.attempt) not in t.run_slots
+        if recorded:
+            t.add_run(run)
+        if run.status is RunStatus.UNKNOWN and ep.delivery is Delivery.AT_MOST_ONCE:
+            t.endpoints[ep.id] = lifecycle.after_run(ep, t.jobs[ep.job_id], run, now)
+        else:
+            t.endpoints[ep.id] = replace(ep, attempt=ep.attempt + 1, lease=None)
+        self._unclaim(t, ep.id)
+        return run if recorded else None
+
+    @staticmethod
+    def _unclaim(t: Tables, endpoint_id: str) -> None:
+        t.claimed.pop(endpoint_id, None)
+        t.started.pop(endpoint_id, None)
+
+    async def due_load(self, horizon: datetime) -> int:
+        """Endpoints leased now or due by ``horizon``: the work the live workers share."""
+        async with self._locked() as t:
+            return sum(
+                1
+                for e in t.endpoints.values()
+                if e.lease is not None or (e.next_run_at is not None and e.next_run_at <= horizon)
+            )
 
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
@@ -178,7 +223,7 @@ def _record(t: Tables, run: Run) -> None:
     slot = (run.endpoint_id, run.scheduled_for, run.attempt)
     existing = t.run_slots.get(slot)
     if existing is not None:
-        if t.runs[existing].status is not RunStatus.LOST:
+        if t.runs[existing].status not in (RunStatus.LOST, RunStatus.UNKNOWN):
             raise errors.Conflict(
                 f"Run of endpoint {run.endpoint_id!r} for {run.scheduled_for.isoformat()} "
                 f"attempt {run.attempt} is already recorded."
@@ -189,23 +234,21 @@ def _record(t: Tables, run: Run) -> None:
     t.add_run(run)
 
 
-def _lost_run(t: Tables, ep: Endpoint, now: datetime) -> Run:
+def _swept_run(t: Tables, ep: Endpoint, now: datetime) -> Run:
     assert ep.lease is not None
     slot, claimed_at = t.claimed.get(ep.id, (None, None))
+    started = t.started.get(ep.id)
     return Run(
         id=new_id("run", now),
         endpoint_id=ep.id,
         job_id=ep.job_id,
         tenant_id=ep.tenant_id,
         scheduled_for=slot or ep.next_run_at or now,
-        started_at=claimed_at or now,
+        started_at=started or claimed_at or now,
         finished_at=now,
-        status=RunStatus.LOST,
+        status=RunStatus.LOST if started is None else RunStatus.UNKNOWN,
         source=ep.next_run_source or PlanSource.BASELINE_INTERVAL,
         attempt=ep.attempt,
-        error=(
-            f"Worker {ep.lease.owner!r} held the lease until {ep.lease.until.isoformat()} "
-            "and did not report back; the attempt is presumed lost and the slot is retried."
-        ),
+        error=lifecycle.swept_error(ep.lease.owner, started is not None, ep.delivery),
         worker_id=ep.lease.owner,
     )

@@ -75,6 +75,7 @@ _ENDPOINT_SETUP = (
     "min_interval_seconds",
     "max_interval_seconds",
     "catch_up",
+    "delivery",
     "jitter_seconds",
 )
 

@@ -26,6 +26,7 @@ from cadenza.domain.model import (
     ActorKind,
     AuditEvent,
     CatchUp,
+    Delivery,
     Endpoint,
     Job,
     Lease,
@@ -84,6 +85,7 @@ class Params:
 RUN_PARAMS = Params(runs, RUN_COLUMNS)
 STATE_PARAMS = Params(endpoints, STATE_COLUMNS)
 _CATCH_UP = {c.value: c for c in CatchUp}
+_DELIVERY = {d.value: d for d in Delivery}
 _SOURCES = {s.value: s for s in PlanSource}
 _STATUSES = {s.value: s for s in RunStatus}
 
@@ -145,6 +147,7 @@ class Codec:
             "lease_slot": None if lease is None else ep.next_run_at,
             "lease_claimed_at": None,
             "revision": 0,
+            "lease_started_at": None,
         }
 
     def endpoint_config(self, ep: Endpoint) -> dict[str, Any]:
@@ -157,6 +160,7 @@ class Codec:
             "baseline": doc.baseline_text(ep.baseline),
             "guardrails": doc.guardrails_text(ep.guardrails),
             "catch_up": ep.catch_up.value,
+            "delivery": ep.delivery.value,
             "jitter_us": doc.micros(ep.jitter),
             "planner_enabled": ep.planner_enabled,
             "archived_at": ep.archived_at,
@@ -186,6 +190,7 @@ class Codec:
                 "updated_at": ts(r.updated_at),
                 "guardrails": config.guardrails(r.guardrails),
                 "catch_up": _CATCH_UP[r.catch_up],
+                "delivery": _DELIVERY[r.delivery],
                 "jitter": timedelta(microseconds=r.jitter_us),
                 "tier": r.tier,
                 "description": r.description,

@@ -191,7 +191,7 @@ _ON_CONFLICT = (
     # any other conflict changes no row, which _insert_runs detects by the row count.
     "ON CONFLICT (endpoint_id, scheduled_for, attempt) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS)
-    + " WHERE runs.status = 'lost'"
+    + " WHERE runs.status IN ('lost', 'unknown')"
 )
 INSERT_RUNS = Batch(
     sqlite=f"INSERT INTO runs ({_RUNS}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "  # noqa: S608
@@ -204,7 +204,10 @@ INSERT_RUNS = Batch(
     ),
 )
 
-_RELEASED = "lease_owner = NULL, lease_until = NULL, lease_slot = NULL, lease_claimed_at = NULL"
+_RELEASED = (
+    "lease_owner = NULL, lease_until = NULL, lease_slot = NULL, lease_claimed_at = NULL, "
+    "lease_started_at = NULL"
+)
 _FENCE = ("id", "lease_owner", "lease_epoch")
 
 

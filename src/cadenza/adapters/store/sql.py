@@ -23,7 +23,8 @@ from cadenza.adapters.store.codec import Codec, Row
 from cadenza.adapters.store.dialect import Database, Dialect, Executor
 from cadenza.adapters.store.tables import UtcDateTime, endpoints, runs, workers
 from cadenza.adapters.store.tx import SqlTx
-from cadenza.domain.model import Endpoint, PlanSource, Run, RunStatus
+from cadenza.domain import lifecycle
+from cadenza.domain.model import Delivery, Endpoint, PlanSource, Run, RunStatus
 from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion, SecretBox, Tx, WorkerInfo
 
@@ -38,6 +39,7 @@ _RELEASED: dict[str, Any] = {
     "lease_until": None,
     "lease_slot": None,
     "lease_claimed_at": None,
+    "lease_started_at": None,
 }
 _RELEASE = endpoints.update().where(_FENCED).values(**_RELEASED)
 _EXTEND = endpoints.update().where(_FENCED).values(lease_until=sa.bindparam("until", UtcDateTime()))
@@ -45,12 +47,36 @@ _OWNED = sa.select(_E.id, _E.lease_epoch).where(
     _E.id.in_(sa.bindparam("ids", expanding=True)), _E.lease_owner == sa.bindparam("owner")
 )
 _LOST = endpoints.update().where(_FENCED).values(attempt=_E.attempt + 1, **_RELEASED)
+_START = (
+    endpoints.update()
+    .where(_FENCED)
+    .values(lease_started_at=sa.bindparam("started", UtcDateTime()))
+)
+_LEASED = sa.select(endpoints).where(_E.lease_owner.is_not(None))
 _EXPIRED = (
-    sa.select(endpoints)
-    .where(_E.lease_owner.is_not(None), _E.lease_until < sa.bindparam("now", UtcDateTime()))
+    _LEASED.where(_E.lease_until < sa.bindparam("now", UtcDateTime()))
     .order_by(_E.lease_until)
     .limit(sa.bindparam("limit", type_=sa.Integer()))
     .with_for_update(skip_locked=True)
+)
+# Locked, skipping rows another sweeper holds: two workers may free one dead
+# worker's leases at once, and only one may settle each.
+_HELD_BY = _LEASED.where(
+    _E.lease_owner.in_(sa.bindparam("owners", expanding=True))
+).with_for_update(skip_locked=True)
+_HELD_BY_OTHERS = _LEASED.where(_E.lease_owner != sa.bindparam("keep")).with_for_update(
+    skip_locked=True
+)
+# Each count runs on one of the partial indexes (ix_endpoints_leased, ix_endpoints_due).
+_LOAD = sa.select(
+    sa.select(sa.func.count()).where(_E.lease_owner.is_not(None)).scalar_subquery()
+    + sa.select(sa.func.count())
+    .where(
+        _E.lease_owner.is_(None),
+        _E.next_run_at.is_not(None),
+        _E.next_run_at <= sa.bindparam("horizon", UtcDateTime()),
+    )
+    .scalar_subquery()
 )
 _NEXT_DUE = sa.select(sa.func.min(_E.next_run_at)).where(
     _E.lease_owner.is_(None), _E.next_run_at.is_not(None)
@@ -166,23 +192,78 @@ class SqlStore:
         kept = {c.endpoint.id for c in ours}
         return [i for i in ids if i not in kept]
 
-    async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
-        """Record each expired lease as a lost attempt and free the slot for a new claim."""
+    async def mark_started(
+        self, worker_id: str, claims: Sequence[Claim], now: datetime
+    ) -> list[str]:
+        """Record, before their requests leave, that these claims' attempts start;
+        returns the ids whose lease is no longer ours (their requests must not go)."""
+        if not claims:
+            return []
+        ids = [c.endpoint.id for c in claims]
         async with self.writing() as conn:
-            rows = (await conn.execute(_EXPIRED, {"now": now, "limit": limit})).all()
+            owned = {
+                row.id: row.lease_epoch
+                for row in await conn.execute(_OWNED, {"ids": ids, "owner": worker_id})
+            }
+            ours = [c for c in claims if owned.get(c.endpoint.id) == c.epoch]
+            if ours:
+                await conn.execute(_START, [{**_fence(worker_id, c), "started": now} for c in ours])
+        kept = {c.endpoint.id for c in ours}
+        return [i for i in ids if i not in kept]
+
+    async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
+        """Record each expired lease's attempt (``lost``: never sent; ``unknown``:
+        sent, outcome unknown) and free its slot, per the endpoint's delivery."""
+        return await self._sweep(_EXPIRED, {"now": now, "limit": limit}, now)
+
+    async def free_leases_of(
+        self, owners: Sequence[str] | None, now: datetime, *, keep: str = ""
+    ) -> list[Run]:
+        """``sweep_expired`` for every lease of the dead workers ``owners`` (``None``:
+        of every worker but ``keep``), expired or not."""
+        if owners is None:
+            return await self._sweep(_HELD_BY_OTHERS, {"keep": keep}, now)
+        if not owners:
+            return []
+        return await self._sweep(_HELD_BY, {"owners": list(owners)}, now)
+
+    async def _sweep(self, select: Any, params: dict[str, Any], now: datetime) -> list[Run]:
+        async with self.writing() as conn:
+            rows = (await conn.execute(select, params)).all()
             if not rows:
                 return []
-            lost = [_lost_run(r, now) for r in rows]
+            recorded = [_swept_run(r, now) for r in rows]
             insert = self._db.dialect.insert(runs).on_conflict_do_nothing(
                 index_elements=["endpoint_id", "scheduled_for", "attempt"]
             )
-            await conn.execute(insert, [Codec.run_row(r) for r in lost])
-            fences = [
-                {"b_id": r.id, "b_owner": r.lease_owner, "b_epoch": r.lease_epoch} for r in rows
-            ]
-            await conn.execute(_LOST, fences)
+            await conn.execute(insert, [Codec.run_row(r) for r in recorded])
+            done = [r for r in rows if _at_most_once_sent(r)]
+            retried = [r for r in rows if not _at_most_once_sent(r)]
+            if retried:
+                await conn.execute(_LOST, [_row_fence(r) for r in retried])
+            if done:
+                await self._settle_unknown(conn, done, recorded, now)
             await self._db.endpoints_written(conn)
-        return lost
+        return recorded
+
+    async def _settle_unknown(
+        self, conn: AsyncConnection, rows: list[Row], recorded: list[Run], now: datetime
+    ) -> None:
+        """at_most_once: an attempt sent with its outcome unknown counts as the slot's
+        run (neither success nor failure) and the endpoint moves on to its next slot."""
+        tx = SqlTx(self._db.executor(conn), self._codec, self._db.dialect)
+        by_endpoint = {r.endpoint_id: r for r in recorded}
+        for row in rows:
+            endpoint = self._codec.endpoint(row)
+            job = await tx.get_job(endpoint.tenant_id, endpoint.job_id)
+            await tx.update_endpoint(lifecycle.after_run(endpoint, job, by_endpoint[row.id], now))
+        await conn.execute(_RELEASE, [_row_fence(r) for r in rows])
+
+    async def due_load(self, horizon: datetime) -> int:
+        """Endpoints leased now or due by ``horizon``: the work the live workers share."""
+        async with self.reading() as reads:
+            value: int = (await reads.execute(_LOAD, {"horizon": horizon})).scalar() or 0
+        return value
 
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
@@ -233,23 +314,29 @@ def _fence(worker_id: str, claim: Claim) -> dict[str, Any]:
     return {"b_id": claim.endpoint.id, "b_owner": worker_id, "b_epoch": claim.epoch}
 
 
-def _lost_run(row: Row, now: datetime) -> Run:
+def _row_fence(row: Row) -> dict[str, Any]:
+    return {"b_id": row.id, "b_owner": row.lease_owner, "b_epoch": row.lease_epoch}
+
+
+def _at_most_once_sent(row: Row) -> bool:
+    return row.lease_started_at is not None and row.delivery == Delivery.AT_MOST_ONCE.value
+
+
+def _swept_run(row: Row, now: datetime) -> Run:
     slot = row.lease_slot or row.next_run_at or now
     source = row.next_run_source
+    sent = row.lease_started_at is not None
     return Run(
         id=new_id("run", now),
         endpoint_id=row.id,
         job_id=row.job_id,
         tenant_id=row.tenant_id,
         scheduled_for=slot,
-        started_at=row.lease_claimed_at or now,
+        started_at=row.lease_started_at or row.lease_claimed_at or now,
         finished_at=now,
-        status=RunStatus.LOST,
+        status=RunStatus.UNKNOWN if sent else RunStatus.LOST,
         source=PlanSource.BASELINE_INTERVAL if source is None else PlanSource(source),
         attempt=row.attempt,
-        error=(
-            f"Worker {row.lease_owner!r} held the lease until {row.lease_until.isoformat()} "
-            "and did not report back; the attempt is presumed lost and the slot is retried."
-        ),
+        error=lifecycle.swept_error(row.lease_owner, sent, Delivery(row.delivery)),
         worker_id=row.lease_owner,
     )

@@ -179,6 +179,10 @@ endpoints = sa.Table(
     _ts("lease_slot"),
     _ts("lease_claimed_at"),
     _revision(),
+    sa.Column("delivery", sa.String(16), nullable=False),
+    # When the current claim's request was about to leave (set before it is sent):
+    # a dead worker's lease with it set ran an attempt whose outcome is unknown.
+    _ts("lease_started_at"),
     sa.ForeignKeyConstraint(["job_id"], ["jobs.id"]),
     # Lists are per job; no (tenant_id, id) index: on PostgreSQL every claim and every
     # completion rewrites the row and so inserts into every index of the table.
