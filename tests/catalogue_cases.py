@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from cadenza.actions import BY_NAME, REGISTRY
+from cadenza.actions.base import Services
 from cadenza.actions.wire import EXAMPLE_IDS
+from cadenza.domain.alerts import AlertRule, Channel, ChannelKind, Incident, RuleKind
+from cadenza.ids import new_id
+from cadenza.notify.delivery import Notifier
+from cadenza.ports import Clock, NotifyStore
+from cadenza.testing.dispatch import FakeDispatcher
+from cadenza.testing.notify_store import MemoryNotifyStore, RecordingMailer
 
 LONG_ID = "x" * 65
 LONG_REASON = "r" * 1001
@@ -23,6 +30,9 @@ MISSING = {
     "run_id": "run_01kjq6psg0bz0nmmxd7gzhz90c",
     "key_id": "key_01kjq6psg03j132y95g9pxj08k",
     "proposal_id": "prp_01kjq6psg03j132y95g9pxj08k",
+    "channel_id": "chn_01kjq6psg03j132y95g9pxj08k",
+    "rule_id": "alr_01kjq6psg03j132y95g9pxj08k",
+    "incident_id": "inc_01kjq6psg03j132y95g9pxj08k",
 }
 """Well-formed ids that exist nowhere."""
 
@@ -80,6 +90,15 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "export_manifest": ({"jobs": [""]}, "jobs.0"),
     "get_manifest_schema": ({"surprise": 1}, "surprise"),
+    "create_channel": ({"name": "c", "kind": "pager"}, "kind"),
+    "list_channels": ({"surprise": 1}, "surprise"),
+    "delete_channel": ({"channel_id": LONG_ID}, "channel_id"),
+    "send_test_notification": ({"reason": LONG_REASON}, "reason"),
+    "create_alert_rule": ({"name": "r", "kind": "no_run", "failures": 0}, "failures"),
+    "list_alert_rules": ({"surprise": 1}, "surprise"),
+    "delete_alert_rule": ({"rule_id": LONG_ID}, "rule_id"),
+    "list_incidents": ({"limit": 0}, "limit"),
+    "get_incident": ({"incident_id": LONG_ID}, "incident_id"),
 }
 """One invalid argument set per action (ids given here win over real ones) and the
 field the error must name."""
@@ -102,6 +121,53 @@ STRICT: dict[str, tuple[str, dict[str, Any], str]] = {
     ),
 }
 """Inputs that only a lax parser would take: (action, arguments, field named)."""
+
+
+def alert_services(clock: Clock, store: NotifyStore | None = None) -> dict[str, Any]:
+    """``Services`` fields for alerts: a store (the memory fake by default) and a
+    notifier over a fake dispatcher and mailer, so test notifications succeed."""
+    notify = store or MemoryNotifyStore()
+    return {
+        "notify": notify,
+        "notices": Notifier(notify, FakeDispatcher(clock), RecordingMailer(), clock),
+    }
+
+
+async def alert_ids(
+    services: Services, tenant_id: str, url: str = "https://hooks.example.com/world"
+) -> dict[str, str]:
+    """A webhook channel (to ``url``), a rule and an open incident of the tenant, by
+    id field."""
+    store = services.notify
+    assert store is not None
+    now = services.clock.now()
+    channel = Channel(
+        new_id("chn", now),
+        tenant_id,
+        "world-hook",
+        ChannelKind.WEBHOOK,
+        now,
+        url=url,
+    )
+    rule = AlertRule(new_id("alr", now), tenant_id, "world-rule", RuleKind.NO_RUN, now)
+    incident = Incident(
+        new_id("inc", now), tenant_id, rule.id, "ep_world", "late", "a test incident", now, now
+    )
+    await store.insert_channel(channel)
+    await store.insert_rule(rule)
+    await store.open_incident(incident)
+    return {"channel_id": channel.id, "rule_id": rule.id, "incident_id": incident.id}
+
+
+async def open_incident(services: Services, tenant_id: str, subject: str) -> str:
+    """An open incident about ``subject`` (as the evaluator opens one); its id."""
+    assert services.notify is not None
+    now = services.clock.now()
+    incident = Incident(
+        new_id("inc", now), tenant_id, new_id("alr", now), subject, "down", "failing", now, now
+    )
+    await services.notify.open_incident(incident)
+    return incident.id
 
 
 def example_arguments(name: str, index: int, ids: dict[str, str]) -> dict[str, Any]:

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     )
 
     planner_enabled: bool = Field(True, description="Run the planner inside `cadenza serve`.")
+    alert_interval_seconds: float = Field(
+        15.0, gt=0, description="How often `cadenza serve` evaluates alert rules."
+    )
+    alerts_enabled: bool = Field(True, description="Evaluate alert rules in `cadenza serve`.")
     planner_debounce_seconds: float = 30.0
     planner_idle_after_seconds: float = 600.0
     planner_monthly_token_budget: int | None = Field(

@@ -40,11 +40,20 @@ from cadenza.adapters.store import SqlStore, open_store
 from cadenza.adapters.wakeups import is_postgres, listen_for_wakeups
 from cadenza.bootstrap import SECRET_FILE, previous_secrets, server_keyring, server_secret
 from cadenza.config import Settings
-from cadenza.ports import AuthStore, Clock, Dispatcher, PlannerStore, SecretBox, Store
+from cadenza.ports import (
+    AuthStore,
+    Clock,
+    Dispatcher,
+    NotifyStore,
+    PlannerStore,
+    SecretBox,
+    Store,
+)
 from cadenza.scheduler import EventWaker, Scheduler, SchedulerOptions
 
 if TYPE_CHECKING:
     from cadenza.actions.base import Services
+    from cadenza.notify.delivery import Notifier
     from cadenza.planner.service import PlannerConfig
 
 __all__ = [
@@ -53,6 +62,7 @@ __all__ = [
     "Service",
     "Services",
     "Worker",
+    "build_alerts",
     "build_http",
     "build_planner",
     "build_runtime",
@@ -188,6 +198,25 @@ def planner_store(store: Store) -> PlannerStore | None:
     return SqlPlannerStore(store.engine) if isinstance(store, SqlStore) else None
 
 
+def notify_store(runtime: Runtime) -> NotifyStore | None:
+    """Alert channels, rules and incidents beside a SQL store (same engine)."""
+    from cadenza.adapters.store.notify_sql import SqlNotifyStore
+
+    if not isinstance(runtime.store, SqlStore):
+        return None
+    return SqlNotifyStore(runtime.store.engine, runtime.secret_box)
+
+
+def notifier(runtime: Runtime, store: NotifyStore, dispatcher: Dispatcher) -> Notifier:
+    """Deliveries over the HTTP dispatcher (webhook, Slack) and SMTP (e-mail), both
+    behind the SSRF guard and its allowlist."""
+    from cadenza.adapters.notify import SmtpMailer
+    from cadenza.notify.delivery import Notifier
+
+    mailer = SmtpMailer(AddressPolicy.from_allowlist(runtime.settings.ssrf_allowlist))
+    return Notifier(store, dispatcher, mailer, runtime.clock)
+
+
 def auth_store(store: Store) -> AuthStore | None:
     """Sessions and sign-in failures beside a SQL store (same engine)."""
     from cadenza.adapters.store.auth_sql import SqlAuthStore
@@ -204,6 +233,7 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
     from cadenza.actions.identity import PasswordChecks
 
     dispatcher = HttpDispatcher.from_settings(runtime.clock, runtime.settings)
+    notify = notify_store(runtime)
     try:
         yield Services(
             store=runtime.store,
@@ -216,6 +246,8 @@ async def build_services(runtime: Runtime) -> AsyncIterator[Services]:
             auth_store=auth_store(runtime.store),
             password_checks=PasswordChecks(runtime.settings.password_check_concurrency),
             targets=AddressPolicy.from_allowlist(runtime.settings.ssrf_allowlist),
+            notify=notify,
+            notices=None if notify is None else notifier(runtime, notify, dispatcher),
         )
     finally:
         await dispatcher.close()
@@ -235,6 +267,19 @@ def build_http(settings: Settings, services: Services) -> Service:
     mount_mcp(app, services, rate_limit=app.state.rate_limit)
     mount_dashboard(app, services, BrowserSessions(app.state.auth))
     return HttpServer(app, settings.host, settings.port, settings.shutdown_grace_seconds)
+
+
+def build_alerts(settings: Settings, services: Services) -> Service | None:
+    """The alert loop (``cadenza.notify``), when alerts are on and the store keeps them."""
+    from cadenza.notify.incidents import AlertEvaluator
+    from cadenza.notify.service import AlertService
+
+    if not settings.alerts_enabled or services.notify is None or services.notices is None:
+        return None
+    evaluator = AlertEvaluator(
+        services.store, services.notify, services.notices, planner=services.planner
+    )
+    return AlertService(evaluator, services.clock, settings.alert_interval_seconds)
 
 
 # -- the planner ---------------------------------------------------------------------

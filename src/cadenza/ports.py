@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
+from cadenza.domain.alerts import AlertRule, Channel, Delivery, Incident, Notice
 from cadenza.domain.identity import ApiKey, User
 from cadenza.domain.model import (
     Actor,
@@ -436,4 +437,103 @@ class AuthStore(Protocol):
     async def purge(self, now: datetime, *, failures_before: datetime) -> None:
         """Delete sessions expired at ``now`` and failures last seen before
         ``failures_before``."""
+        ...
+
+
+_OUTAGE_NAMES = frozenset(
+    {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"}
+)
+"""Exception class names that mean "the database cannot serve now", whatever the
+driver: PEP 249's ``OperationalError`` (a lost or refused connection, a locked or
+full SQLite file) and ``InterfaceError``, SQLAlchemy's wrappers of the same names and
+its pool ``TimeoutError``. Matched by name so that no layer above the adapters needs
+a driver import."""
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the driver error it wraps) says the database is
+    unreachable or refusing work for now, as opposed to a bug or bad data."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, the driver's original, their causes: bounded
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionError | TimeoutError):
+            return True
+        if any(cls.__name__ in _OUTAGE_NAMES for cls in type(seen).__mro__):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+class NotifyStore(Protocol):
+    """Channels, alert rules, incidents and deliveries. Every method is atomic.
+
+    Names of channels and of rules are unique per tenant (``DuplicateName``).
+    ``open_incident`` is a compare-and-set: at most one incident is open per rule and
+    subject, so two evaluators seeing the same breach open it once (the second gets
+    ``None``). Lists are newest first and page by keyset. A channel's ``secret`` is
+    returned in clear to the core and sealed at rest.
+    """
+
+    async def insert_channel(self, channel: Channel) -> None: ...
+    async def get_channel(self, tenant_id: str, channel_id: str) -> Channel: ...
+    async def list_channels(self, tenant_id: str) -> list[Channel]: ...
+    async def replace_channel(self, channel: Channel) -> None: ...
+    async def delete_channel(self, tenant_id: str, channel_id: str) -> None: ...
+
+    async def insert_rule(self, rule: AlertRule) -> None: ...
+    async def get_rule(self, tenant_id: str, rule_id: str) -> AlertRule: ...
+    async def list_rules(self, tenant_id: str | None) -> list[AlertRule]:
+        """The tenant's rules; ``None``: every tenant's (the evaluator)."""
+        ...
+
+    async def replace_rule(self, rule: AlertRule) -> None: ...
+    async def delete_rule(self, tenant_id: str, rule_id: str) -> None:
+        """Delete the rule and resolve nothing: its incidents stay as history."""
+        ...
+
+    async def open_incident(self, incident: Incident) -> Incident | None: ...
+    async def get_incident(self, tenant_id: str, incident_id: str) -> Incident: ...
+    async def update_incident(self, incident: Incident) -> None: ...
+    async def open_incidents(self, tenant_id: str | None) -> list[Incident]: ...
+    async def list_incidents(
+        self, tenant_id: str, *, open_only: bool, cursor: str | None, limit: int
+    ) -> Page[Incident]: ...
+
+    async def insert_delivery(self, delivery: Delivery) -> None: ...
+    async def list_deliveries(self, tenant_id: str, incident_id: str) -> list[Delivery]:
+        """Oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One e-mail: the channel's SMTP settings and what to say."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+    text: str
+
+
+class Mailer(Protocol):
+    """Sends e-mail over SMTP."""
+
+    async def send(self, mail: Mail) -> None:
+        """Raise ``OSError`` (or a subclass) when the server cannot be reached or
+        refuses the message."""
+        ...
+
+
+class NoticeSender(Protocol):
+    """Delivers one notice to one channel, retrying, and records the delivery
+    (``cadenza.notify.delivery.Notifier``)."""
+
+    async def deliver(self, notice: Notice, channel: Channel, *, retry: bool = True) -> Delivery:
+        """``retry=False``: one attempt (a test notification answers at once)."""
         ...

@@ -15,6 +15,7 @@ from cadenza.actions import BY_NAME
 from cadenza.actions.base import Services
 from cadenza.domain.planning import Proposal, ProposalStatus, Verb
 from cadenza.ids import new_id
+from catalogue_cases import alert_ids
 
 
 @dataclass
@@ -35,6 +36,7 @@ async def build_world(client: httpx2.AsyncClient, services: Services, owner: Ten
         "run_id": runs[0].id,
         "key_id": key.json()["key"]["id"],
         "proposal_id": await pending_proposal(services, owner.tenant_id, endpoint_id),
+        **await alert_ids(services, owner.tenant_id),
     }
     return World(owner, ids)
 

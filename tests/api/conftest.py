@@ -21,6 +21,7 @@ from cadenza.config import Settings
 from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
 from cadenza.testing.planner_store import MemoryPlannerStore
+from catalogue_cases import alert_services
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +47,7 @@ async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Ser
         dispatcher=FakeDispatcher(clock),
         secret_key=SECRET,
         planner=MemoryPlannerStore(),
+        **alert_services(clock),
         auth_store=SqlAuthStore(store.engine),
         targets=AddressPolicy(),
     )

@@ -28,10 +28,12 @@ from cadenza.actions.base import Services
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import open_store
 from cadenza.adapters.store.auth_sql import SqlAuthStore
+from cadenza.adapters.store.notify_sql import SqlNotifyStore
 from cadenza.api import create_app
 from cadenza.config import Settings
 from cadenza.testing import FrozenClock, MemoryStore
 from cadenza.testing.dispatch import FakeDispatcher
+from catalogue_cases import alert_services
 
 BOX_KEY = FernetSecretBox.generate_key()
 
@@ -54,6 +56,7 @@ class AppOnItsLoop:
                 FakeDispatcher(clock),
                 SECRET,
                 auth_store=SqlAuthStore(store.engine),
+                **alert_services(clock, SqlNotifyStore(store.engine, FernetSecretBox(BOX_KEY))),
             )
             self.app = create_app(services, Settings(rate_limit_per_minute=1_000_000))
         await self.app(scope, receive, send)

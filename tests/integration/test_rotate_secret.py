@@ -17,9 +17,11 @@ from cadenza.actions.base import Services
 from cadenza.actions.identity import authenticate_key, issue_api_key
 from cadenza.adapters.secrets import SecretKeyError
 from cadenza.adapters.store import SqlStore, migrate, open_store
+from cadenza.adapters.store.notify_sql import SqlNotifyStore
 from cadenza.adapters.store.rekey import rotate_secret
 from cadenza.config import Settings
 from cadenza.container import secret_box
+from cadenza.domain.alerts import Channel, ChannelKind
 from cadenza.domain.identity import KeyKind, Scope
 from cadenza.domain.model import Endpoint, Header, Job, Method, Request
 from cadenza.domain.schedule import IntervalSchedule
@@ -158,3 +160,26 @@ async def test_rotate_secret_reencrypts_headers_on_postgres_too() -> None:
             await store.close()
         assert (report.endpoints_resealed, report.api_keys_on_previous) == (1, 1)
         assert await secret_header(url, NEW, tenant_id, endpoint_id) == TOKEN
+
+
+async def test_rotate_secret_reencrypts_notification_channel_secrets(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/rotate.db"
+    migrate(url)
+    store = await open_with(url, OLD)
+    mail = Channel(
+        "chn_1", "t1", "mail", ChannelKind.EMAIL, T0, smtp_host="smtp.example.com",
+        sender="c@example.com", recipients=("o@example.com",), secret="smtp-password",
+    )  # fmt: skip
+    try:
+        await SqlNotifyStore(store.engine, secret_box(settings(url, OLD))).insert_channel(mail)
+    finally:
+        await store.close()
+    rotated = rotate_cli(tmp_path, url)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "secrets of 1 notification channel(s)" in rotated.stdout
+    store = await open_with(url, NEW)
+    try:
+        alone = SqlNotifyStore(store.engine, secret_box(settings(url, NEW), Path("/nonexistent")))
+        assert (await alone.get_channel("t1", "chn_1")).secret == "smtp-password"
+    finally:
+        await store.close()

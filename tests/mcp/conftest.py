@@ -36,12 +36,14 @@ from cadenza.adapters.clock import SystemClock
 from cadenza.adapters.http import HttpDispatcher
 from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store import migrate, open_store
+from cadenza.adapters.store.notify_sql import SqlNotifyStore
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.bootstrap import server_secret
 from cadenza.config import Settings
 from cadenza.container import secret_box
 from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
+from catalogue_cases import alert_services
 
 
 @pytest.fixture
@@ -76,9 +78,8 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Services]:
     path = tmp_path / "mcp.db"
     shutil.copyfile(migrated_template, path)
-    store = await open_store(
-        f"sqlite+aiosqlite:///{path}", FernetSecretBox(FernetSecretBox.generate_key())
-    )
+    box = FernetSecretBox(FernetSecretBox.generate_key())
+    store = await open_store(f"sqlite+aiosqlite:///{path}", box)
     clock = FrozenClock(START)
     dispatcher = HttpDispatcher(clock, allowlist=[LOOPBACK])
     yield Services(
@@ -88,6 +89,7 @@ async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Ser
         dispatcher=dispatcher,
         secret_key=SECRET,
         planner=SqlPlannerStore(store.engine),
+        **alert_services(clock, SqlNotifyStore(store.engine, box)),
     )
     await dispatcher.close()
     await store.close()
@@ -112,7 +114,8 @@ async def live(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Live]:
     settings = Settings(
         _env_file=None, database_url=url, secret_key=secret, ssrf_allowlist=[LOOPBACK]
     )
-    store = await open_store(url, secret_box(settings))
+    box = secret_box(settings)
+    store = await open_store(url, box)
     clock = SystemClock()
     services = Services(
         store=store,
@@ -121,6 +124,7 @@ async def live(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Live]:
         dispatcher=FakeDispatcher(clock),
         secret_key=server_secret(settings),
         planner=SqlPlannerStore(store.engine),
+        **alert_services(clock, SqlNotifyStore(store.engine, box)),
     )
     env = {
         "CADENZA_DATABASE_URL": url,

@@ -20,6 +20,8 @@ class Backstage:
     """Gets one recorded run of the endpoint with this id; returns the run's id."""
     make_proposal: Callable[[str], Awaitable[str]]
     """Gets one pending planner proposal for the endpoint; returns its id."""
+    make_incident: Callable[[str], Awaitable[str]]
+    """Opens one alert incident about the endpoint (as the evaluator would); its id."""
 
 
 # The seed's flash-sale job: 10 endpoints in 4 tiers. (name, tier, interval, cooldown)
@@ -98,6 +100,7 @@ async def exercise_every_tool(
     await _read_history(call, ep_ref, run_id)
     await _steer_the_planner(call, ep_ref, await backstage.make_proposal(ep_ref["endpoint_id"]))
     await _as_code(call)
+    await _alerts(call, ep_ref, base_url, await backstage.make_incident(ep_ref["endpoint_id"]))
     key = await call("create_api_key", {"name": "reader", "scopes": ["runs:read"]})
     await call("list_api_keys", {})
     await call("revoke_api_key", {"key_id": key["key"]["id"], "reason": "exercise done"})
@@ -152,6 +155,23 @@ async def _as_code(call: Call) -> None:
     exported = await call("export_manifest", {"jobs": ["every-tool"]})
     applied = await call("apply_manifest", {"manifest": exported, "dry_run": True})
     assert applied["changes"] == [], applied
+
+
+async def _alerts(call: Call, ep_ref: dict[str, str], base_url: str, incident_id: str) -> None:
+    hook = {"name": "every-tool-hook", "kind": "webhook", "url": f"{base_url}/hook"}
+    channel = await call("create_channel", hook)
+    await call("list_channels", {})
+    sent = await call("send_test_notification", {"channel_id": channel["id"]})
+    assert sent["status"] == "sent", sent
+    rule = {"name": "every-tool-down", "kind": "consecutive_failures", **ep_ref}
+    created = await call("create_alert_rule", {**rule, "channel_ids": [channel["id"]]})
+    await call("list_alert_rules", {})
+    # Not only open ones: the alert loop of ``cadenza serve`` may have resolved it.
+    listed = await call("list_incidents", {})
+    assert incident_id in [i["id"] for i in listed["items"]]
+    await call("get_incident", {"incident_id": incident_id})
+    await call("delete_alert_rule", {"rule_id": created["id"]})
+    await call("delete_channel", {"channel_id": channel["id"]})
 
 
 async def _steer_the_planner(call: Call, ep_ref: dict[str, str], proposal_id: str) -> None:

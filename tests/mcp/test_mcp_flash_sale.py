@@ -14,6 +14,7 @@ from cadenza.actions import REGISTRY
 from cadenza.actions.base import Services
 from cadenza.domain.identity import KeyKind, Scope
 from cadenza.mcp.server import build_server, fixed_caller
+from catalogue_cases import open_incident
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +80,10 @@ async def test_one_session_calls_every_tool_of_the_registry(
     async def make_proposal(endpoint_id: str) -> str:
         return await insert_proposal(services, agent.tenant_id, endpoint_id)
 
-    backstage = Backstage(make_run, make_proposal)
+    async def make_incident(endpoint_id: str) -> str:
+        return await open_incident(services, agent.tenant_id, endpoint_id)
+
+    backstage = Backstage(make_run, make_proposal, make_incident)
     async with Client(build_server(services, fixed_caller(agent.caller))) as client:
         seen = await exercise_every_tool(client, target.base, backstage, services.clock.now())
     assert sorted(seen) == sorted(a.name for a in REGISTRY)

@@ -17,6 +17,7 @@ from scenarios import Backstage, exercise_every_tool, set_up_flash_sale
 
 from cadenza.actions import REGISTRY
 from cadenza.domain.identity import Scope
+from catalogue_cases import open_incident
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -51,6 +52,9 @@ async def test_cadenza_serve_answers_every_tool_over_streamable_http_and_stops_o
     async def make_proposal(endpoint_id: str) -> str:
         return await insert_proposal(live.services, tenant_id, endpoint_id)
 
+    async def make_incident(endpoint_id: str) -> str:
+        return await open_incident(live.services, tenant_id, endpoint_id)
+
     with anyio.fail_after(SESSION_SECONDS):
         async with connect(served.url, key) as client:
 
@@ -65,7 +69,7 @@ async def test_cadenza_serve_answers_every_tool_over_streamable_http_and_stops_o
 
             names = [t.name for t in (await client.list_tools()).tools]
             now = live.services.clock.now()
-            backstage = Backstage(scheduled_run, make_proposal)
+            backstage = Backstage(scheduled_run, make_proposal, make_incident)
             seen = await exercise_every_tool(client, target.base, backstage, now)
             bad = tool_error(await client.call_tool("apply_interval_hint", {"endpoint_id": 1}))
     assert names == [a.name for a in REGISTRY]

@@ -30,6 +30,7 @@ from catalogue_cases import (
     SCOPED,
     STRICT,
     WITH_IDS,
+    alert_ids,
     example_arguments,
     good_arguments,
     with_ids,
@@ -61,6 +62,7 @@ async def build_world(client: Client, services: Services, target: Target) -> dic
         "run_id": runs[0].id,
         "key_id": key["key"]["id"],
         "proposal_id": await insert_proposal(services, tenant_id, endpoint["id"]),
+        **await alert_ids(services, tenant_id),
     }
 
 

@@ -18,6 +18,7 @@ from scenarios import Backstage, exercise_every_tool
 
 from cadenza.actions import REGISTRY
 from cadenza.domain.identity import Scope
+from catalogue_cases import open_incident
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -51,12 +52,15 @@ async def test_cadenza_mcp_over_stdio_lists_the_registry_and_serves_every_tool(
     async def make_proposal(endpoint_id: str) -> str:
         return await insert_proposal(live.services, tenant_id, endpoint_id)
 
+    async def make_incident(endpoint_id: str) -> str:
+        return await open_incident(live.services, tenant_id, endpoint_id)
+
     with anyio.fail_after(SESSION_SECONDS):
         async with cadenza_mcp(live, key) as client:
             names = [t.name for t in (await client.list_tools()).tools]
             now = live.services.clock.now()
             seen = await exercise_every_tool(
-                client, target.base, Backstage(make_run, make_proposal), now
+                client, target.base, Backstage(make_run, make_proposal, make_incident), now
             )
             bad = tool_error(await client.call_tool("create_job", {"name": ""}))
             events = ok(await client.call_tool("list_audit_events", {"limit": 5}))

@@ -43,6 +43,7 @@ from catalogue_cases import (
     NAMES,
     SCOPED,
     WITH_IDS,
+    alert_ids,
     example_arguments,
     good_arguments,
     with_ids,
@@ -91,6 +92,7 @@ async def build_world(live: Live, target: Target) -> World:
         "run_id": await a_run_of(live, tenant_id, endpoint.id),
         "key_id": spare.key.id,
         "proposal_id": await insert_proposal(s, tenant_id, endpoint.id),
+        **await alert_ids(s, tenant_id, target.url("/ok")),
     }
 
     async def key_with(scopes: frozenset[Scope]) -> str:

@@ -117,6 +117,11 @@ class ScriptedStore:
         self.written.append(ids)
         return Completed([], T0 + timedelta(seconds=min(_number(i) for i in ids) + 1))
 
+    async def heartbeat_worker(self, worker_id: str, now: datetime) -> None:
+        """The completer's probe: fails while the outage lasts."""
+        if self.outages:
+            raise ConnectionError("database is down")
+
 
 def _number(run_id: str) -> int:
     return int(run_id.removeprefix("run_"))
@@ -145,8 +150,8 @@ def _completer(
     flushed: list[int],
     released: list[datetime | None] | None = None,
 ) -> Completer:
-    def on_flushed(runs: int, done: Completed) -> None:
-        flushed.append(runs)
+    def on_flushed(batch: Sequence[Completion], done: Completed) -> None:
+        flushed.append(len(batch))
         if released is not None:
             released.append(done.earliest_next_run)
 
@@ -201,6 +206,38 @@ async def test_a_database_outage_is_retried_with_backoff() -> None:
     await clock.advance(1)
     await flushing
     assert store.written == [["run_0"]]
+
+
+async def test_a_long_database_outage_keeps_every_completion_until_it_ends() -> None:
+    clock = StepClock()
+    store = ScriptedStore(outages=60)
+    flushed: list[int] = []
+    completer = _completer(store, clock, flushed)
+    task = asyncio.ensure_future(completer.run())
+    for n in range(5):
+        completer.add(_completion(n))
+        await settle()
+    for _ in range(100):  # 200 s of outage, far past the first retries
+        await clock.advance(2)
+    completer.close()
+    await clock.advance(2)
+    await task
+    assert sorted(i for batch in store.written for i in batch) == [f"run_{n}" for n in range(5)]
+    assert sum(flushed) == 5
+
+
+async def test_a_closed_completer_gives_up_at_its_deadline() -> None:
+    clock = StepClock()
+    store = ScriptedStore(outages=10**6)
+    flushed: list[int] = []
+    completer = _completer(store, clock, flushed)
+    task = asyncio.ensure_future(completer.run())
+    completer.add(_completion(0))
+    completer.close(within=5)
+    for _ in range(10):
+        await clock.advance(1)
+    await task
+    assert (store.written, flushed) == ([], [1])
 
 
 async def test_the_waker_coalesces_wake_ups_until_cleared() -> None:

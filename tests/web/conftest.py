@@ -23,6 +23,7 @@ from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
 from cadenza.testing.planner_store import MemoryPlannerStore
 from cadenza.web import mount_dashboard
+from catalogue_cases import alert_services
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +49,7 @@ async def services(tmp_path: Path, web_template: Path) -> AsyncIterator[Services
         dispatcher=FakeDispatcher(clock),
         secret_key=SECRET,
         planner=MemoryPlannerStore(),
+        **alert_services(clock),
         auth_store=SqlAuthStore(store.engine),
     )
     await store.close()

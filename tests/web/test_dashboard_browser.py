@@ -237,6 +237,27 @@ def test_a_key_created_on_the_keys_page_works_until_it_is_revoked(
     assert status == 401
 
 
+def test_a_channel_added_on_the_alerts_page_gets_a_test_notification(
+    page: Page, server: LiveServer, target: LoopbackTarget
+) -> None:
+    page.get_by_role("link", name="Alerts").click()
+    form = page.locator("form[action='/controls/create_channel']")
+    form.locator("input[name='name']").fill("ops-hook")
+    form.locator("select[name='kind']").select_option("webhook")
+    form.locator("input[name='url']").fill(f"{target.base}/alerts-hook")
+    form.get_by_role("button", name="Add channel").click()
+    row = page.locator("tr[data-channel]").filter(has_text="ops-hook")
+    expect(row).to_contain_text("webhook")
+    row.get_by_role("button", name="Send a test").click()
+    for _ in range(300):  # the server posts it; wait for it, bounded, whatever the speed
+        if target.hits["/alerts-hook"]:
+            break
+        page.wait_for_timeout(100)
+    assert target.hits["/alerts-hook"] == 1
+    _, channels = call(server, "GET", "/channels")
+    assert [c["name"] for c in channels["items"]] == ["ops-hook"]
+
+
 def test_after_signing_out_the_old_session_cookie_is_refused(
     page: Page, watched: Watched, server: LiveServer
 ) -> None:
@@ -285,7 +306,7 @@ def test_every_page_fits_the_screen_without_scrolling_sideways(
         page = watched.page()
         sign_in(page, server)
         for path in ("/", f"/jobs/{endpoint['job_id']}", f"/endpoints/{endpoint_id}", "/runs",
-                     "/audit", "/keys"):  # fmt: skip
+                     "/audit", "/keys", "/alerts"):  # fmt: skip
             page.goto(server.url + path)
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"

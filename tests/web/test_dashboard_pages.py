@@ -234,6 +234,8 @@ async def test_every_page_renders_for_a_tenant_with_runs(
         "/audit",
         f"/audit?target_id={endpoint_id}",
         "/keys",
+        "/alerts",
+        "/alerts?part=live",
     ):
         page = await client.get(path)
         assert page.status_code == 200, path
@@ -415,3 +417,34 @@ async def test_planner_rules_are_validated_beside_the_rules_field(
     assert says in beside[0]
     stored = await client.get(f"/api/v1/endpoints/{endpoint_id}/planner", headers=alice.headers)
     assert stored.json()["settings"]["rules"] == []
+
+
+async def test_channels_rules_and_incidents_are_managed_on_the_alerts_page(
+    client: httpx2.AsyncClient, services: Services, alice: Person
+) -> None:
+    token = await sign_in(client, alice)
+    added = await control(
+        client,
+        "create_channel",
+        token,
+        {"name": "ops-hook", "kind": "webhook", "url": "https://hooks.example.com/ops"},
+    )
+    assert added.status_code == 200, added.text
+    bad = await control(
+        client, "create_rule", token, {"name": "r", "kind": "no_run", "failures": "0"}
+    )
+    assert "failures" in " ".join(field_errors(bad.text))
+    rule = await control(
+        client, "create_rule", token, {"name": "down", "kind": "consecutive_failures"}
+    )
+    assert rule.status_code == 200, rule.text
+    page = (await client.get("/alerts")).text
+    assert "ops-hook" in page
+    assert "consecutive_failures" in page
+    channel_id = re.search(r'data-channel="([^"]+)"', page)
+    assert channel_id
+    sent = await control(client, "test_channel", token, {"channel_id": channel_id.group(1)})
+    assert sent.status_code == 200
+    assert services.notify is not None
+    (stored,) = await services.notify.list_channels(alice.tenant_id)
+    assert stored.url == "https://hooks.example.com/ops"

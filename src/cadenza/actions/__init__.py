@@ -11,11 +11,13 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from cadenza.actions import (
+    alerts,
     audit,
     endpoints,
     events,
     health,
     hints,
+    incidents,
     jobs,
     keys,
     manifest,
@@ -45,6 +47,8 @@ REGISTRY: tuple[AnyAction, ...] = (
     *meta.ACTIONS,
     *planner_actions.ACTIONS,
     *manifest.ACTIONS,
+    *alerts.ACTIONS,
+    *incidents.ACTIONS,
 )
 
 BY_NAME = MappingProxyType({action.name: action for action in REGISTRY})

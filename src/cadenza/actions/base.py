@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import structlog
 from pydantic import BaseModel
 
 from cadenza.actions.identity import KeyCache, PasswordChecks
@@ -31,15 +32,19 @@ from cadenza.ports import (
     AuthStore,
     Clock,
     Dispatcher,
+    NoticeSender,
+    NotifyStore,
     PlannerStore,
     Store,
     TargetPolicy,
     Tx,
     Waker,
+    is_store_outage,
 )
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
+_log = structlog.get_logger("cadenza.actions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,8 @@ class Services:
     refuses unreachable literal addresses when an endpoint is saved (without it the
     refusal waits for the first run). ``key_cache`` holds the API
     keys this process read recently, shared by every surface built on these services.
+    ``notify`` keeps alert channels, rules and incidents; ``notices`` delivers to a
+    channel (a test notification); without them the alert actions are unavailable.
     """
 
     store: Store
@@ -66,6 +73,8 @@ class Services:
     previous_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
     targets: TargetPolicy | None = None
+    notify: NotifyStore | None = None
+    notices: NoticeSender | None = None
     keyring: Keyring = field(init=False, repr=False)
     key_cache: KeyCache = field(init=False, repr=False)
 
@@ -182,13 +191,34 @@ async def invoke(action: Action[In, Out], ctx: Context, payload: Mapping[str, An
     """Check scopes, validate ``payload``, run the handler; errors are domain types."""
     check_scopes(action, ctx)
     data = validate_input(action, payload)
-    return await action.handler(ctx, data)
+    return await _handle(action, ctx, data)
 
 
 async def invoke_parsed(action: Action[In, Out], ctx: Context, data: In) -> Out:
     """``invoke`` for input a surface has already parsed with ``action.input_model``."""
     check_scopes(action, ctx)
-    return await action.handler(ctx, data)
+    return await _handle(action, ctx, data)
+
+
+async def _handle(action: Action[In, Out], ctx: Context, data: In) -> Out:
+    """Run the handler; a database outage becomes ``ServiceUnavailable`` (503 with
+    Retry-After, a retryable tool error), logged once without a traceback: the
+    request was fine, and retrying it shortly is the right answer."""
+    try:
+        return await action.handler(ctx, data)
+    except errors.CadenzaError:
+        raise
+    except Exception as exc:
+        if not is_store_outage(exc):
+            raise
+        _log.warning("action.store_unavailable", action=action.name, error=_brief(exc))
+        raise errors.ServiceUnavailable(
+            "The database cannot serve this right now; retry in a few seconds."
+        ) from None
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 async def record(

@@ -27,6 +27,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cadenza.actions.base import Action, Context, Example, audit_event
+from cadenza.actions.manifest_alerts import (
+    CurrentAlerts,
+    alert_problems,
+    current_alerts,
+    plan_alerts,
+    write_alerts,
+)
 from cadenza.actions.manifest_export import ExportManifestInput, export_manifest
 from cadenza.actions.manifest_models import (
     JobSpec,
@@ -75,11 +82,11 @@ class FieldChangeOut(Output):
 
 class ChangeOut(Output):
     op: Literal["create", "update", "archive"]
-    kind: Literal["job", "endpoint", "planner"] = Field(
+    kind: Literal["job", "endpoint", "planner", "channel", "alert"] = Field(
         description="planner: an endpoint's planner settings."
     )
     job: str = Field(description="The job's name.")
-    endpoint: str | None = Field(description="The endpoint's name, for endpoint changes.")
+    endpoint: str | None = Field(description="The endpoint's, channel's or alert's name.")
     path: str | None = Field(description="Where it is in the manifest; null for pruned items.")
     id: str | None = Field(description="The id changed or created; null in a dry run's creates.")
     fields: list[FieldChangeOut] = Field(description="For an update: what changes.")
@@ -99,25 +106,55 @@ class ApplyManifestOut(Output):
 
 async def apply_manifest(ctx: Context, data: ApplyManifestInput) -> ApplyManifestOut:
     now = ctx.now()
-    wanted = wanted_state(data.manifest, ctx.tenant_id, now)
+    wanted = _wanted(data.manifest, ctx.tenant_id, now)
     if ctx.services.planner is None and any(e.planner for j in wanted for e in j.endpoints):
         raise errors.Conflict("The planner is not configured on this server.")
     names = {job.spec.name for job in wanted}
+    alerts = await current_alerts(ctx, data.manifest, prune=data.prune)
     if data.dry_run:
         async with ctx.store.transaction(readonly=True) as tx:
             current = await current_state(tx, ctx.tenant_id, now, names)
         plan = _checked_plan(ctx, wanted, current, data.prune)
         planners = await _plan_planners(ctx, wanted, _ids(wanted, current, plan))
-        return _out(plan, planners, dry_run=True)
+        alerting = _plan_alerts(ctx, data, alerts, wanted, current, plan)
+        return _out(plan, [*planners, *alerting], dry_run=True)
     async with ctx.store.transaction() as tx:
         current = await current_state(tx, ctx.tenant_id, now, names)
         plan = _checked_plan(ctx, wanted, current, data.prune)
         await _write(ctx, tx, plan, current, now, data.reason)
     planners = await _plan_planners(ctx, wanted, _ids(wanted, current, plan))
     await _write_planners(ctx, planners, data.reason)
+    alerting = _plan_alerts(ctx, data, alerts, wanted, current, plan)
+    await write_alerts(ctx, alerting, data.reason)
     if plan.steps:
         ctx.services.waker.wake()
-    return _out(plan, planners, dry_run=False)
+    return _out(plan, [*planners, *alerting], dry_run=False)
+
+
+def _wanted(manifest: Manifest, tenant_id: str, now: datetime) -> list[WantedJob]:
+    """``wanted_state`` with the problems of the manifest's alerts reported with it."""
+    problems = alert_problems(manifest, tenant_id, now)
+    try:
+        wanted = wanted_state(manifest, tenant_id, now)
+    except errors.InvalidInput as exc:
+        raise errors.InvalidInput([*exc.problems, *problems]) from None
+    if problems:
+        raise errors.InvalidInput(problems)
+    return wanted
+
+
+def _plan_alerts(
+    ctx: Context,
+    data: ApplyManifestInput,
+    alerts: CurrentAlerts,
+    wanted: list[WantedJob],
+    current: dict[str, CurrentJob],
+    plan: Plan,
+) -> list[Step]:
+    job_ids: dict[str, str | None] = {name: found.job.id for name, found in current.items()}
+    job_ids |= {s.job: s.id for s in plan.steps if s.kind == "job" and s.op == "create"}
+    endpoint_ids = _ids(wanted, current, plan)
+    return plan_alerts(ctx, data.manifest, alerts, job_ids, endpoint_ids, prune=data.prune)
 
 
 def _checked_plan(

@@ -4,7 +4,9 @@ Jobs and endpoints come out sorted by name, so exporting the same state always g
 the same manifest. Secret header values never leave the server: each is written as a
 ``${NAME}`` reference (``reference_name``) that ``cadenza apply`` fills from its
 environment. An endpoint paused until resumed is written ``start_paused``; planner
-settings other than the defaults are written in full.
+settings other than the defaults are written in full. The tenant's channels and its
+alert rules come along (``cadenza.actions.manifest_alerts``): every channel, the
+rules of the jobs exported, and the tenant-wide rules when every job is.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from pydantic import Field
 
 from cadenza.actions.base import Context
 from cadenza.actions.endpoint_models import baseline_spec, request_spec
-from cadenza.actions.manifest_models import MAX_MANIFEST_JOBS, EndpointSpec, JobSpec, Manifest
+from cadenza.actions.manifest_alerts import export_alerts
+from cadenza.actions.manifest_models import (
+    MAX_MANIFEST_JOBS,
+    AlertSpec,
+    EndpointSpec,
+    JobSpec,
+    Manifest,
+)
 from cadenza.actions.manifest_plan import live_endpoints, live_jobs
 from cadenza.actions.planner_models import PlannerSettingsIn
 from cadenza.actions.wire import Input, seconds
@@ -40,7 +49,15 @@ async def export_manifest(ctx: Context, data: ExportManifestInput) -> Manifest:
         selected = _select(await live_jobs(tx, ctx.tenant_id, now), data.jobs)
         found = [(job, await live_endpoints(tx, ctx.tenant_id, job)) for job in selected]
     found.sort(key=lambda pair: (pair[0].name, pair[0].id))
-    return Manifest(jobs=[await _job_spec(ctx, job, endpoints, now) for job, endpoints in found])
+    alerts = await export_alerts(ctx, found)
+    return Manifest(
+        jobs=[
+            await _job_spec(ctx, job, endpoints, now, alerts.by_job.get(job.id, []))
+            for job, endpoints in found
+        ],
+        channels=alerts.channels,
+        alerts=alerts.tenant_rules if not data.jobs else [],
+    )
 
 
 def _select(jobs: list[Job], wanted: list[str]) -> list[Job]:
@@ -57,7 +74,9 @@ def _select(jobs: list[Job], wanted: list[str]) -> list[Job]:
     return selected
 
 
-async def _job_spec(ctx: Context, job: Job, endpoints: list[Endpoint], now: datetime) -> JobSpec:
+async def _job_spec(
+    ctx: Context, job: Job, endpoints: list[Endpoint], now: datetime, alerts: list[AlertSpec]
+) -> JobSpec:
     return JobSpec(
         name=job.name,
         description=job.description,
@@ -67,6 +86,7 @@ async def _job_spec(ctx: Context, job: Job, endpoints: list[Endpoint], now: date
             await _endpoint_spec(ctx, job, endpoint, now)
             for endpoint in sorted(endpoints, key=lambda e: (e.name, e.id))
         ],
+        alerts=alerts,
     )
 
 

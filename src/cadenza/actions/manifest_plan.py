@@ -7,10 +7,12 @@ those the manifest names. ``make_plan`` compares the two by name and lists the s
 (create, update, archive) that make the current state the wanted one; a state that
 already matches yields no step, so a second apply changes nothing.
 
-A new section of ``JobSpec`` (alert rules, say) needs three things here: its wanted
+A new section of ``JobSpec`` needs three things here: its wanted
 items in ``WantedJob`` (built by ``_wanted_job``), its current items in
 ``CurrentJob`` (read by ``current_state``), and a ``_plan_<section>`` that compares
-them by name like ``_plan_endpoints``, called from ``_plan_job``.
+them by name like ``_plan_endpoints``, called from ``_plan_job``. Alert rules and
+channels live in another store and are planned on their own, after the jobs and
+endpoints they name are written (``cadenza.actions.manifest_alerts``).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ CONFIG_FIELDS = (
 """An endpoint's configuration: what a manifest sets (its name is its key)."""
 
 Op = Literal["create", "update", "archive"]
-Kind = Literal["job", "endpoint", "planner"]
+Kind = Literal["job", "endpoint", "planner", "channel", "alert"]
 
 
 @dataclass(slots=True)
@@ -141,7 +143,7 @@ def _wanted_endpoint(
         )
         planner = None if spec.planner is None else spec.planner.to_domain(tenant_id, "")
     except errors.ValidationError as exc:
-        problems += _located(path, exc)
+        problems += located(path, exc)
         return None
     return WantedEndpoint(path, spec, template, planner)
 
@@ -159,7 +161,7 @@ def _unfilled_references(path: str, spec: EndpointSpec) -> Iterator[tuple[str, s
             )
 
 
-def _located(path: str, exc: errors.ValidationError) -> list[tuple[str, str]]:
+def located(path: str, exc: errors.ValidationError) -> list[tuple[str, str]]:
     if isinstance(exc, errors.InvalidInput):
         return [(f"{path}.{f}" if f else path, message) for f, message in exc.problems]
     return [(f"{path}.{exc.field}" if exc.field else path, exc.message)]

@@ -92,6 +92,9 @@ EXAMPLE_IDS = {
     "run_id": "run_01hx0000000000000000000000",
     "key_id": "key_01hx0000000000000000000000",
     "proposal_id": "prp_01hx0000000000000000000000",
+    "channel_id": "chn_01hx0000000000000000000000",
+    "rule_id": "alr_01hx0000000000000000000000",
+    "incident_id": "inc_01hx0000000000000000000000",
 }
 """The placeholder ids that the actions' examples use, by field name."""
 

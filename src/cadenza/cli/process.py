@@ -90,6 +90,7 @@ async def _worker(settings: Settings) -> None:
 async def _serve(settings: Settings) -> None:
     from cadenza.bootstrap import ensure_admin
     from cadenza.container import (
+        build_alerts,
         build_http,
         build_planner,
         build_runtime,
@@ -106,6 +107,9 @@ async def _serve(settings: Settings) -> None:
         parts: dict[str, Service] = {"scheduler": running, "http": build_http(settings, services)}
         if settings.planner_enabled and services.planner is not None:
             parts["planner"] = build_planner(settings, services)
+        alerts = build_alerts(settings, services)
+        if alerts is not None:
+            parts["alerts"] = alerts
         tune_gc()
         _print_welcome(settings, first_start)
         await run_services(parts, settings.shutdown_grace_seconds)

@@ -20,7 +20,10 @@ Each class carries a stable ``code`` that appears on every surface.
     │   ├── RunNotFound
     │   ├── ApiKeyNotFound
     │   ├── UserNotFound
-    │   └── ProposalNotFound
+    │   ├── ProposalNotFound
+    │   ├── ChannelNotFound
+    │   ├── AlertRuleNotFound
+    │   └── IncidentNotFound
     ├── Conflict                        the request is valid but the state forbids it
     │   ├── Archived                    the job or endpoint is archived
     │   ├── DuplicateName
@@ -138,6 +141,21 @@ class UserNotFound(NotFound):
 class ProposalNotFound(NotFound):
     code = "proposal_not_found"
     kind = "proposal"
+
+
+class ChannelNotFound(NotFound):
+    code = "channel_not_found"
+    kind = "channel"
+
+
+class AlertRuleNotFound(NotFound):
+    code = "alert_rule_not_found"
+    kind = "alert rule"
+
+
+class IncidentNotFound(NotFound):
+    code = "incident_not_found"
+    kind = "incident"
 
 
 class Conflict(CadenzaError):

@@ -15,8 +15,9 @@ at most one analysis running and at most one waiting (its watch), however many r
 arrive meanwhile. The loop does not wait for analyses: it goes on ingesting and
 starting others as slots free up.
 
-Stopping is prompt at every step: no new analysis starts, ingestion stops between
-runs, and the analyses under way are cancelled; each is recorded as a ``cancelled``
+Stopping is prompt at every step: the pass under way is abandoned at once (however
+long the backlog it was ingesting), no new analysis starts, and the analyses under
+way are cancelled; each is recorded as a ``cancelled``
 session. ``run`` returns when they are recorded, well within a process's grace
 period.
 
@@ -112,17 +113,35 @@ class PlannerLoop:
         """Ingest and start analyses until ``stop`` is set, then cancel what runs."""
         try:
             while not stop.is_set():
-                try:
-                    await self.ingest(stop)
-                    if not stop.is_set():
-                        await self.start_due()
-                except Exception as exc:  # the loop must outlive any single failure
-                    log.error("planner.tick_failed", error=repr(exc))
+                await self._pass_unless_stopped(stop)
                 await self._pause(stop)
         finally:
             self._stopping = True
             cancelled = await self.cancel_running()
             log.info("planner.stopped", cancelled=cancelled)
+
+    async def _pass_unless_stopped(self, stop: asyncio.Event) -> None:
+        """One pass (ingest, then start what is due), abandoned the moment ``stop``
+        is set: one pass may have a backlog of many thousand runs to ingest, each
+        with writes, and a stop must not wait for it. An abandoned pass loses
+        nothing: a run is marked seen only once observed, and a write cut short
+        rolls back."""
+        work = asyncio.ensure_future(self._pass(stop))
+        halt = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((work, halt), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, halt):
+                task.cancel()
+            await asyncio.gather(work, halt, return_exceptions=True)
+
+    async def _pass(self, stop: asyncio.Event) -> None:
+        try:
+            await self.ingest(stop)
+            if not stop.is_set():
+                await self.start_due()
+        except Exception as exc:  # the loop must outlive any single failure
+            log.error("planner.tick_failed", error=repr(exc))
 
     async def _pause(self, stop: asyncio.Event) -> None:
         """Wait for the next pass: the poll interval, a freed slot or ``stop``."""

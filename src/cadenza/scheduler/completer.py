@@ -2,16 +2,28 @@
 
 A run that finishes while the completer is idle is flushed at once; under load,
 flushes follow each other every ``interval`` (50 ms by default), so a finished run
-waits at most about one interval plus one flush. A failed flush is retried with
-backoff (a ``Conflict`` is not retried); a batch that keeps failing is then written
-one completion at a time, so one bad row cannot hold back the others, and a
-completion that still fails is dropped with an error log (its lease then expires
-and the sweeper records the attempt as lost).
+waits at most about one interval plus one flush.
+
+A failed flush is retried with backoff (capped at ``_MAX_BACKOFF``). While the
+database does not answer (a probe write fails too: the worker's heartbeat), the
+completions are kept, however long that takes, and written when it comes back: a
+run that happened is never dropped or sent again because the database was away.
+The scheduler keeps renewing their leases meanwhile, and the flushes in flight
+(``max_inflight``) hold the oldest runs, so they are written first; what finishes
+meanwhile waits behind them, bounded by the claims a worker may hold.
+
+A batch that fails while the database answers (a ``Conflict``: a row is already
+recorded, say as lost by a sweeper; or a bad row) is written one completion at a
+time, so one bad row cannot hold back the others; a completion that still fails
+on its own is dropped with an error log. Once closed, the completer keeps trying
+until its deadline, then drops what is left (the process is going away; the
+sweeper records those attempts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
@@ -25,6 +37,7 @@ log = structlog.get_logger("cadenza.scheduler")
 
 _RETRIES = 3
 _RETRY_BACKOFF = 0.2
+_MAX_BACKOFF = 2.0
 
 
 class _Failure(Enum):
@@ -32,6 +45,13 @@ class _Failure(Enum):
     """A run row is already recorded (say, as lost by a sweeper): the batch can never
     commit as it is."""
     OTHER = "other"
+
+
+class _Verdict(Enum):
+    ISOLATE = "isolate"
+    """The batch itself cannot be written: try its completions one by one."""
+    GIVE_UP = "give_up"
+    """Closed and past the deadline: drop it."""
 
 
 class Completer:
@@ -43,7 +63,7 @@ class Completer:
         *,
         interval: float,
         max_batch: int,
-        on_flushed: Callable[[int, Completed], None],
+        on_flushed: Callable[[Sequence[Completion], Completed], None],
         max_inflight: int = 4,
     ) -> None:
         self._store = store
@@ -56,6 +76,7 @@ class Completer:
         self._arrived = asyncio.Event()
         self._last_flush = float("-inf")
         self._closing = False
+        self._deadline = math.inf
         self._slots = asyncio.Semaphore(max_inflight)
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -67,12 +88,14 @@ class Completer:
         self._pending.append(completion)
         self._arrived.set()
 
-    def close(self) -> None:
-        """Ask ``run`` to return once everything pending is written.
+    def close(self, within: float = math.inf) -> None:
+        """Ask ``run`` to return once everything pending is written; writes that
+        still fail ``within`` seconds from now are given up.
 
         The loop is never cancelled mid-flush: a batch taken off the queue would be lost.
         """
         self._closing = True
+        self._deadline = self._clock.monotonic() + within
         self._arrived.set()
 
     async def run(self) -> None:
@@ -105,7 +128,7 @@ class Completer:
             await asyncio.gather(*self._inflight)
 
     async def _flush_batch(self, batch: Sequence[Completion]) -> None:
-        self._on_flushed(len(batch), await self._write(batch))
+        self._on_flushed(batch, await self._write(batch))
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -117,29 +140,48 @@ class Completer:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            self._on_flushed(len(batch), await self._write(batch))
+            self._on_flushed(batch, await self._write(batch))
 
     async def _write(self, batch: Sequence[Completion]) -> Completed:
         """Complete ``batch``: what the store did, over the completions not dropped."""
-        for attempt in range(_RETRIES):
+        done = await self._retrying(batch)
+        if isinstance(done, Completed):
+            return done
+        if done is _Verdict.GIVE_UP or len(batch) == 1:
+            return self._drop(batch)
+        lost: list[str] = []
+        slots: list[datetime] = []
+        for completion in batch:
+            one = await self._write((completion,))
+            lost += one.lost
+            if one.earliest_next_run is not None:
+                slots.append(one.earliest_next_run)
+        return Completed(lost, min(slots, default=None))
+
+    async def _retrying(self, batch: Sequence[Completion]) -> Completed | _Verdict:
+        """Write ``batch``, retrying for as long as the database is away."""
+        attempt = 0
+        while True:
             done = await self._complete(batch, attempt)
             if isinstance(done, Completed):
                 return done
             if done is _Failure.CONFLICT:
-                break  # retrying the same rows cannot help: isolate the clash at once
-            await self._clock.sleep(_RETRY_BACKOFF * 2**attempt)
-        if len(batch) == 1:
-            return self._drop(batch[0])
-        lost: list[str] = []
-        slots: list[datetime] = []
-        for completion in batch:
-            done = await self._complete((completion,), _RETRIES)
-            if not isinstance(done, Completed):
-                done = self._drop(completion)
-            lost += done.lost
-            if done.earliest_next_run is not None:
-                slots.append(done.earliest_next_run)
-        return Completed(lost, min(slots, default=None))
+                return _Verdict.ISOLATE  # retrying the same rows cannot help
+            attempt += 1
+            if self._clock.monotonic() >= self._deadline:
+                return _Verdict.GIVE_UP
+            if attempt >= _RETRIES and await self._database_answers():
+                return _Verdict.ISOLATE
+            await self._clock.sleep(min(_RETRY_BACKOFF * 2 ** (attempt - 1), _MAX_BACKOFF))
+
+    async def _database_answers(self) -> bool:
+        """Whether a small write succeeds: if so, the batch fails for a reason of its
+        own; if not, the database is away and the batch must wait for it."""
+        try:
+            await self._store.heartbeat_worker(self._worker_id, self._clock.now())
+        except Exception:  # the database is away: the caller keeps the batch
+            return False
+        return True
 
     async def _complete(self, batch: Sequence[Completion], attempt: int) -> Completed | _Failure:
         try:
@@ -159,10 +201,11 @@ class Completer:
         return done
 
     @staticmethod
-    def _drop(completion: Completion) -> Completed:
+    def _drop(batch: Sequence[Completion]) -> Completed:
         log.error(
             "completions.dropped",
-            endpoint_id=completion.claim.endpoint.id,
-            run_id=completion.run.id,
+            runs=len(batch),
+            endpoint_ids=[c.claim.endpoint.id for c in batch[:5]],
+            run_ids=[c.run.id for c in batch[:5]],
         )
         return Completed([])

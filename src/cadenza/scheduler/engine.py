@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -436,27 +436,48 @@ class Scheduler:
 
     def _record(self, ticket: Ticket, result: DispatchResult) -> None:
         claim = ticket.claim
+        lateness = (result.started_at - claim.scheduled_for).total_seconds()
+        if lateness > self.stats.max_lateness:
+            self.stats.max_lateness = lateness
         try:
             self._completer.add(Completion(claim, run_from(claim, result, self._id)))
         except Exception:  # a bug here must not leak the ticket; the lease then expires
             log.exception("run.record_failed", endpoint_id=claim.endpoint.id)
-        lateness = (result.started_at - claim.scheduled_for).total_seconds()
-        if lateness > self.stats.max_lateness:
-            self.stats.max_lateness = lateness
-        self._forget(ticket)
+            self._forget(ticket)
+            return
+        self._finish(ticket)
+
+    def _finish(self, ticket: Ticket) -> None:
+        """The request ended: the ticket no longer counts as ready, but stays tracked
+        (its lease renewed) until the completer has written it (``_flushed``)."""
+        ticket.stage = Stage.FINISHED
+        self._unready(ticket)
+        self._wake_if_room()
 
     def _forget(self, ticket: Ticket) -> None:
         self._tickets.pop(ticket.key, None)
+        self._unready(ticket)
+        self._wake_if_room()
+
+    def _unready(self, ticket: Ticket) -> None:
         if ticket.ready:
+            ticket.ready = False
             self._ready -= 1
+
+    def _wake_if_room(self) -> None:
         if self._starved and self._room() > 0:
             self._starved = False
             self._waker.wake()
 
     # -- callbacks from the completer and the housekeeper -----------------------
 
-    def _flushed(self, runs: int, done: Completed) -> None:
-        self.stats.completed += runs
+    def _flushed(self, batch: Sequence[Completion], done: Completed) -> None:
+        self.stats.completed += len(batch)
+        for completion in batch:
+            ticket = self._tickets.pop((completion.claim.endpoint.id, completion.claim.epoch), None)
+            if ticket is not None:
+                self._unready(ticket)  # an interrupted run is still counted as ready
+        self._wake_if_room()
         self.stats.fenced += len(done.lost)
         if done.earliest_next_run is not None:
             self._slot_released(done.earliest_next_run)
@@ -479,6 +500,9 @@ class Scheduler:
     # -- stopping ---------------------------------------------------------------
 
     async def _shutdown(self, loops: dict[str, asyncio.Task[None]], grace: float) -> None:
+        # One grace period for everything: the running requests, then the writes
+        # that fail (a database away); a write that succeeds is never cut short.
+        deadline = self._clock.monotonic() + grace
         self._stopping = True
         self._waker.wake()
         await _settle((loops["claim"],), self._clock, self._opts.poll_interval)
@@ -490,7 +514,7 @@ class Scheduler:
             log.info("worker.draining", running=len(running), grace_s=grace)
             await _settle(running, self._clock, grace)
         await _settle((loops["housekeep"],), self._clock, 0)
-        self._completer.close()
+        self._completer.close(within=max(0.0, deadline - self._clock.monotonic()))
         await _settle((loops["complete"],), self._clock, None)
         with contextlib.suppress(Exception):
             await self._store.remove_worker(self._id)

@@ -23,6 +23,9 @@ class Stage(Enum):
     """Launched, waiting for a concurrency slot: not started, still releasable."""
     RUNNING = "running"
     """The request is being made: only a completion ends it."""
+    FINISHED = "finished"
+    """The request ended; its completion is not written yet. Still tracked, so its
+    lease is renewed until it is (however long the database is away)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -160,6 +160,20 @@ CONTROLS: dict[str, Control] = {
         Control("revoke_key", "revoke_api_key", "Revoke", (), ("key_id",), tone="danger",
                 done="Revoked.", confirm="Revoke this key? Requests using it fail at once.",
                 layout="inline"),
+        Control("create_channel", "create_channel", "Add channel",
+                ("name", "kind", "url", "smtp_host", "smtp_port", "security", "username",
+                 "password", "sender", "recipients"), done="Channel added."),
+        Control("test_channel", "send_test_notification", "Send a test", (), ("channel_id",),
+                done="Test sent: see its delivery below.", layout="inline"),
+        Control("delete_channel", "delete_channel", "Delete", (), ("channel_id",),
+                tone="danger", done="Deleted.", confirm="Delete this channel?", layout="inline"),
+        Control("create_rule", "create_alert_rule", "Add rule",
+                ("name", "kind", "failures", "min_success_rate", "window_seconds",
+                 "late_after_seconds", "renotify_every_seconds", "job_id", "endpoint_id"),
+                done="Rule added."),
+        Control("delete_rule", "delete_alert_rule", "Delete", (), ("rule_id",), tone="danger",
+                done="Deleted.", confirm="Delete this rule? Its incidents stay as history.",
+                layout="inline"),
     )
 }  # fmt: skip
 

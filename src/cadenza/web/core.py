@@ -28,11 +28,15 @@ from cadenza.web.render import Templates
 
 Handler = Callable[["Dashboard", Request], Awaitable[Response]]
 
+RETRY_AFTER_SECONDS = "5"
+"""Sent with a 503: the database usually comes back within seconds."""
+
 _ERROR_PAGES: tuple[tuple[type[errors.CadenzaError], int, str], ...] = (
     (errors.NotFound, 404, "Not found"),
     (errors.PermissionDenied, 403, "Not allowed"),
     (errors.RateLimited, 429, "Too many requests"),
     (errors.ValidationError, 422, "The request is invalid"),
+    (errors.ServiceUnavailable, 503, "Unavailable for a moment"),
     (errors.CadenzaError, 400, "That did not work"),
 )
 """The dashboard's one table from error types to pages (REST has its own)."""
@@ -134,9 +138,14 @@ class Dashboard:
     def error_page(self, request: Request, exc: errors.CadenzaError) -> Response:
         status, title = status_of(exc)
         data = {"title": title, "message": exc.message, "status": status}
+        response: Response
         if is_htmx(request):
-            return self.templates.response("error_note.html", data, status)
-        return self.page(request, None, "error.html", data, status)
+            response = self.templates.response("error_note.html", data, status)
+        else:
+            response = self.page(request, None, "error.html", data, status)
+        if isinstance(exc, errors.ServiceUnavailable):
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
 
 
 def guarded(dashboard: Dashboard, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

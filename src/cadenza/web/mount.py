@@ -16,6 +16,7 @@ from cadenza.actions.base import Services
 from cadenza.web.controls import perform, show
 from cadenza.web.core import Dashboard, Handler, guarded
 from cadenza.web.gate import SessionGate
+from cadenza.web.pages.alerts import alerts_page
 from cadenza.web.pages.endpoints import endpoint_page
 from cadenza.web.pages.jobs import job_page
 from cadenza.web.pages.keys import keys_page, live_feed
@@ -32,6 +33,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("/runs/{run_id}", "GET", run_page),
     ("/audit", "GET", audit_page),
     ("/keys", "GET", keys_page),
+    ("/alerts", "GET", alerts_page),
     ("/live", "GET", live_feed),
     ("/controls/{name}", "GET", show),
     ("/controls/{name}", "POST", perform),

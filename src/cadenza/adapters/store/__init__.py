@@ -8,11 +8,15 @@ The modules, shared first: ``tables`` (the schema), ``documents`` and ``codec``
 (entities to rows), ``dialect`` (what a database must provide), ``tx`` and ``sql``
 (the units of work, ``SqlStore``), ``scheduling`` (the claim and the completion);
 then one module per database, ``sqlite`` and ``postgres``. The stores beside
-``SqlStore`` on its engine: ``planner_sql``, and ``auth_sql`` (with ``auth_tables``).
+``SqlStore`` on its engine: ``planner_sql``, and ``auth_sql`` (with ``auth_tables``),
+``notify_sql`` (with ``notify_tables``).
 """
 
 # Importing the sign-in tables registers them on the shared metadata (migration 0004).
 from cadenza.adapters.store import auth_tables as auth_tables
+
+# And the notification tables (migration 0006).
+from cadenza.adapters.store import notify_tables as notify_tables
 from cadenza.adapters.store.migrate import async_url
 from cadenza.adapters.store.planner_sql import SqlPlannerStore
 from cadenza.adapters.store.postgres import CHANNEL, PostgresDatabase

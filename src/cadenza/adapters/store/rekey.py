@@ -5,9 +5,9 @@ Rotating the server secret, as the operator runs it:
 1. Set ``CADENZA_SECRET_KEY`` to the new secret and list the old one in
    ``CADENZA_PREVIOUS_SECRET_KEYS``; restart. Everything keeps working: stored
    secrets decrypt and digests verify with either secret, new ones use the new one.
-2. Run ``cadenza admin rotate-secret``. Every stored secret header value is
-   re-encrypted with the new secret's key, so the old one is no longer needed for
-   them.
+2. Run ``cadenza admin rotate-secret``. Every stored secret header value, and every
+   notification channel's secret, is re-encrypted with the new secret's key, so the
+   old one is no longer needed for them.
 3. API keys cannot be re-digested here: only a key's holder has its plaintext. Each
    key moves to the new secret the first time it is used during the grace window
    (``actions.identity``); sessions made with the old secret end when they expire.
@@ -26,7 +26,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from cadenza.adapters.secrets import FernetSecretBox
 from cadenza.adapters.store.auth_tables import auth_sessions
+from cadenza.adapters.store.notify_tables import notify_channels
 from cadenza.adapters.store.sql import SqlStore
 from cadenza.adapters.store.tables import api_keys, endpoints
 from cadenza.keyring import Keyring
@@ -40,11 +42,13 @@ class RotationReport:
     endpoints_resealed: int
     api_keys_on_previous: int
     sessions_on_previous: int
+    channels_resealed: int = 0
 
     def lines(self) -> list[str]:
         return [
             f"Re-encrypted the secret headers of {self.endpoints_resealed} endpoint(s) "
             "with the current secret.",
+            f"Re-encrypted the secrets of {self.channels_resealed} notification channel(s).",
             f"{self.api_keys_on_previous} API key(s) still verify with a previous secret; "
             "each moves to the current one when next used.",
             f"{self.sessions_on_previous} session(s) still verify with a previous secret; "
@@ -58,8 +62,25 @@ async def rotate_secret(store: SqlStore, keyring: Keyring, now: datetime) -> Rot
     """Re-encrypt every secret header with the current secret; count what still
     depends on a previous one (see the module docstring)."""
     resealed = await _reseal_endpoints(store)
+    channels = await _reseal_channels(store, keyring)
     keys, sessions = await _count_previous(store, keyring, now)
-    return RotationReport(resealed, keys, sessions)
+    return RotationReport(resealed, keys, sessions, channels)
+
+
+async def _reseal_channels(store: SqlStore, keyring: Keyring) -> int:
+    """Decrypt each channel secret with any known key and encrypt it with the current
+    one; few rows, so one transaction, rows locked (``FOR UPDATE`` on PostgreSQL)."""
+    box = FernetSecretBox(",".join(keyring.fernet_keys()))
+    c = notify_channels.c
+    query = sa.select(c.id, c.secret).where(c.secret != "").with_for_update()
+    async with store.engine.connect() as conn, conn.begin():
+        rows = (await conn.execute(query)).all()
+        for channel_id, sealed in rows:
+            fresh = box.seal(box.open(sealed))
+            await conn.execute(
+                notify_channels.update().where(c.id == channel_id).values(secret=fresh)
+            )
+    return len(rows)
 
 
 async def _reseal_endpoints(store: SqlStore) -> int:
