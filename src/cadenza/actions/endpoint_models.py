@@ -138,14 +138,15 @@ class RequestSpec(Input):
 
 class HeaderPatch(HeaderSpec):
     value: str | None = Field(  # type: ignore[assignment]
-        max_length=8192, description="null removes the header."
+        max_length=8192
     )
 
 
 class RequestPatch(RequestSpec):
-    """A JSON Merge Patch (RFC 7396) of the stored request: omitted fields stay, objects
-    merge field by field, null removes; headers match by name, a null value removes
-    one; ``body`` is replaced whole."""
+    # A JSON Merge Patch (RFC 7396) of the stored request: omitted fields stay, objects
+    # merge field by field, null removes; headers match by name, a null value removes
+    # one; ``body`` is replaced whole. (A comment, not a docstring: the schema of every
+    # tool carries descriptions, and update_endpoint's own says it.)
 
     url: str | None = Field(  # type: ignore[assignment]
         None, min_length=1, max_length=limits.MAX_URL_LENGTH

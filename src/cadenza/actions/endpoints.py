@@ -67,8 +67,7 @@ class AddEndpointInput(EndpointFields):
 
 class UpdateEndpointInput(Input):
     """Every field is optional; omitted fields keep their value, and a null
-    min/max interval removes that guardrail. ``request`` is a JSON Merge Patch
-    (RFC 7396) of the stored request; headers match by name."""
+    min/max interval removes that guardrail."""
 
     endpoint_id: str = ENDPOINT_ID
     name: Name | None = None
@@ -354,11 +353,9 @@ ACTIONS = (
         name="update_endpoint",
         summary="Change an endpoint's configuration",
         description=(
-            "Changes any part of an endpoint's configuration; omitted fields stay, a given "
-            "request or baseline replaces the old one whole. Send a secret header's value as "
-            "******** to keep the stored one; when the URL moves to another origin (scheme, "
-            "host, port) masked secrets are dropped and must be given again. The schedule "
-            "is replanned immediately."
+            "Changes an endpoint; omitted fields stay. request is a JSON Merge Patch "
+            "(headers by name, null removes); baseline replaces. ******** keeps a stored "
+            "secret, dropped if the URL changes origin. Replans at once."
         ),
         input_model=UpdateEndpointInput,
         output_model=EndpointOut,

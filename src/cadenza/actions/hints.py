@@ -227,10 +227,9 @@ ACTIONS = (
         name="apply_interval_hint",
         summary="Run an endpoint at a different interval for a while",
         description=(
-            "Replaces the baseline cadence (cron or interval) with interval_seconds until "
-            "ttl_seconds from now; then the baseline rules again. The next run moves at once "
-            "to last run + interval (not before now), bounded by the endpoint's guardrails. "
-            "Use it to watch closely during an incident (e.g. 30 s for 1 h) or to back off."
+            "Replaces the baseline with interval_seconds for ttl_seconds; the next run moves "
+            "at once to last run + interval (not before now), within the guardrails. E.g. "
+            "30 s for 1 h in an incident, or to back off."
         ),
         input_model=IntervalHintInput,
         output_model=ScheduleChangeOut,
@@ -257,10 +256,8 @@ ACTIONS = (
         name="schedule_one_shot_run",
         summary="Run an endpoint once at a given time",
         description=(
-            "Adds a single extra run at run_at (RFC 3339) or delay_seconds from now, or as "
-            "soon as possible when neither is given. It wins if earlier than the cadence's "
-            "next run and is void if not run within ttl_seconds after run_at. The min "
-            "interval guardrail still applies."
+            "One extra run at run_at or delay_seconds from now (neither: soon); wins if "
+            "earlier than the cadence; void ttl_seconds after run_at; min interval applies."
         ),
         input_model=OneShotInput,
         output_model=ScheduleChangeOut,
@@ -281,10 +278,7 @@ ACTIONS = (
     Action(
         name="trigger_run",
         summary="Run an endpoint once, now",
-        description=(
-            "One recorded run as soon as possible (source run-now), within the min "
-            "interval. Refused while the endpoint or its job is paused."
-        ),
+        description="One run soon as source run-now; refused while paused.",
         input_model=EndpointChangeInput,
         output_model=ScheduleChangeOut,
         handler=trigger_run,
@@ -304,8 +298,8 @@ ACTIONS = (
         name="pause_or_resume_endpoint",
         summary="Pause an endpoint until a time, or resume it",
         description=(
-            "With until (RFC 3339, in the future) the endpoint does not run before then; "
-            "without until it resumes now. The planner's pauses are limited to 24 h."
+            "With until (future RFC 3339) no run before then; without, it resumes now. "
+            "Planner pauses: 24 h at most."
         ),
         input_model=PauseEndpointInput,
         output_model=ScheduleChangeOut,
