@@ -63,6 +63,7 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "test_endpoint": ({"reason": LONG_REASON}, "reason"),
     "apply_interval_hint": ({"interval_seconds": 0}, "interval_seconds"),
     "schedule_one_shot_run": ({"delay_seconds": -1}, "delay_seconds"),
+    "trigger_run": ({"reason": LONG_REASON}, "reason"),
     "pause_or_resume_endpoint": ({"until": "soon"}, "until"),
     "clear_adaptive_hints": ({"reason": LONG_REASON}, "reason"),
     "reset_failure_count": ({"reason": LONG_REASON}, "reason"),

@@ -138,6 +138,7 @@ async def _steer(call: Call, ep_ref: dict[str, str], later: str) -> None:
     await call("clear_adaptive_hints", ep_ref)
     await call("reset_failure_count", ep_ref)
     await call("schedule_one_shot_run", {**ep_ref, "delay_seconds": 0, "reason": "run now"})
+    await call("trigger_run", {**ep_ref, "reason": "run now"})
     await call("explain_schedule", {**ep_ref, "preview": 3})
 
 

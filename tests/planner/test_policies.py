@@ -13,7 +13,8 @@ from cadenza.domain.planning import (
     TightenOnFailures,
     Verb,
 )
-from cadenza.planner.policies import DEFAULT_RETRY_AFTER, policy_intents, retry_after
+from cadenza.domain.retry_after import DEFAULT_RETRY_AFTER
+from cadenza.planner.policies import policy_intents, retry_after
 
 from .factories import T0, TENANT, guarded, history, observe, run
 

@@ -45,13 +45,14 @@ def test_every_downstream_step_follows_a_new_successful_upstream_run(seed: int) 
         assert _each_follows_a_fresh_upstream(result, up, down), f"{down} ran without {up}"
 
 
-def test_the_rate_limited_extraction_waits_exactly_as_asked_and_static_does_not() -> None:
+def test_the_rate_limited_extraction_waits_exactly_as_asked_static_too() -> None:
     result = replay(NAME)
     pause = result.changes_to("fetch_analytics_events", "pause_endpoint")
     assert len(pause) == 1
     assert pause[0].actor == "planner"
     assert result.figures.retry_after_violations == 0
-    assert replay(NAME, Mode.STATIC).figures.retry_after_violations > 0
+    # #16.4: Retry-After is honoured by default, with or without a planner.
+    assert replay(NAME, Mode.STATIC).figures.retry_after_violations == 0
     limited = [r for r in result.runs_of("fetch_analytics_events") if not r.ok]
     assert len(limited) == 1
 

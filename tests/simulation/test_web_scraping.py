@@ -28,7 +28,8 @@ def test_a_competitor_sale_tightens_scraping_and_alerts_the_pricing_team_once() 
 def test_the_scraper_never_calls_while_the_site_asked_it_to_wait() -> None:
     adaptive = replay(NAME)
     assert adaptive.figures.retry_after_violations == 0
-    assert replay(NAME, Mode.STATIC_TIGHT).figures.retry_after_violations > 0
+    # #16.4: Retry-After is honoured by default, with or without a planner.
+    assert replay(NAME, Mode.STATIC_TIGHT).figures.retry_after_violations == 0
     assert [c.actor for c in adaptive.changes_to("scrape_competitor_prices", "pause_endpoint")] == [
         "planner"
     ]

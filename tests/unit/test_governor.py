@@ -28,7 +28,7 @@ from domain_builders import (
 
 from cadenza.domain import lifecycle
 from cadenza.domain.governor import jitter_offset, missed_slots, plan_next_run, preview
-from cadenza.domain.model import CatchUp, Endpoint, Guardrails, Job, PlanSource, RunStatus
+from cadenza.domain.model import CatchUp, Endpoint, Guardrails, Job, OneShot, PlanSource, RunStatus
 
 JOB = make_job()
 HOURLY = every(timedelta(hours=1))
@@ -709,3 +709,16 @@ def test_planning_after_a_failed_run_backs_off() -> None:
     run = make_run(endpoint, at(7), RunStatus.FAILURE)
     after = lifecycle.after_run(endpoint, JOB, run, at(8))
     assert after.next_run_at == at(27)
+
+
+def test_a_run_now_wins_over_the_cadence_and_is_held_only_by_guardrails() -> None:
+    shot = OneShot(T0, at(60), "check", run_now=True)
+    endpoint = ran(make_endpoint(one_shot=shot), at(-3))
+    result = plan_next_run(T0, endpoint, JOB)
+    assert (result.next_run_at, result.source) == (T0, PlanSource.RUN_NOW)
+    cooled = replace(endpoint, guardrails=Guardrails(min_interval=minutes(5)))
+    assert plan(cooled) == (at(2), PlanSource.CLAMPED_MIN)
+    after = lifecycle.after_run(
+        endpoint, JOB, make_run(endpoint, T0, source=PlanSource.RUN_NOW), T0
+    )
+    assert after.one_shot is None

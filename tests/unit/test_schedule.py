@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
 
@@ -113,3 +114,29 @@ def test_asking_inside_the_second_copy_of_a_repeated_hour_never_returns_a_past_f
     schedule = CronSchedule("30 1 * * *", "America/New_York")
     now = datetime(2026, 11, 1, 6, 15, tzinfo=UTC)
     assert schedule.next_after(now) == datetime(2026, 11, 2, 6, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0 9 * * * 30", "*/5 * * * * 59", "0 0 1 1 * 45"],
+    ids=["hour-9 with seconds last", "every 5 min with seconds last", "yearly with seconds last"],
+)
+def test_a_six_field_cron_with_seconds_last_is_refused_naming_each_field(expression: str) -> None:
+    with pytest.raises(errors.InvalidCron) as caught:
+        CronSchedule(expression)
+    message = str(caught.value)
+    assert "seconds first" in message
+    assert "second minute hour day-of-month month day-of-week" in message
+
+
+def test_an_invalid_five_field_cron_names_the_five_fields() -> None:
+    with pytest.raises(errors.InvalidCron, match="minute hour day-of-month month day-of-week"):
+        CronSchedule("61 * * * *")
+
+
+def test_the_documented_cron_form_says_seconds_first() -> None:
+    from cadenza.actions.endpoint_models import BaselineSpec
+
+    schema = json.dumps(BaselineSpec.model_json_schema())
+    assert "seconds first" in schema
+    assert "seconds last" not in schema

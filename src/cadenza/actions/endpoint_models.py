@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import pydantic
 from pydantic import ConfigDict, Field, model_validator
 
 from cadenza.actions.targets import check_sendable, same_origin
@@ -42,7 +43,7 @@ from cadenza.domain.model import (
     RetryPolicy,
     RunStatus,
 )
-from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
+from cadenza.domain.schedule import CRON_FORM, Baseline, CronSchedule, IntervalSchedule
 
 SECRET_MASK = "********"  # noqa: S105 - the mask shown instead of a secret
 _MAX_INTERVAL_S = limits.MAX_INTERVAL.total_seconds()
@@ -135,6 +136,26 @@ class RequestSpec(Input):
     retry: RetrySpec = Field(default_factory=RetrySpec)
 
 
+class HeaderPatch(HeaderSpec):
+    value: str | None = Field(  # type: ignore[assignment]
+        max_length=8192
+    )
+
+
+class RequestPatch(RequestSpec):
+    # A JSON Merge Patch (RFC 7396) of the stored request: omitted fields stay, objects
+    # merge field by field, null removes; headers match by name, a null value removes
+    # one; ``body`` is replaced whole. (A comment, not a docstring: the schema of every
+    # tool carries descriptions, and update_endpoint's own says it.)
+
+    url: str | None = Field(  # type: ignore[assignment]
+        None, min_length=1, max_length=limits.MAX_URL_LENGTH
+    )
+    headers: list[HeaderPatch] = Field(  # type: ignore[assignment]
+        default_factory=list, max_length=limits.MAX_HEADERS
+    )
+
+
 class BaselineSpec(Input):
     """Exactly one of ``cron`` (with ``timezone``) or ``interval_seconds`` (with an
     optional ``start_at`` that anchors the lattice)."""
@@ -157,7 +178,7 @@ class BaselineSpec(Input):
     cron: str | None = Field(
         None,
         max_length=200,
-        description="5 fields, 6 with seconds last, or @hourly/@daily/@weekly/@monthly/@yearly.",
+        description=CRON_FORM,
         examples=["*/5 * * * *"],
     )
     timezone: str = Field("UTC", max_length=64, examples=["Europe/Berlin"])
@@ -280,7 +301,8 @@ def build_request(spec: RequestSpec, previous: Request | None = None) -> Request
     """The domain request. A secret header sent as the mask keeps the value ``previous``
     holds under that name, but only while the URL keeps its origin (scheme, host and
     port): secrets are bound to where they were entered, so a caller who cannot read
-    them cannot send them elsewhere. A masked header with no value to keep is dropped."""
+    them cannot send them elsewhere; such a header is dropped (and audited). A mask
+    under a name with no stored secret is refused before (``refuse_empty_placeholders``)."""
     check_sendable(spec.url, [(h.name, h.value) for h in spec.headers])
     kept: dict[str, str] = {}
     if previous is not None and same_origin(spec.url, previous.url):
@@ -306,6 +328,67 @@ def build_request(spec: RequestSpec, previous: Request | None = None) -> Request
             max_backoff=timedelta(seconds=spec.retry.max_backoff_seconds),
         ),
     )
+
+
+def refuse_empty_placeholders(spec: RequestSpec, previous: Request | None) -> None:
+    """A header whose value is the mask while no secret is stored under its name would
+    be sent literally: refused, naming the header."""
+    stored = set() if previous is None else {h.name.lower() for h in previous.headers if h.secret}
+    for index, header in enumerate(spec.headers):
+        if header.value == SECRET_MASK and header.name.lower() not in stored:
+            raise errors.ValidationError(
+                f"Header {header.name!r} is the {SECRET_MASK} placeholder, but no secret is "
+                "stored under that name: send its value.",
+                f"request.headers.{index}.value",
+            )
+
+
+def merge_request(previous: Request, patch: RequestPatch) -> RequestSpec:
+    """``patch`` applied to ``previous`` as a JSON Merge Patch (see ``RequestPatch``);
+    the result is checked as a whole request, its problems named under ``request``."""
+    base = request_spec(previous).model_dump(by_alias=True)
+    changes = patch.model_dump(by_alias=True, exclude_unset=True)
+    headers = changes.pop("headers", None)
+    if "body" in changes:
+        base["body"] = None  # a body is one value: replaced, never merged
+    merged = _merge_patch(base, changes)
+    if headers is not None:
+        merged["headers"] = _merge_headers(base["headers"], headers)
+    try:
+        spec = RequestSpec.model_validate(merged)
+    except pydantic.ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(["request", *(str(p) for p in problem["loc"])])
+        raise errors.ValidationError(str(problem["msg"]), where) from None
+    refuse_empty_placeholders(spec, previous)
+    return spec
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 section 2, for JSON values as Python objects."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
+
+def _merge_headers(stored: list[dict[str, Any]], given: list[dict[str, Any]]) -> list[Any]:
+    """Headers matched by name, case-insensitively: a given one replaces the stored one
+    in place (or is appended), a null value removes it."""
+    merged: dict[str, dict[str, Any]] = {h["name"].lower(): h for h in stored}
+    for header in given:
+        key = header["name"].lower()
+        if header.get("value") is None:
+            merged.pop(key, None)
+            continue
+        previous = merged.get(key, {})
+        merged[key] = {"secret": previous.get("secret", False), **header}
+    return list(merged.values())
 
 
 def _masked(header: HeaderSpec) -> bool:

@@ -26,10 +26,12 @@ from cadenza.actions.endpoint_models import (
     EndpointFields,
     EndpointOut,
     IntervalSeconds,
-    RequestSpec,
+    RequestPatch,
     build_baseline,
     build_request,
     endpoint_out,
+    merge_request,
+    refuse_empty_placeholders,
 )
 from cadenza.actions.runs import ResponseOut, response_out
 from cadenza.actions.scheduling import refuse_archived
@@ -71,7 +73,7 @@ class UpdateEndpointInput(Input):
     name: Name | None = None
     description: Description | None = None
     tier: str | None = Field(None, max_length=64)
-    request: RequestSpec | None = None
+    request: RequestPatch | None = None
     baseline: BaselineSpec | None = None
     min_interval_seconds: IntervalSeconds | None = None
     max_interval_seconds: IntervalSeconds | None = None
@@ -84,6 +86,7 @@ class UpdateEndpointInput(Input):
 
 async def add_endpoint(ctx: Context, data: AddEndpointInput) -> EndpointOut:
     now = ctx.now()
+    refuse_empty_placeholders(data.request, None)
     endpoint = Endpoint(
         id=new_id("ep", now),
         job_id=data.job_id,
@@ -115,7 +118,9 @@ def _reconfigured(endpoint: Endpoint, data: UpdateEndpointInput, now: datetime) 
         description=data.description if data.description is not None else endpoint.description,
         tier=data.tier if data.tier is not None else endpoint.tier,
         request=(
-            build_request(data.request, endpoint.request) if data.request else endpoint.request
+            build_request(merge_request(endpoint.request, data.request), endpoint.request)
+            if data.request
+            else endpoint.request
         ),
         baseline=build_baseline(data.baseline) if data.baseline else endpoint.baseline,
         guardrails=Guardrails(
@@ -348,11 +353,9 @@ ACTIONS = (
         name="update_endpoint",
         summary="Change an endpoint's configuration",
         description=(
-            "Changes any part of an endpoint's configuration; omitted fields stay, a given "
-            "request or baseline replaces the old one whole. Send a secret header's value as "
-            "******** to keep the stored one; when the URL moves to another origin (scheme, "
-            "host, port) masked secrets are dropped and must be given again. The schedule "
-            "is replanned immediately."
+            "Changes an endpoint; omitted fields stay. request is a JSON Merge Patch "
+            "(headers by name, null removes); baseline replaces. ******** keeps a stored "
+            "secret, dropped if the URL changes origin. Replans at once."
         ),
         input_model=UpdateEndpointInput,
         output_model=EndpointOut,

@@ -21,7 +21,7 @@ from cadenza.actions.wire import EXAMPLE_IDS, Output, PlanOut, UtcTime, rfc3339
 from cadenza.domain import errors, lifecycle, limits
 from cadenza.domain.governor import plan_next_run, preview
 from cadenza.domain.identity import Scope
-from cadenza.domain.model import ActorKind, IntervalHint, OneShot, Pause, PlanSource
+from cadenza.domain.model import ActorKind, Endpoint, IntervalHint, Job, OneShot, Pause, PlanSource
 
 _MAX_TTL_S = limits.MAX_HINT_TTL.total_seconds()
 _DEFAULT_TTL_S = limits.DEFAULT_HINT_TTL.total_seconds()
@@ -102,6 +102,28 @@ async def schedule_one_shot_run(ctx: Context, data: OneShotInput) -> ScheduleCha
         data.reason,
         {"run_at": rfc3339(run_at), "expires_at": rfc3339(expires_at)},
     )
+    return await change_endpoint(ctx, data.endpoint_id, change)
+
+
+RUN_NOW_TTL = timedelta(hours=1)
+"""A run-now not started within this (a long cooldown, a down scheduler) lapses."""
+
+
+async def trigger_run(ctx: Context, data: EndpointChangeInput) -> ScheduleChangeOut:
+    """One run as soon as possible, recorded with source ``run-now``. It does not
+    override a pause: a paused endpoint or job refuses it (resume first)."""
+    now = ctx.now()
+    shot = OneShot(now, now + RUN_NOW_TTL, data.reason, ctx.actor, run_now=True)
+
+    def transition(endpoint: Endpoint, job: Job, at: datetime) -> Endpoint:
+        if endpoint.paused(at) or job.paused(at):
+            owner = "endpoint" if endpoint.paused(at) else "job"
+            raise errors.Conflict(
+                f"The {owner} is paused; trigger_run does not override a pause: resume it first."
+            )
+        return lifecycle.with_one_shot(endpoint, job, shot, at)
+
+    change = Change("trigger_run", transition, data.reason, {"run_at": rfc3339(now)})
     return await change_endpoint(ctx, data.endpoint_id, change)
 
 
@@ -205,10 +227,9 @@ ACTIONS = (
         name="apply_interval_hint",
         summary="Run an endpoint at a different interval for a while",
         description=(
-            "Replaces the baseline cadence (cron or interval) with interval_seconds until "
-            "ttl_seconds from now; then the baseline rules again. The next run moves at once "
-            "to last run + interval (not before now), bounded by the endpoint's guardrails. "
-            "Use it to watch closely during an incident (e.g. 30 s for 1 h) or to back off."
+            "Replaces the baseline with interval_seconds for ttl_seconds; the next run moves "
+            "at once to last run + interval (not before now), within the guardrails. E.g. "
+            "30 s for 1 h in an incident, or to back off."
         ),
         input_model=IntervalHintInput,
         output_model=ScheduleChangeOut,
@@ -235,10 +256,8 @@ ACTIONS = (
         name="schedule_one_shot_run",
         summary="Run an endpoint once at a given time",
         description=(
-            "Adds a single extra run at run_at (RFC 3339) or delay_seconds from now, or as "
-            "soon as possible when neither is given. It wins if earlier than the cadence's "
-            "next run and is void if not run within ttl_seconds after run_at. The min "
-            "interval guardrail still applies."
+            "One extra run at run_at or delay_seconds from now (neither: soon); wins if "
+            "earlier than the cadence; void ttl_seconds after run_at; min interval applies."
         ),
         input_model=OneShotInput,
         output_model=ScheduleChangeOut,
@@ -257,11 +276,30 @@ ACTIONS = (
         ),
     ),
     Action(
+        name="trigger_run",
+        summary="Run an endpoint once, now",
+        description="One run soon as source run-now; refused while paused.",
+        input_model=EndpointChangeInput,
+        output_model=ScheduleChangeOut,
+        handler=trigger_run,
+        scopes=_CONTROL,
+        method="POST",
+        path="/endpoints/{endpoint_id}/run-now",
+        mutates=True,
+        idempotent=False,
+        planner_tool=False,
+        examples=(
+            Example(
+                {"endpoint_id": _ENDPOINT, "reason": "check the fix"}, "Run it once, right now."
+            ),
+        ),
+    ),
+    Action(
         name="pause_or_resume_endpoint",
         summary="Pause an endpoint until a time, or resume it",
         description=(
-            "With until (RFC 3339, in the future) the endpoint does not run before then; "
-            "without until it resumes now. The planner's pauses are limited to 24 h."
+            "With until (future RFC 3339) no run before then; without, it resumes now. "
+            "Planner pauses: 24 h at most."
         ),
         input_model=PauseEndpointInput,
         output_model=ScheduleChangeOut,

@@ -8,8 +8,10 @@ rules, in order:
    interval: the lattice after the last slot, stretched ×2^failures up to ×32, with
    missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter;
 3. a fresh interval hint replaces it with ``last_run_at + hint`` (cron too);
-4. a fresh one-shot competes: the earliest of it and the cadence wins;
+4. a fresh one-shot competes: the earliest of it and the cadence wins; a run-now
+   (``trigger_run``) wins outright;
 5. clamps from ``last_run_at`` raise to the minimum and lower to the maximum;
+   then a target's ``Retry-After`` holds the run back, at most to the maximum;
 6. nothing is planned in the past;
 7. a pause (endpoint or job) wins over everything.
 
@@ -17,8 +19,8 @@ Whatever the rules decide is written into ``Plan.explanation`` step by step, eac
 step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
 ``backoff``, ``catch-up``, ``jitter``, ``hint-expired``, ``hint-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
-``clamped-min``, ``clamped-max``, ``not-in-past``, ``paused``, and last ``chosen``
-(or ``paused``/``archived`` when those decide).
+``run-now``, ``clamped-min``, ``clamped-max``, ``retry-after``, ``not-in-past``,
+``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
 
 Where SCHEDULING.md is silent, these choices hold (each is tested):
 
@@ -43,6 +45,11 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
 - A cron expression that never fires again, with nothing else to run, plans ``None``.
 - Catch-up of cron fires missed during downtime happens when the scheduler claims the
   stale ``next_run_at``; a replan always looks forward from ``now``.
+- A ``run_once`` catch-up is one run. Whether it runs a stale claimed slot or a slot
+  planned at ``now``, it stands for the last slot due before it started
+  (``catchup.standing_slot``), so the next run is on the original lattice (or the
+  next cron fire) and counts no missed slot twice; slots that failure backoff
+  stretched past are not missed (``missed_slots``).
 """
 
 from __future__ import annotations
@@ -91,6 +98,7 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
     _apply_interval_hint(now, endpoint, draft)
     _apply_one_shot(now, endpoint, draft)
     _apply_clamps(endpoint, draft)
+    _apply_retry_after(endpoint, draft)
     if draft.at < now:
         draft.note("not-in-past", now, "The candidate is in the past; running now instead.")
         draft.at = now
@@ -259,7 +267,12 @@ def _apply_one_shot(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
     if at >= shot.expires_at:
         draft.note("one-shot-unreachable", at, "A one-shot would run after it expires; ignored.")
         return
-    if at <= draft.at:
+    if shot.run_now:
+        # Run now: as soon as possible, whatever the cadence (guardrails still apply).
+        draft.at, draft.source = at, PlanSource.RUN_NOW
+        who = f"{shot.actor}: {shot.reason or 'no reason given'}"
+        draft.note("run-now", at, f"A run was asked for now ({who}).")
+    elif at <= draft.at:
         draft.at, draft.source = at, PlanSource.HINT_ONE_SHOT
         draft.note(
             "hint-one-shot",
@@ -289,6 +302,23 @@ def _apply_clamps(endpoint: Endpoint, draft: _Draft) -> None:
             draft.at,
             f"Lowered to the maximum interval of {_seconds(rails.max_interval)}.",
         )
+
+
+def _apply_retry_after(endpoint: Endpoint, draft: _Draft) -> None:
+    """No run before the target's Retry-After, but none later than ``max_interval``
+    after the last run: a guardrail bounds every source of delay."""
+    until = endpoint.retry_after_until
+    if until is None or draft.at >= until:
+        return
+    at, note = until, f"The target asked not to be called before {until.isoformat()} (Retry-After)."
+    rails = endpoint.guardrails
+    if rails.max_interval is not None and endpoint.last_run_at is not None:
+        bound = endpoint.last_run_at + rails.max_interval
+        if bound < until:
+            at, note = bound, note[:-1] + "; bounded by the maximum interval."
+    if at > draft.at:
+        draft.at = at
+        draft.note("retry-after", at, note)
 
 
 def _apply_pauses(now: datetime, endpoint: Endpoint, job: Job, draft: _Draft) -> Plan:
@@ -351,20 +381,23 @@ def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:
     return plans
 
 
-def missed_slots(endpoint: Endpoint, scheduled_for: datetime) -> int:
-    """Baseline slots in ``(last slot, scheduled_for]`` beyond the one this run stands for.
+def missed_slots(endpoint: Endpoint, slot: datetime) -> int:
+    """Baseline slots in ``(last slot, slot]`` beyond ``slot`` itself, where ``slot``
+    is the one a run stands for (``catchup.standing_slot``).
 
-    A run on its own slot misses nothing; a catch-up run at ``now`` stands for one of
-    the slots it collapses, and the others are missed.
+    An interval lattice steps by the backed-off interval the run was planned with, so
+    slots that failure backoff skipped are not missed. Each missed slot is counted on
+    exactly one run: the run's standing slot becomes the next run's ``last slot``.
     """
     previous = endpoint.last_scheduled_for
-    if previous is None or scheduled_for <= previous:
+    if previous is None or slot <= previous:
         return 0
     if isinstance(endpoint.baseline, IntervalSchedule):
-        return max(0, (scheduled_for - previous) // endpoint.baseline.every - 1)
+        step = endpoint.baseline.every * (1 << min(endpoint.failure_count, MAX_BACKOFF_EXPONENT))
+        return max(0, (slot - previous) // step - 1)
     count = 0
     for fire in endpoint.baseline.fires_after(previous):
-        if fire > scheduled_for or count >= _MAX_COUNTED_SLOTS:
+        if fire > slot or count >= _MAX_COUNTED_SLOTS:
             break
         count += 1
     return max(0, count - 1)

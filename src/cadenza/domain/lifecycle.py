@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cadenza.domain.catchup import BASELINE_SOURCES, standing_slot
 from cadenza.domain.governor import plan_next_run
 from cadenza.domain.model import (
     Delivery,
@@ -21,6 +22,7 @@ from cadenza.domain.model import (
     RunStatus,
     evolve,
 )
+from cadenza.domain.retry_after import not_before
 
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
@@ -48,12 +50,18 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     A run that started at or after a one-shot's ``run_at`` consumes it. Success
     resets the failure count (ending backoff); an ``unknown`` outcome (cut short by a
     shutdown or a dead worker) leaves both counts alone, as it says nothing of the
-    target; any other status increments it.
+    target; any other status increments it. A late baseline run stands for the last
+    slot due before it started (``catchup.standing_slot``), so a catch-up happens
+    once and keeps the lattice. A 429/503 asking to wait holds the next run back
+    (``retry_after.not_before``).
     """
     shot = endpoint.one_shot
     if shot is not None and run.started_at >= shot.run_at:
         shot = None
     ok = run.status.ok
+    slot = run.scheduled_for
+    if run.source in BASELINE_SOURCES:
+        slot = standing_slot(endpoint, slot, run.started_at)
     failures, streak = endpoint.failure_count, endpoint.success_streak
     if run.status is not RunStatus.UNKNOWN:
         failures, streak = (0, streak + 1) if ok else (failures + 1, 0)
@@ -61,11 +69,12 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
         endpoint,
         one_shot=shot,
         last_run_at=run.started_at,
-        last_scheduled_for=run.scheduled_for,
+        last_scheduled_for=slot,
         last_status=run.status,
         failure_count=failures,
         success_streak=streak,
         attempt=1,
+        retry_after_until=not_before(run),
         lease=None,
     )
     return replan(ran, job, now)

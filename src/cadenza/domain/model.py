@@ -78,6 +78,7 @@ class PlanSource(StrEnum):
     BASELINE_INTERVAL = "baseline-interval"
     HINT_INTERVAL = "hint-interval"
     HINT_ONE_SHOT = "hint-one-shot"
+    RUN_NOW = "run-now"
     CLAMPED_MIN = "clamped-min"
     CLAMPED_MAX = "clamped-max"
     PAUSED = "paused"
@@ -280,12 +281,14 @@ class IntervalHint:
 
 @dataclass(frozen=True, slots=True)
 class OneShot:
-    """A single extra run at ``run_at``; void after ``expires_at``."""
+    """A single extra run at ``run_at``; void after ``expires_at``. ``run_now`` marks
+    one asked for by ``trigger_run``: its run is recorded with source ``run-now``."""
 
     run_at: datetime
     expires_at: datetime
     reason: str = ""
     actor: Actor = SYSTEM_ACTOR
+    run_now: bool = False
 
     def fresh(self, now: datetime) -> bool:
         return self.expires_at > now
@@ -383,6 +386,8 @@ class Endpoint:
     failure_count: int = 0
     success_streak: int = 0
     attempt: int = 1
+    retry_after_until: datetime | None = None
+    """The target's last Retry-After: no run before it (``domain.retry_after``)."""
     lease: Lease | None = None
 
     def __post_init__(self) -> None:

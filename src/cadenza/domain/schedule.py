@@ -6,6 +6,12 @@ repeated fall-back hour fires once, on its first occurrence. Expressions with a
 wildcard minute or hour (``*/15 * * * *``, ``@hourly``) follow real time instead,
 so they fire in both copies of the repeated hour, at distinct UTC instants.
 
+Six fields put the seconds *first*, as cronsim (and Quartz, Spring) read them:
+``second minute hour day-of-month month day-of-week``. Seconds last is refused
+when it cannot be read seconds first (the usual case: a seconds value in the
+day-of-week place), with a message naming each field; ``CRON_FORM`` is the one
+sentence every surface (schema, MCP, docs) shows.
+
 Every fire is returned in UTC and is strictly after the time asked about, even when
 that time lies in the second copy of a repeated hour (where cronsim, working on
 wall-clock time, would hand back the first copy, an instant already past).
@@ -46,9 +52,26 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
+CRON_FORM = "5 fields, or 6 with seconds first (S M H DoM Mon DoW), or @hourly/@daily/..."
+_FIVE = "minute hour day-of-month month day-of-week"
+_SIX = "second minute hour day-of-month month day-of-week"
+
+
+def _refusal(expression: str, exc: Exception) -> str:
+    """Why ``expression`` is refused, naming each field of the form it has."""
+    fields = expression.split()
+    text = f"Invalid cron expression {expression!r}: {exc}."
+    if len(fields) == 6:
+        text += f" Six fields are read seconds first: {_SIX}."
+        if fields[-1].isdigit() and int(fields[-1]) > 7:
+            text += " The last field looks like seconds: move it to the front."
+        return text
+    return text + f" Five fields are {_FIVE}; six are seconds first: {_SIX}."
+
+
 @dataclass(frozen=True, slots=True)
 class CronSchedule:
-    """A 5-field (or 6-field, seconds first as in cronsim) expression in ``timezone``."""
+    """A 5-field (or 6-field, seconds first) expression in ``timezone``."""
 
     expression: str
     timezone: str = "UTC"
@@ -58,9 +81,7 @@ class CronSchedule:
         try:
             next(CronSim(self.expanded, datetime(2000, 1, 1, tzinfo=tz)))
         except (CronSimError, StopIteration, ValueError) as exc:
-            raise errors.InvalidCron(
-                f"Invalid cron expression {self.expression!r}: {exc}.", "baseline.cron"
-            ) from None
+            raise errors.InvalidCron(_refusal(self.expression, exc), "baseline.cron") from None
 
     @property
     def expanded(self) -> str:

@@ -54,6 +54,7 @@ a tighter cadence takes effect now, not after the next run.
 ## Choosing a tool
 - Watch closely for a while: apply_interval_hint (e.g. 30 s for 3600 s).
 - Run once soon: schedule_one_shot_run (delay_seconds or run_at).
+- Run once right now (source run-now; not while paused): trigger_run.
 - Hold off: pause_or_resume_endpoint with until; without until it resumes.
 - Back to normal: clear_adaptive_hints (a pause stays until resumed).
 - After a fix: reset_failure_count removes the backoff.

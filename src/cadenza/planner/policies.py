@@ -18,14 +18,12 @@ planner wrote.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 from cadenza.domain.model import ActorKind, Endpoint, Run
 from cadenza.domain.planning import AdaptivePolling, TightenOnFailures, Verb
+from cadenza.domain.retry_after import requested_wait
 from cadenza.planner.port import Intent, Observation
 from cadenza.planner.rules import response_changed, streak
-
-DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 
 
 def policy_intents(obs: Observation) -> list[Intent]:
@@ -51,22 +49,7 @@ def _hint_by_planner(endpoint: Endpoint, now: datetime) -> bool | None:
 
 def retry_after(run: Run) -> timedelta | None:
     """How long the server asked us to wait, from the run's 429/503 response."""
-    if run.http_status not in (429, 503):
-        return None
-    headers = run.response.headers if run.response is not None else ()
-    raw = next((v for k, v in headers if k.lower() == "retry-after"), None)
-    if raw is None:
-        return DEFAULT_RETRY_AFTER if run.http_status == 429 else None
-    raw = raw.strip()
-    if raw.isdigit():
-        return timedelta(seconds=int(raw))
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
-    if when.tzinfo is None:
-        return DEFAULT_RETRY_AFTER
-    return max(timedelta(0), when - run.finished_at)
+    return requested_wait(run)
 
 
 def retry_after_intents(obs: Observation) -> list[Intent]:

@@ -9,7 +9,7 @@ from enum import Enum
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from cadenza.domain.catchup import BASELINE_SOURCES
+from cadenza.domain.catchup import BASELINE_SOURCES, standing_slot
 from cadenza.domain.governor import missed_slots
 from cadenza.domain.model import Run, RunStatus
 from cadenza.ids import new_id
@@ -71,9 +71,10 @@ def run_from(claim: Claim, result: DispatchResult, worker_id: str) -> Run:
     endpoint = claim.endpoint
     missed = 0
     if claim.source in BASELINE_SOURCES:
-        # A late run stands for the slots that came due before it started, not only
-        # for the one it was claimed for (catch_up=run_once after downtime).
-        missed = missed_slots(endpoint, max(claim.scheduled_for, result.started_at))
+        # A late run stands for the last slot due before it started, not only for
+        # the one it was claimed for (catch_up=run_once after downtime).
+        slot = standing_slot(endpoint, claim.scheduled_for, result.started_at)
+        missed = missed_slots(endpoint, slot)
     return Run(
         id=new_id("run", result.finished_at),
         endpoint_id=endpoint.id,

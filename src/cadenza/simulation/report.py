@@ -28,6 +28,7 @@ _SOURCE_COLOURS = {
     "baseline-cron": "#4c78a8",
     "hint-interval": "#f58518",
     "hint-one-shot": "#b279a2",
+    "run-now": "#b279a2",
     "clamped-min": "#e45756",
     "clamped-max": "#e45756",
     "paused": "#54a24b",

@@ -33,6 +33,7 @@ TICKS = 5
 CHANGE_LABELS = {
     "apply_interval_hint": "interval hint",
     "schedule_one_shot_run": "one-shot",
+    "trigger_run": "run now",
     "pause_endpoint": "pause",
     "resume_endpoint": "resume",
     "clear_adaptive_hints": "hints cleared",

@@ -185,6 +185,8 @@ class HttpDispatcher:
             _log_attempt(endpoint, attempts, outcome)
             if not outcome.retryable or attempts >= policy.max_attempts:
                 break
+            if outcome.retry_after is not None and outcome.retry_after > policy.max_backoff:
+                break  # retrying sooner than asked is no retry: the next run waits instead
             await self._clock.sleep(backoff_delay(policy, attempts, outcome.retry_after))
         elapsed = timedelta(seconds=self._clock.monotonic() - start)
         return DispatchResult(
@@ -344,7 +346,8 @@ def _redirect_target(request: Request, response: aiohttp.ClientResponse) -> URL 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: timedelta | None) -> float:
     """Seconds before attempt ``attempt + 1``: exponential from ``backoff``, at least
-    the server's Retry-After, never above ``max_backoff`` (which the lease covers)."""
+    the server's Retry-After, never above ``max_backoff`` (which the lease covers).
+    A Retry-After above ``max_backoff`` ends the run instead (``dispatch``)."""
     delay = policy.backoff * (2 ** (attempt - 1))
     if retry_after is not None:
         delay = max(delay, retry_after)

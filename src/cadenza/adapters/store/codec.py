@@ -104,6 +104,7 @@ def endpoint_state(ep: Endpoint) -> dict[str, Any]:
         "failure_count": ep.failure_count,
         "success_streak": ep.success_streak,
         "attempt": ep.attempt,
+        "retry_after_until": ep.retry_after_until,
     }
 
 
@@ -208,6 +209,7 @@ class Codec:
                 "failure_count": r.failure_count,
                 "success_streak": r.success_streak,
                 "attempt": r.attempt,
+                "retry_after_until": ts(r.retry_after_until),
                 "lease": lease,
             }
         )

@@ -250,15 +250,16 @@ def hint_from(text: str | None) -> IntervalHint | None:
 def one_shot_text(shot: OneShot | None) -> str | None:
     if shot is None:
         return None
-    return dumps([_iso(shot.run_at), _iso(shot.expires_at), shot.reason, actor_doc(shot.actor)])
+    fields = [_iso(shot.run_at), _iso(shot.expires_at), shot.reason, actor_doc(shot.actor)]
+    return dumps([*fields, True] if shot.run_now else fields)
 
 
 def one_shot_from(text: str | None) -> OneShot | None:
     if text is None:
         return None
-    run_at, expires, reason, actor = json.loads(text)
+    run_at, expires, reason, actor, *run_now = json.loads(text)
     when = datetime.fromisoformat
-    return OneShot(when(run_at), when(expires), reason, actor_from(actor))
+    return OneShot(when(run_at), when(expires), reason, actor_from(actor), bool(run_now))
 
 
 def pause_text(pause: Pause | None) -> str | None:

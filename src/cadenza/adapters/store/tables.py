@@ -169,6 +169,7 @@ endpoints = sa.Table(
     sa.Column("failure_count", sa.Integer, nullable=False, info=STATE),
     sa.Column("success_streak", sa.Integer, nullable=False, info=STATE),
     sa.Column("attempt", sa.Integer, nullable=False, info=STATE),
+    _ts("retry_after_until", info=STATE),
     # request.lease_budget, kept as a column so the claim computes lease_until in SQL.
     sa.Column("lease_budget_us", sa.BigInteger, nullable=False),
     sa.Column("lease_owner", sa.String(200)),
