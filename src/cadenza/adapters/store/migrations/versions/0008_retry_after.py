@@ -1,7 +1,7 @@
 """An endpoint keeps its target's last Retry-After.
 
-Revision ID: 0007_retry_after
-Revises: 0006_notify
+Revision ID: 0008_retry_after
+Revises: 0007_retention
 Create Date: 2026-12-07
 
 ``endpoints.retry_after_until``: no run of the endpoint before it (issue #16.4).
@@ -14,8 +14,8 @@ from alembic import op
 
 from cadenza.adapters.store.tables import UtcDateTime
 
-revision = "0007_retry_after"
-down_revision = "0006_notify"
+revision = "0008_retry_after"
+down_revision = "0007_retention"
 branch_labels = None
 depends_on = None
 
