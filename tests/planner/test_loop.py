@@ -40,6 +40,8 @@ HEALTH = guarded("health", 10, 600, every=60)
 TIGHTEN = EndpointPlanner(
     TENANT, HEALTH.id, policies=Policies(tighten_on_failures=TightenOnFailures(streak=2))
 )
+BY_MODEL = replace(TIGHTEN, kind=PlannerKind.LLM)
+"""Its analyses are debounced; the rules planner's are not (test_rules_every_run)."""
 
 
 def failing(_ep: object) -> Reply:
@@ -67,7 +69,7 @@ async def test_a_failure_streak_tightens_the_schedule_through_the_catalogue() ->
 async def test_new_failures_are_analysed_at_once_and_other_runs_after_the_debounce() -> None:
     world = World(debounce=30)
     await world.add(HEALTH)
-    await world.configure(TIGHTEN)
+    await world.configure(BY_MODEL)
     world.clock.set(T0 + timedelta(seconds=60))
     await world.run_due(ok({"v": 1}))
     await world.loop.ingest()
@@ -92,7 +94,7 @@ async def test_new_failures_are_analysed_at_once_and_other_runs_after_the_deboun
 async def test_more_runs_within_the_debounce_do_not_postpone_the_analysis() -> None:
     world = World(debounce=300)
     await world.add(HEALTH)
-    await world.configure(TIGHTEN)
+    await world.configure(BY_MODEL)
     world.clock.set(T0 + timedelta(seconds=60))
     await world.run_due(ok({"v": 1}))
     await world.loop.ingest()
@@ -369,6 +371,7 @@ async def test_a_run_that_commits_after_a_later_one_is_still_observed_once() -> 
     world = World()
     other = guarded("other", every=60)
     await world.add(HEALTH, other)
+    await world.configure(EndpointPlanner(TENANT, other.id, kind=PlannerKind.LLM))
     at = T0 + timedelta(seconds=100)
     later = replace(run(HEALTH, at), id=new_id("run", at))
     earlier_at = at - timedelta(seconds=1)

@@ -9,6 +9,12 @@ charges the tokens and stores the session, whatever happens:
 * the analysis is cancelled (the planner is stopping): a ``cancelled`` session;
   the cancellation then goes on.
 
+``Analyst.evaluate_run`` is the rules planner's path: the endpoint's rules and
+policies at one completed run, seeing the history that ends at that run, so the
+loop can evaluate every run in order (rules are cheap; only the LLM is debounced).
+It claims no watch and leaves its due time alone, and it stores a session only
+when a rule or policy proposed something, so a quiet run costs no write.
+
 Every session names the planner kind and model that ran, and lasts as long as the
 analysis really did. What a failed analysis spent (``Sink.report_spent``) is charged
 to the tenant's budget like a finished one's.
@@ -66,7 +72,10 @@ class _Run:
     session_id: str
     planner: Planner
     started: datetime
-    claimed_until: datetime
+    claimed_until: datetime | None
+    """``None`` for an evaluation at one run, which claims no watch."""
+    at: Run | None = None
+    """The run an evaluation is made at; ``None``: the newest runs."""
 
 
 class Analyst:
@@ -116,6 +125,18 @@ class Analyst:
         running = _Run(watch, new_id("pls", now), planner, now, until)
         return await self._run(running, endpoint, job, config, allowance)
 
+    async def evaluate_run(self, watch: WatchState, run: Run) -> PlannerSession | None:
+        """The rules planner at ``run`` (module docstring); ``None`` when nothing was
+        proposed, or the endpoint is not (or no longer) analysed by the rules."""
+        loaded = await self._load(watch)
+        planner = self._planners.get(PlannerKind.RULES)
+        if loaded is None or loaded[2].kind is not PlannerKind.RULES or planner is None:
+            return None
+        endpoint, job, config = loaded
+        now = self._clock.now()
+        running = _Run(watch, new_id("pls", now), planner, now, None, at=run)
+        return await self._run(running, endpoint, job, config, None)
+
     async def _run(
         self,
         running: _Run,
@@ -123,12 +144,12 @@ class Analyst:
         job: Job,
         config: EndpointPlanner,
         allowance: int | None,
-    ) -> PlannerSession:
+    ) -> PlannerSession | None:
         kind = running.planner.kind
         ctx = Context.for_caller(
             self._services, endpoint.tenant_id, planner_actor(kind), PLANNER_SCOPES
         )
-        obs = await self._observe(running.watch, endpoint, job, config, allowance, ctx)
+        obs = await self._observe(running, endpoint, job, config, allowance, ctx)
         applier = Applier(ctx, self._store, obs, running.session_id, config.approval)
         seconds = self._reading.deadline.total_seconds()
         try:
@@ -184,20 +205,20 @@ class Analyst:
 
     async def _observe(
         self,
-        watch: WatchState,
+        running: _Run,
         endpoint: Endpoint,
         job: Job,
         config: EndpointPlanner,
         allowance: int | None,
         ctx: Context,
     ) -> Observation:
-        tenant = endpoint.tenant_id
+        tenant, at = endpoint.tenant_id, running.at
         async with self._services.store.transaction(readonly=True) as tx:
             mine = await tx.list_runs(
                 tenant,
                 RunFilter(endpoint_id=endpoint.id),
-                cursor=None,
-                limit=self._reading.history,
+                cursor=None if at is None else at.id,
+                limit=self._reading.history - (at is not None),
             )
             page = await tx.list_endpoints(
                 tenant, job.id, include_archived=False, cursor=None, limit=500
@@ -217,17 +238,21 @@ class Analyst:
             endpoint=endpoint,
             job=job,
             config=config,
-            trigger=watch.trigger,
-            runs=tuple(mine.items),
+            trigger=running.watch.trigger,
+            runs=tuple(mine.items) if at is None else (at, *mine.items),
             siblings=siblings,
             sibling_runs=sibling_runs,
-            fired=dict(watch.fired),
+            fired=dict(running.watch.fired),
             token_allowance=allowance,
             context=ctx,
         )
 
-    async def _record(self, running: _Run, analysis: Analysis, applier: Applier) -> PlannerSession:
+    async def _record(
+        self, running: _Run, analysis: Analysis, applier: Applier
+    ) -> PlannerSession | None:
         now = self._clock.now()
+        if running.at is not None:
+            return await self._record_evaluation(running, analysis, applier, now)
         look = analysis.look_again_at
         if look is not None:
             look = min(max(look, now + MIN_LOOK_AGAIN), now + MAX_LOOK_AGAIN)
@@ -250,6 +275,25 @@ class Analyst:
                 current, look, now, fired=analysis.fired, claimed_until=running.claimed_until
             )
         )
+        return session
+
+    async def _record_evaluation(
+        self, running: _Run, analysis: Analysis, applier: Applier, now: datetime
+    ) -> PlannerSession | None:
+        """An evaluation at one run: the rules it fired start their cooldown, and a
+        session is stored only when something was proposed."""
+        current = await self._watch(running.watch)
+        await self._store.put_watch(triggers.after_evaluation(current, now, analysis.fired))
+        if not (analysis.fired or analysis.tool_calls):
+            return None
+        session = replace(
+            _session(running.session_id, running.watch, running.planner.kind, running.started, now),
+            outcome=outcome_of(applier),
+            summary=analysis.summary,
+            tool_calls=analysis.tool_calls,
+            proposal_ids=tuple(p.id for p in applier.proposals),
+        )
+        await self._store.insert_session(session)
         return session
 
     async def _unfinished(

@@ -3,9 +3,11 @@
 The loop repeats two steps until it is told to stop:
 
 1. **ingest**: read the runs recorded since the last pass (all tenants, oldest
-   first) and update each endpoint's watch (``cadenza.planner.triggers``): its own
-   endpoint becomes due, and when a run is a change, so do the job's paused or idle
-   siblings;
+   first). An endpoint analysed by the rules planner has its rules evaluated at each
+   run, in order, none skipped and none twice (rules are cheap, and a signal carried
+   by one run must not be lost to a debounce); an LLM endpoint's watch
+   (``cadenza.planner.triggers``) becomes due, debounced, since its analyses cost
+   money. When a run is a change, the job's paused or idle siblings become due too;
 2. **start**: every watch that is due gets one analysis (``cadenza.planner.analysis``)
    by the endpoint's planner, rules by default, the LLM when configured and set.
 
@@ -33,14 +35,20 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
 
 from cadenza.actions.base import Services
 from cadenza.domain.model import Endpoint, Run
-from cadenza.domain.planning import MAX_RULE_WINDOW, PlannerKind, PlannerSession, WatchState
+from cadenza.domain.planning import (
+    MAX_RULE_WINDOW,
+    PlannerKind,
+    PlannerSession,
+    Trigger,
+    WatchState,
+)
 from cadenza.ids import floor_id
 from cadenza.planner import triggers
 from cadenza.planner.analysis import Analyst, Reading
@@ -222,11 +230,27 @@ class PlannerLoop:
                 )
                 siblings = [e for e in page.items if e.id != run.endpoint_id]
         watch = await self._watch(run.tenant_id, run.endpoint_id, run.job_id)
-        await self._store.put_watch(triggers.after_run(watch, run, previous, now, debounce))
+        config = await self._store.get_planner(run.tenant_id, run.endpoint_id)
+        if config.kind is PlannerKind.RULES:
+            await self._evaluate_at(watch, run, previous)
+        else:
+            await self._store.put_watch(triggers.after_run(watch, run, previous, now, debounce))
         for sibling in siblings:
             if sibling.planner_enabled and triggers.is_idle(sibling, now, self._options.idle_after):
                 theirs = await self._watch(sibling.tenant_id, sibling.id, sibling.job_id)
                 await self._store.put_watch(triggers.after_sibling_change(theirs, now, debounce))
+
+    async def _evaluate_at(self, watch: WatchState, run: Run, previous: Run | None) -> None:
+        """The rules at ``run``, after any analysis of the endpoint under way (one at
+        a time per endpoint; waiting does not cancel it if this pass is abandoned)."""
+        under_way = self._running.get(run.endpoint_id)
+        if under_way is not None:
+            await asyncio.wait((under_way,))
+            watch = await self._watch(watch.tenant_id, watch.endpoint_id, watch.job_id)
+        kind = Trigger.FAILURE if triggers.is_new_failure(run, previous) else Trigger.NEW_RUNS
+        session = await self._analyst.evaluate_run(replace(watch, trigger=kind), run)
+        if session is not None:
+            self._services.observer.planner_analysis(session)
 
     async def _watch(self, tenant_id: str, endpoint_id: str, job_id: str) -> WatchState:
         found = await self._store.get_watch(endpoint_id)

@@ -1,5 +1,9 @@
 """When an endpoint is analysed next. Pure: each function returns a new ``WatchState``.
 
+* **Rules see every run.** An endpoint analysed by the rules planner is evaluated at
+  each of its runs as the loop ingests it (``Analyst.evaluate_run``), so its own runs
+  make nothing due here; the triggers below serve the LLM planner, and sibling news
+  serves both (a rule on a sibling's latest run can wake a paused endpoint).
 * **New runs** are debounced per endpoint: the first new run asks for an analysis
   ``debounce`` later, and further runs before then do not push it back, so a busy
   endpoint is analysed at most once per window and never starved.
@@ -99,6 +103,12 @@ def after_analysis(
 
 ERROR_BACKOFF = timedelta(seconds=30)
 MAX_ERROR_BACKOFF = timedelta(hours=1)
+
+
+def after_evaluation(watch: WatchState, now: datetime, fired: tuple[str, ...]) -> WatchState:
+    """After the rules were evaluated at one run: the rules that fired start their
+    cooldown; the due time (a sibling's news, a retry) is left as it was."""
+    return replace(watch, fired={**watch.fired, **dict.fromkeys(fired, now)})
 
 
 def after_error(
