@@ -139,12 +139,14 @@ class Answer:
 
 class LoopbackTarget:
     """An HTTP server on 127.0.0.1 answering each path with the ``Answer`` set for it
-    (200 and ``{"status": "ok"}`` by default), counting the requests per path. A
+    (200 and ``{"status": "ok"}`` by default), counting the requests per path. An
+    answer can be set for the next request only (``respond_once``). A
     path can be held: its requests wait until ``release`` (so a test decides when a
     run finishes, whatever the machine's speed)."""
 
     def __init__(self) -> None:
         self.answers: dict[str, Answer] = {}
+        self.once: dict[str, Answer] = {}
         self.hits: Counter[str] = Counter()
         self._held: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -159,7 +161,7 @@ class LoopbackTarget:
                 if gate is not None:
                     gate.wait(HOLD_TIMEOUT_S)
                 with target._lock:
-                    answer = target.answers.get(path, Answer())
+                    answer = target.once.pop(path, None) or target.answers.get(path, Answer())
                 payload = json.dumps(answer.body).encode()
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "application/json")
@@ -183,6 +185,11 @@ class LoopbackTarget:
     def respond(self, path: str, status: int, body: dict[str, object] | None = None) -> None:
         with self._lock:
             self.answers[path] = Answer(status, body if body is not None else {"status": status})
+
+    def respond_once(self, path: str, status: int, body: dict[str, object]) -> None:
+        """The next request to ``path`` alone gets this answer; later ones the usual."""
+        with self._lock:
+            self.once[path] = Answer(status, body)
 
     def hold(self, path: str) -> None:
         """Requests to ``path`` wait (up to ``HOLD_TIMEOUT_S``) until ``release``."""
