@@ -119,3 +119,15 @@ async def test_runs_are_evaluated_in_order_none_skipped_none_twice() -> None:
     assert recording.at == expected
     watch = await world.pstore.get_watch(SHOP.id)
     assert watch is None or watch.due_at is None  # its own runs make no analysis due
+
+
+async def test_a_siblings_news_does_not_judge_a_run_of_its_own_again() -> None:
+    world, _ = await _world(SURGE)
+    await _record(world, shop_run(60, visitors=5000))
+    await world.loop.tick()
+    watch = await world.pstore.get_watch(SHOP.id)
+    assert watch is not None
+    await world.pstore.put_watch(replace(watch, due_at=world.clock.now(), fired={}))
+    await world.loop.tick()  # a sibling-change analysis: the surge run is not re-judged
+    sessions = await world.pstore.list_sessions(TENANT, endpoint_id=None, cursor=None, limit=50)
+    assert [c.name for s in sessions.items for c in s.tool_calls] == ["rule:surge"]

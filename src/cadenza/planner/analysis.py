@@ -6,6 +6,8 @@ charges the tokens and stores the session, whatever happens:
 
 * the planner concludes: the session says what changed, proposed or was refused;
 * the planner raises, or overruns its deadline: an ``error`` session;
+* for the rules planner, such an analysis (not at a run) evaluates only the rules
+  that look at a sibling (``sibling_rules``);
 * the analysis is cancelled (the planner is stopping): a ``cancelled`` session;
   the cancellation then goes on.
 
@@ -39,6 +41,7 @@ from cadenza.domain.planning import (
     Policies,
     ProposalStatus,
     SessionOutcome,
+    SiblingLatest,
     WatchState,
 )
 from cadenza.ids import new_id
@@ -120,6 +123,8 @@ class Analyst:
             return await self._finish(
                 watch, blank, SessionOutcome.SKIPPED_BUDGET, error=exc.message
             )
+        if config.kind is PlannerKind.RULES:
+            config = sibling_rules(config)
         until = now + self._reading.deadline
         await self._store.put_watch(triggers.claimed(watch, until))
         running = _Run(watch, new_id("pls", now), planner, now, until)
@@ -341,6 +346,14 @@ class Analyst:
     async def _watch(self, watch: WatchState) -> WatchState:
         found = await self._store.get_watch(watch.endpoint_id)
         return found or watch
+
+
+def sibling_rules(config: EndpointPlanner) -> EndpointPlanner:
+    """The rules planner away from a run of its own (a sibling's news, a retry): its
+    own runs were each evaluated already, so only rules that look at a sibling can
+    have news to act on; the rest, and the policies, would re-judge a run twice."""
+    looking = tuple(r for r in config.rules if any(isinstance(c, SiblingLatest) for c in r.when))
+    return replace(config, rules=looking, policies=Policies())
 
 
 def outcome_of(applier: Applier) -> SessionOutcome:
