@@ -3,6 +3,7 @@ scheduler, audit with actor and reason, and respect archiving and secrets."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx2
@@ -14,6 +15,7 @@ from cadenza.actions.base import Context, Services
 from cadenza.domain import errors
 from cadenza.domain.identity import ALL_SCOPES
 from cadenza.domain.model import Actor, ActorKind
+from cadenza.testing import FrozenClock
 
 pytestmark = pytest.mark.anyio
 
@@ -213,3 +215,19 @@ async def test_lists_page_by_cursor_without_totals(
         if cursor is None:
             break
     assert len(seen) == len(set(seen)) == 5
+
+
+async def test_before_the_first_run_explain_names_the_stored_catch_up_time(
+    client: httpx2.AsyncClient, services: Services, alice: Tenant
+) -> None:
+    baseline = {"interval_seconds": 300, "start_at": "2026-03-01T00:00:00Z"}
+    _, ep = await make_job_and_endpoint(client, alice, baseline=baseline, jitter_seconds=3600)
+    stored = (await get(client, f"/endpoints/{ep}", alice))["state"]["next_run_at"]
+    clock = services.clock
+    assert isinstance(clock, FrozenClock)
+    for _ in range(3):
+        explained = await get(client, f"/endpoints/{ep}/schedule", alice)
+        assert explained["stored_next_run_at"] == stored
+        assert explained["plan"]["next_run_at"] == stored
+        # Still before the stored time (the jitter depends on the random endpoint id).
+        clock.advance((datetime.fromisoformat(stored) - clock.now()) / 4)

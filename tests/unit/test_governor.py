@@ -29,6 +29,7 @@ from domain_builders import (
 from cadenza.domain import lifecycle
 from cadenza.domain.governor import jitter_offset, missed_slots, plan_next_run, preview
 from cadenza.domain.model import CatchUp, Endpoint, Guardrails, Job, OneShot, PlanSource, RunStatus
+from cadenza.domain.schedule import IntervalSchedule
 
 JOB = make_job()
 HOURLY = every(timedelta(hours=1))
@@ -570,9 +571,11 @@ def test_jitter_leaves_a_one_shot_exact() -> None:
     assert plan(endpoint) == (at(4), PlanSource.HINT_ONE_SHOT)
 
 
-def test_jitter_spreads_a_catch_up_run() -> None:
+def test_jitter_spreads_a_catch_up_run_by_the_missed_slot_not_by_now() -> None:
     endpoint = ran(make_endpoint(jitter=minutes(3)), at(-35))
-    assert plan(endpoint)[0] == T0 + jitter_offset("ep-1", T0, minutes(3))
+    assert isinstance(endpoint.baseline, IntervalSchedule)
+    missed = at(-35) + endpoint.baseline.every
+    assert plan(endpoint)[0] == T0 + jitter_offset("ep-1", missed, minutes(3))
 
 
 # --- Intervals longer than a 32-bit millisecond counter ------------------------------

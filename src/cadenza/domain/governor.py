@@ -30,9 +30,11 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
   one-shot whose run time is at or after its ``expires_at`` can never run fresh and
   is ignored ("one-shot-unreachable").
 - A ``skip`` catch-up lands on the first lattice slot at or after ``now``: a slot
-  exactly at ``now`` is due, not missed.
+  exactly at ``now`` is due, not missed. Where the lattice starts (a jittered first
+  slot), a slot whose jittered time is still ahead is pending, not missed.
 - Jitter on an interval baseline is added where a lattice starts (the first slot, a
-  ``run_once`` catch-up); later slots are measured from the last, already jittered,
+  ``run_once`` catch-up, whose offset comes from the missed slot, not from ``now``);
+  later slots are measured from the last, already jittered,
   slot and so keep that phase. Re-jittering every slot would make the lattice drift
   by half the jitter per run on average.
 - Jitter on a cron baseline is per fire. A fire whose jittered time is still ahead
@@ -43,6 +45,8 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
 - When both the endpoint and its job are paused, the longer pause binds ("paused"):
   an indefinite pause beats any bounded one, otherwise the later ``until`` wins.
 - A cron expression that never fires again, with nothing else to run, plans ``None``.
+- A ``run_once`` catch-up already stored and still ahead (within its jitter) is kept
+  by a replan, so ``explain_schedule`` names the stored ``next_run_at`` until it is due.
 - Catch-up of cron fires missed during downtime happens when the scheduler claims the
   stale ``next_run_at``; a replan always looks forward from ``now``.
 - A ``run_once`` catch-up is one run. Whether it runs a stale claimed slot or a slot
@@ -169,8 +173,11 @@ def _interval_baseline(now: datetime, endpoint: Endpoint, interval: IntervalSche
             f"{endpoint.failure_count} consecutive failure(s) stretch the interval "
             f"×{2**exponent} (at most ×{2**MAX_BACKOFF_EXPONENT}).",
         )
+    if draft.at < now and endpoint.catch_up is CatchUp.RUN_ONCE:
+        _run_once(now, endpoint, draft)
+        return draft
     if draft.at < now:
-        lattice_starts = _catch_up(now, endpoint, step, draft) or lattice_starts
+        _skip(now, endpoint, step, draft, jittered=lattice_starts)
     if lattice_starts:
         _apply_jitter(endpoint, draft)
     return draft
@@ -182,19 +189,58 @@ def _first_slot_note(interval: IntervalSchedule) -> str:
     return f"No run yet: creation time plus the interval of {_seconds(interval.every)}."
 
 
-def _catch_up(now: datetime, endpoint: Endpoint, step: timedelta, draft: _Draft) -> bool:
-    """Move a past slot per ``catch_up``; whether a new lattice starts (run_once)."""
-    if endpoint.catch_up is CatchUp.RUN_ONCE:
-        draft.note("catch-up", now, "Missed slot(s) collapse into one run now (catch_up=run_once).")
-        draft.at = now
-        return True
+def _run_once(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
+    """Collapse the missed slot(s) into one run now, jittered by the missed slot.
+
+    A catch-up already stored and still ahead within its jitter is kept: replanning
+    or explaining it again names the same time instead of a new "now".
+    """
+    missed, stored = draft.at, endpoint.next_run_at
+    kept = (
+        stored is not None
+        and endpoint.next_run_source is PlanSource.BASELINE_INTERVAL
+        and max(missed, now) <= stored < now + endpoint.jitter
+    )
+    if stored is not None and kept:
+        draft.at = stored
+        note = "Missed slot(s) collapse into the one catch-up run planned (catch_up=run_once)."
+        draft.note("catch-up", stored, note)
+        return
+    draft.note("catch-up", now, "Missed slot(s) collapse into one run now (catch_up=run_once).")
+    draft.at = now
+    offset = jitter_offset(endpoint.id, missed, endpoint.jitter)
+    if offset:
+        draft.at += offset
+        draft.note("jitter", draft.at, f"Deterministic jitter of {_seconds(offset)} for this slot.")
+
+
+def _skip(
+    now: datetime, endpoint: Endpoint, step: timedelta, draft: _Draft, *, jittered: bool
+) -> None:
+    """Move to the first slot at or after ``now``. Where a lattice starts (its slot is
+    jittered), to the first slot whose *jittered* time is at or after ``now``: a slot
+    still pending within its jitter is not skipped, so a replan or an explanation at
+    any moment before that time names the same slot."""
     # Ceiling division: the first slot at or after now; every slot before it is missed.
     behind = -((draft.at - now) // step)
+    if jittered and endpoint.jitter:
+        # Offsets differ per slot, so scan forward from the first slot that could
+        # still be pending; at most jitter/step slots (capped), ending by ``behind``.
+        first = max(0, -((draft.at - now + endpoint.jitter) // step), behind - _MAX_JITTER_STEPS)
+        for index in range(first, behind):
+            slot = draft.at + step * index
+            if slot + jitter_offset(endpoint.id, slot, endpoint.jitter) >= now:
+                behind = index
+                break
     draft.at = draft.at + step * behind
-    draft.note(
-        "catch-up", draft.at, f"Skipping {behind} missed slot(s) to the next one (catch_up=skip)."
-    )
-    return False
+    if behind:
+        note = f"Skipping {behind} missed slot(s) to the next one (catch_up=skip)."
+        draft.note("catch-up", draft.at, note)
+
+
+_MAX_JITTER_STEPS = 100_000
+"""How many slots a jittered skip scans at most (a jitter of an hour over a 1 s
+interval is 3,600); bounds the loop."""
 
 
 def _apply_jitter(endpoint: Endpoint, draft: _Draft) -> None:

@@ -1,0 +1,70 @@
+"""Before an endpoint's first run, ``explain_schedule`` (the governor asked again at a
+later ``now``) names the stored ``next_run_at`` for as long as that time is ahead
+(issue 16.7): a catch-up's time and jitter do not depend on when it is asked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from domain_builders import T0, make_endpoint, make_job
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cadenza.domain import lifecycle
+from cadenza.domain.governor import plan_next_run
+from cadenza.domain.model import CatchUp, Endpoint
+from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
+
+BOUNDED = settings(max_examples=300, deadline=None, database=None)
+
+
+def seconds(low: float, high: float) -> st.SearchStrategy[timedelta]:
+    return st.floats(low, high, allow_nan=False).map(lambda s: timedelta(seconds=s))
+
+
+@st.composite
+def baselines(draw: st.DrawFn) -> Baseline:
+    if draw(st.booleans()):
+        return CronSchedule(draw(st.sampled_from(["* * * * *", "*/15 * * * *", "30 2 * * *"])))
+    every = draw(seconds(1, 86400))
+    start = draw(st.none() | seconds(-10 * 86400, 86400).map(lambda d: T0 + d))
+    return IntervalSchedule(every, start)
+
+
+@st.composite
+def fresh_endpoints(draw: st.DrawFn) -> Endpoint:
+    """Never run; created (or last updated: the anchor) some time before ``T0``."""
+    anchor = T0 - draw(seconds(0, 10 * 86400))
+    return make_endpoint(
+        draw(baselines()),
+        created_at=anchor,
+        updated_at=anchor,
+        catch_up=draw(st.sampled_from(list(CatchUp))),
+        jitter=draw(st.sampled_from([timedelta(0), timedelta(seconds=1)]) | seconds(0, 3600)),
+    )
+
+
+@BOUNDED
+@given(fresh_endpoints(), st.floats(0, 1, exclude_max=True))
+def test_explain_names_the_stored_next_run_until_it_is_due(
+    endpoint: Endpoint, fraction: float
+) -> None:
+    job = make_job()
+    stored = lifecycle.replan(endpoint, job, T0)
+    assert stored.next_run_at is not None
+    asked = T0 + (stored.next_run_at - T0) * fraction
+    if asked >= stored.next_run_at:  # rounded up to the microsecond: due, not ahead
+        asked = T0
+    assert plan_next_run(asked, stored, job).next_run_at == stored.next_run_at
+
+
+def test_a_catch_up_before_the_first_run_is_named_the_same_when_asked_later() -> None:
+    start = T0 - timedelta(hours=2)
+    endpoint = make_endpoint(
+        IntervalSchedule(timedelta(minutes=10), start), jitter=timedelta(minutes=5)
+    )
+    stored = lifecycle.replan(endpoint, make_job(), T0)
+    assert stored.next_run_at is not None
+    assert stored.next_run_at > T0
+    later = plan_next_run(T0 + (stored.next_run_at - T0) / 2, stored, make_job())
+    assert later.next_run_at == stored.next_run_at
