@@ -468,6 +468,9 @@ class Run:
     error: str = ""
     response: ResponseCapture | None = None
     worker_id: str = ""
+    # HTTP requests made within the run, its in-run retries included (0: none, as for
+    # a lost attempt). Not ``attempt``, which numbers the slot's tries across runs.
+    http_attempts: int = 0
 
     @property
     def duration(self) -> timedelta:
