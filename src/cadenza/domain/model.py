@@ -64,6 +64,8 @@ class RunStatus(StrEnum):
     TIMEOUT = "timeout"
     ERROR = "error"
     LOST = "lost"
+    """A dead worker's attempt with no recorded start: never sent if at_most_once;
+    perhaps sent if at_least_once, whose starts are not recorded. It runs again."""
     UNKNOWN = "unknown"
     """The request may have reached the target, but its outcome was never learned:
     the worker died or shut down while it was in flight. Not a failure."""
