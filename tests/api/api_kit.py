@@ -2,67 +2,27 @@
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx2
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
+# Re-exported: the REST tests import what they share with the dashboard's from here.
+from app_kit import PASSWORD as PASSWORD
+from app_kit import START as START
+from app_kit import CountingWaker as CountingWaker
+from app_kit import Tenant as Tenant
+from app_kit import make_tenant as make_tenant
+from app_kit import password_hash as password_hash
 from cadenza.actions.base import Services
 from cadenza.actions.identity import issue_api_key
-from cadenza.domain.identity import KeyKind, Scope, User
+from cadenza.domain.identity import KeyKind, Scope
 from cadenza.domain.model import Run, RunStatus
 from cadenza.ids import new_id
 from cadenza.ports import Completion
 from cadenza.testing import FrozenClock
 
-START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECRET = b"test-server-secret-0123456789abcdef"
-PASSWORD = "correct horse battery"
-
-
-class CountingWaker:
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
-
-
-@dataclass
-class Tenant:
-    tenant_id: str
-    email: str
-    key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-@functools.cache
-def password_hash() -> str:
-    return PasswordHash((Argon2Hasher(),)).hash(PASSWORD)
-
-
-async def make_tenant(
-    services: Services,
-    email: str,
-    scopes: frozenset[Scope] = frozenset({Scope.ADMIN}),
-    kind: KeyKind = KeyKind.USER,
-) -> Tenant:
-    # Argon2 is slow on purpose; fixtures reuse one hash (create_user has its own tests).
-    now = services.clock.now()
-    user = User(new_id("usr", now), email, password_hash(), now)
-    async with services.store.transaction() as tx:
-        await tx.insert_user(user)
-    _, key = await issue_api_key(
-        services.store, services.clock, services.keyring, user.tenant_id, "k", scopes, kind, None
-    )
-    return Tenant(user.tenant_id, email, key)
 
 
 async def add_key(

@@ -2,58 +2,29 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
 import pytest
-from api_kit import SECRET, START, CountingWaker, Tenant, make_tenant
+from api_kit import SECRET, Tenant, make_tenant
 from fastapi import FastAPI
 
+from app_kit import migrated_sqlite, sqlite_services
 from cadenza.actions.base import Services
-from cadenza.adapters.http import AddressPolicy
-from cadenza.adapters.secrets import FernetSecretBox
-from cadenza.adapters.store import migrate, open_store
-from cadenza.adapters.store.auth_sql import SqlAuthStore
-from cadenza.adapters.store.retention_sql import SqlRetentionStore
 from cadenza.api import create_app
 from cadenza.config import Settings
-from cadenza.testing import FrozenClock
-from cadenza.testing.dispatch import FakeDispatcher
-from cadenza.testing.planner_store import MemoryPlannerStore
-from catalogue_cases import alert_services
 
 
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each test copies it instead of migrating again."""
-    path = tmp_path_factory.mktemp("template") / "api.db"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    return path
+    return migrated_sqlite(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
 async def services(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Services]:
-    path = tmp_path / "api.db"
-    shutil.copyfile(migrated_template, path)
-    store = await open_store(
-        f"sqlite+aiosqlite:///{path}", FernetSecretBox(FernetSecretBox.generate_key())
-    )
-    clock = FrozenClock(START)
-    yield Services(
-        store=store,
-        clock=clock,
-        waker=CountingWaker(),
-        dispatcher=FakeDispatcher(clock),
-        secret_key=SECRET,
-        planner=MemoryPlannerStore(),
-        **alert_services(clock),
-        auth_store=SqlAuthStore(store.engine),
-        targets=AddressPolicy(),
-        retention=SqlRetentionStore(store),
-    )
-    await store.close()
+    async with sqlite_services(migrated_template, tmp_path, SECRET) as services:
+        yield services
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@ The argument tables are shared with the REST tests (``catalogue_cases``)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import socket
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ import anyio
 import httpx2
 from anyio.abc import Process
 from mcp_types import CallToolResult, TextContent
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
+from app_kit import START as START
+from app_kit import CountingWaker as CountingWaker
+from app_kit import password_hash
 from cadenza.actions.base import Services
 from cadenza.actions.identity import Caller, caller_for_key, create_user, issue_api_key
 from cadenza.config import Settings
@@ -34,20 +34,11 @@ from cadenza.testing import FrozenClock
 LOOPBACK = "127.0.0.1"
 CADENZA = shutil.which("cadenza", path=str(Path(sys.executable).parent)) or "cadenza"
 """The ``cadenza`` command of this environment."""
-START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECRET = b"mcp-test-server-secret-0123456789"
 
 
 TOOLS_LIST_BYTES = 60_000
 """The most an agent's context pays for the whole tool list (all scopes)."""
-
-
-class CountingWaker:
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
 
 
 @dataclass
@@ -105,12 +96,6 @@ class Tenant:
     caller: Caller
 
 
-@functools.cache
-def _password_hash() -> str:
-    # Argon2 is slow on purpose; tenants made here share one hash.
-    return PasswordHash((Argon2Hasher(),)).hash("correct horse battery")
-
-
 async def make_tenant(
     services: Services,
     email: str,
@@ -118,7 +103,7 @@ async def make_tenant(
     kind: KeyKind = KeyKind.USER,
 ) -> Tenant:
     now = services.clock.now()
-    user = User(new_id("usr", now), email, _password_hash(), now)
+    user = User(new_id("usr", now), email, password_hash(), now)
     async with services.store.transaction() as tx:
         await tx.insert_user(user)
     return await add_key(services, user.tenant_id, scopes, kind)

@@ -3,56 +3,31 @@ dashboard mounted, as ``cadenza serve`` builds it) over a real SQLite store."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
 import pytest
 from fastapi import FastAPI
-from web_kit import SECRET, START, CountingWaker, Person, make_person
+from web_kit import SECRET, Person, make_person
 
+from app_kit import migrated_sqlite, sqlite_services
 from cadenza.actions.base import Services
-from cadenza.adapters.secrets import FernetSecretBox
-from cadenza.adapters.store import migrate, open_store
-from cadenza.adapters.store.auth_sql import SqlAuthStore
 from cadenza.api import create_app
 from cadenza.api.browser import BrowserSessions
 from cadenza.config import Settings
-from cadenza.testing import FrozenClock
-from cadenza.testing.dispatch import FakeDispatcher
-from cadenza.testing.planner_store import MemoryPlannerStore
 from cadenza.web import mount_dashboard
-from catalogue_cases import alert_services
 
 
 @pytest.fixture(scope="session")
 def web_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each test copies it instead of migrating again."""
-    path = tmp_path_factory.mktemp("web-template") / "web.db"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    return path
+    return migrated_sqlite(tmp_path_factory.mktemp("web-template"))
 
 
 @pytest.fixture
 async def services(tmp_path: Path, web_template: Path) -> AsyncIterator[Services]:
-    path = tmp_path / "web.db"
-    shutil.copyfile(web_template, path)
-    store = await open_store(
-        f"sqlite+aiosqlite:///{path}", FernetSecretBox(FernetSecretBox.generate_key())
-    )
-    clock = FrozenClock(START)
-    yield Services(
-        store=store,
-        clock=clock,
-        waker=CountingWaker(),
-        dispatcher=FakeDispatcher(clock),
-        secret_key=SECRET,
-        planner=MemoryPlannerStore(),
-        **alert_services(clock),
-        auth_store=SqlAuthStore(store.engine),
-    )
-    await store.close()
+    async with sqlite_services(web_template, tmp_path, SECRET) as services:
+        yield services
 
 
 @pytest.fixture

@@ -2,73 +2,29 @@
 
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx2
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
+from app_kit import PASSWORD, Tenant, make_tenant
+from app_kit import START as START
+from app_kit import CountingWaker as CountingWaker
 from cadenza.actions.base import Services
-from cadenza.actions.identity import issue_api_key
-from cadenza.domain.identity import KeyKind, Scope, User
 from cadenza.domain.model import Run, RunStatus
 from cadenza.ids import new_id
 from cadenza.ports import Completion
 from cadenza.testing import FrozenClock
 
-START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECRET = b"web-test-server-secret-0123456789ab"
-PASSWORD = "correct horse battery"
 HTMX = {"HX-Request": "true"}
-
-
-class CountingWaker:
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
-
-
-@dataclass
-class Person:
-    """A user (a tenant), an admin API key of theirs, and a signed-in client."""
-
-    email: str
-    tenant_id: str
-    key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-@functools.cache
-def _password_hash() -> str:
-    # Argon2 is slow on purpose; the people made here share one hash.
-    return PasswordHash((Argon2Hasher(),)).hash(PASSWORD)
+Person = Tenant
+"""Someone who signs in on the dashboard: a tenant's user, with an admin API key."""
 
 
 async def make_person(services: Services, email: str) -> Person:
-    now = services.clock.now()
-    user = User(new_id("usr", now), email, _password_hash(), now)
-    async with services.store.transaction() as tx:
-        await tx.insert_user(user)
-    _, key = await issue_api_key(
-        services.store,
-        services.clock,
-        services.keyring,
-        user.tenant_id,
-        "admin",
-        frozenset({Scope.ADMIN}),
-        KeyKind.USER,
-        None,
-    )
-    return Person(email, user.tenant_id, key)
+    return await make_tenant(services, email)
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
