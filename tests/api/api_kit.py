@@ -69,7 +69,10 @@ async def make_job_and_endpoint(
 
 
 async def record_run(
-    services: Services, status: RunStatus = RunStatus.SUCCESS, duration_s: float = 0.2
+    services: Services,
+    status: RunStatus = RunStatus.SUCCESS,
+    duration_s: float = 0.2,
+    http_attempts: int = 1,
 ) -> list[Run]:
     """Let every due endpoint run once through the store's own claim/complete path."""
     clock = services.clock
@@ -95,6 +98,7 @@ async def record_run(
             attempt=c.attempt,
             http_status=200 if status is RunStatus.SUCCESS else 500,
             worker_id="w1",
+            http_attempts=http_attempts,
         )
         for c in claims
     ]

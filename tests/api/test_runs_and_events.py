@@ -24,7 +24,13 @@ async def run_sequence(services: Services, statuses: list[RunStatus]) -> None:
     clock = services.clock
     assert isinstance(clock, FrozenClock)
     for status in statuses:
-        await record_run(services, status, duration_s=1.0 if status.ok else 3.0)
+        # A failed run here retried twice within the run: three HTTP attempts.
+        await record_run(
+            services,
+            status,
+            duration_s=1.0 if status.ok else 3.0,
+            http_attempts=1 if status.ok else 3,
+        )
         clock.advance(timedelta(seconds=1))
 
 
@@ -73,6 +79,7 @@ async def test_run_details_and_filters_by_status(
     detail = await client.get(f"/api/v1/runs/{failures[0]['id']}", headers=alice.headers)
     assert detail.json()["http_status"] == 500
     assert detail.json()["duration_seconds"] == 3.0
+    assert (detail.json()["http_attempts"], detail.json()["attempt"]) == (3, 1)
 
 
 async def test_runs_export_as_csv_and_json_lines(
@@ -85,6 +92,7 @@ async def test_runs_export_as_csv_and_json_lines(
     assert "attachment" in exported.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [r["status"] for r in rows] == ["success", "failure", "success"]
+    assert [r["http_attempts"] for r in rows] == ["1", "3", "1"]
     lines = await client.get(
         "/api/v1/runs/export", params={"format": "jsonl", "max_rows": 2}, headers=alice.headers
     )

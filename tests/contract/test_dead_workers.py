@@ -81,6 +81,32 @@ async def test_an_attempt_never_started_is_lost_and_runs_again(store: Store) -> 
     assert (again.scheduled_for, again.attempt) == (T0, 2)
 
 
+async def test_an_at_least_once_attempt_never_started_is_lost_and_runs_again(
+    store: Store,
+) -> None:
+    await seed(store, Delivery.AT_LEAST_ONCE)
+    await claim(store, "dead", T0)
+    [run] = await store.free_leases_of(["dead"], T0 + secs(1))
+    assert run.status is RunStatus.LOST
+    assert "never sent" in run.error
+    [again] = await claim(store, "w2", T0 + secs(1))
+    assert (again.scheduled_for, again.attempt) == (T0, 2)
+
+
+async def test_starts_are_recorded_in_one_call_per_batch(store: Store) -> None:
+    """The worker marks the runs starting together in one write: each claim of the
+    batch is then told apart from a never-started one."""
+    eps = await seed(store, Delivery.AT_LEAST_ONCE, Delivery.AT_LEAST_ONCE, Delivery.AT_MOST_ONCE)
+    claims = await claim(store, "dead", T0)
+    assert await store.mark_started("dead", claims[:2], T0 + secs(0.1)) == []
+    swept = await store.free_leases_of(["dead"], T0 + secs(1))
+    by_endpoint = {r.endpoint_id: r.status for r in swept}
+    started = {c.endpoint.id for c in claims[:2]}
+    assert by_endpoint == {
+        ep.id: RunStatus.UNKNOWN if ep.id in started else RunStatus.LOST for ep in eps
+    }
+
+
 async def test_a_started_at_least_once_attempt_is_unknown_and_sent_again(store: Store) -> None:
     await seed(store, Delivery.AT_LEAST_ONCE)
     [cl] = await claim(store, "dead", T0)

@@ -3,13 +3,14 @@ items 1, 7 and 9), on the step clock and the memory store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
 from scheduler_support import T0, GatedDispatcher, StepClock, make_endpoint, make_job, rig, seed
 
 from cadenza.domain.model import Delivery, Endpoint, RunStatus
-from cadenza.ports import DispatchResult, RunFilter, WorkerInfo
+from cadenza.ports import Claim, DispatchResult, RunFilter, WorkerInfo
 from cadenza.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -109,6 +110,20 @@ async def test_slots_left_late_by_a_sleeping_peer_are_rescued_over_the_share() -
     assert (await _share_rig_run(peer_claims=False)).calls == 10
 
 
+class _CountingStarts(MemoryStore):
+    """Counts the claims in each ``mark_started`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def mark_started(
+        self, worker_id: str, claims: Sequence[Claim], now: datetime
+    ) -> list[str]:
+        self.batches.append(len(claims))
+        return await super().mark_started(worker_id, claims, now)
+
+
 class _Witness:
     """A dispatcher that notes, as each request leaves, whether its start is stored."""
 
@@ -140,3 +155,18 @@ async def test_an_at_most_once_attempt_is_recorded_as_started_before_it_leaves(
     async with rig(store=store, clock=clock, dispatcher=witness):
         await clock.advance(2)
     assert witness.marked == [marked]
+
+
+async def test_runs_starting_together_share_one_start_mark() -> None:
+    clock = StepClock()
+    store = _CountingStarts()
+    job = make_job()
+    due = T0 + timedelta(seconds=1)
+    endpoints = [make_endpoint(job, due, delivery=Delivery.AT_MOST_ONCE) for _ in range(20)]
+    await seed(store, job, endpoints)
+    witness = _Witness(store, clock)
+    async with rig(store=store, clock=clock, dispatcher=witness):
+        await clock.advance(2)
+    assert witness.marked == [True] * 20
+    assert sum(store.batches) == 20
+    assert len(store.batches) <= 2  # the first start alone, then all that queued behind it

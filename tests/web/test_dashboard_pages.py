@@ -244,6 +244,8 @@ async def test_every_page_renders_for_a_tenant_with_runs(
     assert endpoint_page.count('class="run src-baseline-interval') == 3
     assert 'class="run src-baseline-interval failed"' in endpoint_page
     assert "baseline-interval" in endpoint_page
+    run_page = (await client.get(f"/runs/{run_id}")).text
+    assert "<dt>HTTP attempts</dt>" in run_page
 
 
 async def test_a_refused_filter_is_shown_beside_its_field(

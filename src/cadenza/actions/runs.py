@@ -44,7 +44,8 @@ class RunOut(Output):
     duration_seconds: float
     status: RunStatus
     source: PlanSource = Field(description="The plan source that scheduled it.")
-    attempt: int = Field(description="Attempts made inside the run.")
+    attempt: int = Field(description="The slot's try: a lost try's slot runs again as the next.")
+    http_attempts: int = Field(description="HTTP requests made within the run, retries included.")
     missed_slots: int = Field(description="Baseline slots collapsed or skipped before it.")
     http_status: int | None
     error: str
@@ -69,6 +70,7 @@ def run_fields(run: Run) -> dict[str, Any]:
         "status": run.status,
         "source": run.source,
         "attempt": run.attempt,
+        "http_attempts": run.http_attempts,
         "missed_slots": run.missed_slots,
         "http_status": run.http_status,
         "error": run.error,

@@ -64,6 +64,8 @@ class RunStatus(StrEnum):
     TIMEOUT = "timeout"
     ERROR = "error"
     LOST = "lost"
+    """A dead worker's attempt with no recorded start: never sent if at_most_once;
+    perhaps sent if at_least_once, whose starts are not recorded. It runs again."""
     UNKNOWN = "unknown"
     """The request may have reached the target, but its outcome was never learned:
     the worker died or shut down while it was in flight. Not a failure."""
@@ -468,6 +470,9 @@ class Run:
     error: str = ""
     response: ResponseCapture | None = None
     worker_id: str = ""
+    # HTTP requests made within the run, its in-run retries included (0: none, as for
+    # a lost attempt). Not ``attempt``, which numbers the slot's tries across runs.
+    http_attempts: int = 0
 
     @property
     def duration(self) -> timedelta:

@@ -19,7 +19,8 @@
   claim takes at most this worker's share of the work (``_fair_room``); on SQLite,
   where one worker process serves the file, the leases of the previous process are
   freed before the first claim (``_bury_predecessors``). An ``at_most_once``
-  endpoint's attempt is recorded as started before its request leaves (``_may_send``).
+  endpoint's attempt is recorded as started before its request leaves, the runs
+  starting together in one write (``starts.StartMarks``).
 
 Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
 leases of claims that have not started, give running requests ``shutdown_grace``
@@ -39,7 +40,7 @@ import structlog
 
 from cadenza.domain.catchup import skips
 from cadenza.domain.lifecycle import replan
-from cadenza.domain.model import Delivery, RunStatus
+from cadenza.domain.model import RunStatus
 from cadenza.ports import (
     Claim,
     Clock,
@@ -56,6 +57,7 @@ from cadenza.scheduler.completer import Completer
 from cadenza.scheduler.housekeeping import Housekeeper
 from cadenza.scheduler.limiter import Limiter
 from cadenza.scheduler.options import SchedulerOptions
+from cadenza.scheduler.starts import StartMarks
 from cadenza.scheduler.stats import Stats
 from cadenza.scheduler.tickets import Stage, Ticket, failed_result, run_from, ticket_for
 from cadenza.scheduler.timer import Starter
@@ -126,6 +128,7 @@ class Scheduler:
             on_swept=self._swept,
             on_live=self._workers_alive,
         )
+        self._starts = StartMarks(store, clock, self._id)
         self._live = 1
         self.stats = Stats()
 
@@ -405,7 +408,7 @@ class Scheduler:
                 self._forget(ticket)
                 return
             ticket.stage = Stage.RUNNING
-            if not await self._may_send(claim):
+            if not await self._starts.may_send(claim):
                 self._forget(ticket)
                 return
             self.stats.started += 1
@@ -413,23 +416,6 @@ class Scheduler:
         finally:
             self._limiter.release(ticket.host)
         self._record(ticket, result)
-
-    async def _may_send(self, claim: Claim) -> bool:
-        """An at_most_once attempt is recorded as started before its request leaves,
-        so that if this process dies, the sweeper knows not to send it again. When
-        the lease is no longer ours, or the mark cannot be written, it does not go:
-        the slot is released to be claimed again (or, failing that, swept as a
-        ``lost`` attempt, never sent)."""
-        if claim.endpoint.delivery is not Delivery.AT_MOST_ONCE:
-            return True
-        try:
-            lost = await self._store.mark_started(self._id, [claim], self._clock.now())
-        except Exception as exc:
-            log.warning("run.start_unrecorded", endpoint_id=claim.endpoint.id, error=str(exc))
-            with contextlib.suppress(Exception):
-                await self._store.release(self._id, [claim])
-            return False
-        return not lost
 
     async def _dispatch(self, claim: Claim) -> DispatchResult:
         started = self._clock.now()

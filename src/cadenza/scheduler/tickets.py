@@ -91,6 +91,7 @@ def run_from(claim: Claim, result: DispatchResult, worker_id: str) -> Run:
         error=result.error,
         response=result.response,
         worker_id=worker_id,
+        http_attempts=result.attempts,
     )
 
 

@@ -274,6 +274,7 @@ class Codec:
             "response_body": None if resp is None else resp.body,
             "response_meta": response_meta(resp),
             "worker_id": run.worker_id,
+            "http_attempts": run.http_attempts,
         }
 
     @staticmethod
@@ -296,6 +297,7 @@ class Codec:
             error=r.error,
             response=_response(r.response_body, r.response_meta),
             worker_id=r.worker_id,
+            http_attempts=r.http_attempts,
         )
 
     # Audit, identity, workers -----------------------------------------------------

@@ -47,11 +47,6 @@ _OWNED = sa.select(_E.id, _E.lease_epoch).where(
     _E.id.in_(sa.bindparam("ids", expanding=True)), _E.lease_owner == sa.bindparam("owner")
 )
 _LOST = endpoints.update().where(_FENCED).values(attempt=_E.attempt + 1, **_RELEASED)
-_START = (
-    endpoints.update()
-    .where(_FENCED)
-    .values(lease_started_at=sa.bindparam("started", UtcDateTime()))
-)
 _LEASED = sa.select(endpoints).where(_E.lease_owner.is_not(None))
 _EXPIRED = (
     _LEASED.where(_E.lease_until < sa.bindparam("now", UtcDateTime()))
@@ -196,20 +191,21 @@ class SqlStore:
         self, worker_id: str, claims: Sequence[Claim], now: datetime
     ) -> list[str]:
         """Record, before their requests leave, that these claims' attempts start;
-        returns the ids whose lease is no longer ours (their requests must not go)."""
+        returns the ids whose lease is no longer ours (their requests must not go).
+        One statement, whatever the number of claims: the worker marks the runs
+        starting together at once."""
         if not claims:
             return []
-        ids = [c.endpoint.id for c in claims]
+        fences = [(c.endpoint.id, c.epoch) for c in claims]
+        stmt = (
+            endpoints.update()
+            .where(_E.lease_owner == worker_id, sa.tuple_(_E.id, _E.lease_epoch).in_(fences))
+            .values(lease_started_at=now)
+            .returning(_E.id)
+        )
         async with self.writing() as conn:
-            owned = {
-                row.id: row.lease_epoch
-                for row in await conn.execute(_OWNED, {"ids": ids, "owner": worker_id})
-            }
-            ours = [c for c in claims if owned.get(c.endpoint.id) == c.epoch]
-            if ours:
-                await conn.execute(_START, [{**_fence(worker_id, c), "started": now} for c in ours])
-        kept = {c.endpoint.id for c in ours}
-        return [i for i in ids if i not in kept]
+            kept = set((await conn.execute(stmt)).scalars())
+        return [c.endpoint.id for c in claims if c.endpoint.id not in kept]
 
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
         """Record each expired lease's attempt (``lost``: never sent; ``unknown``:

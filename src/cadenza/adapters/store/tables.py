@@ -222,6 +222,7 @@ runs = sa.Table(
     sa.Column("response_body", sa.LargeBinary),
     sa.Column("response_meta", sa.Text),
     sa.Column("worker_id", sa.String(200), nullable=False),
+    sa.Column("http_attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
     # No foreign key to endpoints: runs are recorded only for endpoints the store has
     # just claimed or swept, and endpoints are archived, never deleted. On PostgreSQL
     # the check locked the endpoint row (FOR KEY SHARE, a heap write) for every run.
