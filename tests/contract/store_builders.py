@@ -16,7 +16,7 @@ from cadenza.domain.model import (
 )
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
-from cadenza.ports import Claim, Completion
+from cadenza.ports import Claim, Completion, RunFilter, Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TENANT = "usr_tenant_a"
@@ -76,3 +76,25 @@ def run_for(
 
 def done(claim: Claim, status: RunStatus = RunStatus.SUCCESS, **kw: Any) -> Completion:
     return Completion(claim, run_for(claim, status, **kw))
+
+
+LEASE_MARGIN = secs(5)
+"""Leases last the request budget plus this: far beyond the instants the tests use."""
+
+
+async def claim(store: Store, worker: str, now: datetime, limit: int = 100) -> list[Claim]:
+    return await store.claim_due(
+        worker, now, lookahead=secs(0.5), limit=limit, lease_margin=LEASE_MARGIN
+    )
+
+
+async def current(store: Store, ep: Endpoint) -> Endpoint:
+    async with store.transaction(readonly=True) as tx:
+        return await tx.get_endpoint(TENANT, ep.id)
+
+
+async def runs_of(store: Store, ep: Endpoint) -> list[tuple[int, RunStatus]]:
+    """The endpoint's runs as (attempt, status), in attempt order."""
+    async with store.transaction(readonly=True) as tx:
+        page = await tx.list_runs(TENANT, RunFilter(endpoint_id=ep.id), cursor=None, limit=50)
+    return sorted((r.attempt, r.status) for r in page.items)

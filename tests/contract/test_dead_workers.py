@@ -6,15 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from store_builders import T0, TENANT, done, endpoint, job, secs
+from store_builders import T0, claim, current, done, endpoint, job, runs_of, secs
 
 from cadenza.domain.model import Delivery, Endpoint, RunStatus
-from cadenza.ports import Claim, RunFilter, Store
+from cadenza.ports import Store
 
 pytestmark = pytest.mark.anyio
-
-MARGIN = secs(5)
-"""Leases last the 10 s request budget plus this: far beyond the instants used here."""
 
 
 async def seed(store: Store, *deliveries: Delivery, at: datetime = T0) -> list[Endpoint]:
@@ -25,21 +22,6 @@ async def seed(store: Store, *deliveries: Delivery, at: datetime = T0) -> list[E
         for ep in eps:
             await tx.insert_endpoint(ep)
     return eps
-
-
-async def claim(store: Store, worker: str, now: datetime, limit: int = 100) -> list[Claim]:
-    return await store.claim_due(worker, now, lookahead=secs(0.5), limit=limit, lease_margin=MARGIN)
-
-
-async def current(store: Store, ep: Endpoint) -> Endpoint:
-    async with store.transaction(readonly=True) as tx:
-        return await tx.get_endpoint(TENANT, ep.id)
-
-
-async def statuses(store: Store, ep: Endpoint) -> list[tuple[int, RunStatus]]:
-    async with store.transaction(readonly=True) as tx:
-        page = await tx.list_runs(TENANT, RunFilter(endpoint_id=ep.id), cursor=None, limit=10)
-    return sorted((r.attempt, r.status) for r in page.items)
 
 
 async def test_the_delivery_guarantee_is_stored(store: Store) -> None:
@@ -133,7 +115,7 @@ async def test_a_started_at_most_once_attempt_is_unknown_and_never_sent_again(
     assert await claim(store, "w2", T0 + secs(1)) == []
     # A zombie's real result still replaces the unknown record, once.
     assert (await store.complete("dead", [done(cl)], T0 + secs(2))).lost == [ep.id]
-    assert await statuses(store, ep) == [(1, RunStatus.SUCCESS)]
+    assert await runs_of(store, ep) == [(1, RunStatus.SUCCESS)]
 
 
 async def test_a_start_is_refused_when_the_lease_is_not_ours(store: Store) -> None:

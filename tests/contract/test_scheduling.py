@@ -6,15 +6,13 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-from store_builders import T0, TENANT, done, endpoint, job, run_for, secs
+from store_builders import T0, TENANT, claim, current, done, endpoint, job, run_for, runs_of, secs
 
 from cadenza.domain import errors
 from cadenza.domain.model import Endpoint, Pause, PlanSource, ResponseCapture, RunStatus
-from cadenza.ports import Claim, Completed, Completion, RunFilter, Store
+from cadenza.ports import Completed, Completion, Store
 
 pytestmark = pytest.mark.anyio
-
-MARGIN = secs(5)
 
 
 async def seed(store: Store, *due: datetime | None) -> list[Endpoint]:
@@ -25,21 +23,6 @@ async def seed(store: Store, *due: datetime | None) -> list[Endpoint]:
         for ep in eps:
             await tx.insert_endpoint(ep)
     return eps
-
-
-async def claim(store: Store, worker: str, now: datetime, limit: int = 100) -> list[Claim]:
-    return await store.claim_due(worker, now, lookahead=secs(0.5), limit=limit, lease_margin=MARGIN)
-
-
-async def current(store: Store, ep: Endpoint) -> Endpoint:
-    async with store.transaction(readonly=True) as tx:
-        return await tx.get_endpoint(TENANT, ep.id)
-
-
-async def runs_of(store: Store, ep: Endpoint) -> list[tuple[int, RunStatus]]:
-    async with store.transaction(readonly=True) as tx:
-        page = await tx.list_runs(TENANT, RunFilter(endpoint_id=ep.id), cursor=None, limit=50)
-    return sorted((r.attempt, r.status) for r in page.items)
 
 
 async def test_due_endpoints_are_claimed_oldest_first_within_the_lookahead(store: Store) -> None:
