@@ -90,8 +90,13 @@ def _fold(t: Tables, endpoint_id: str, run: Run, now: datetime) -> None:
     folded, newest = lifecycle.after_overlapping_run(
         ep, job, run, t.outcome_for.get(endpoint_id), now
     )
-    if ep.lease is not None:  # the lease holder's slot stands
-        folded = replace(folded, next_run_at=ep.next_run_at, next_run_source=ep.next_run_source)
+    if ep.lease is not None or ep.attempt > 1:  # that slot stands
+        folded = replace(
+            folded,
+            next_run_at=ep.next_run_at,
+            next_run_source=ep.next_run_source,
+            attempt=ep.attempt,
+        )
     t.endpoints[endpoint_id] = replace(folded, lease=ep.lease)
     if newest is not None:
         t.outcome_for[endpoint_id] = newest

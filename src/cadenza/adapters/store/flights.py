@@ -19,7 +19,7 @@ run (replacing the sweeper's record, as for leases) and is reported ``lost``. It
 deletes the flight, counts ``in_flight`` down and folds the outcome into the
 endpoint's current row (``lifecycle.after_overlapping_run``: runs finish in any
 order; the newest slot's outcome stands). While the endpoint is leased for its next
-slot, its ``next_run_at`` is the lease holder's and is left alone.
+slot, or holds a lost slot to run again, its ``next_run_at`` is left alone.
 
 ``sweep`` frees an expired flight, or one of a dead worker, as the sweeper frees a
 lease: ``at_most_once``: recorded ``unknown`` (it was about to be sent) and folded
@@ -188,9 +188,12 @@ class FlightStore:
     ) -> datetime | None:
         """Write a landed endpoint's state; its next slot, unless it is leased."""
         values = endpoint_state(state.endpoint)
-        leased = current[state.endpoint.id][2].lease_owner is not None
-        if leased:  # the lease holder's slot stands; it replans as its run starts
-            del values["next_run_at"], values["next_run_source"]
+        row = current[state.endpoint.id][2]
+        leased = row.lease_owner is not None
+        if leased or row.attempt > 1:
+            # The lease holder's slot, or a lost slot to run again, stands: the run
+            # that takes it replans as it starts.
+            del values["next_run_at"], values["next_run_source"], values["attempt"]
         await conn.execute(
             endpoints.update()
             .where(_E.id == state.endpoint.id)
