@@ -43,7 +43,8 @@ async def test_allow_claims_the_next_slot_while_runs_are_in_flight_up_to_the_bou
     ep = await seed(store, **allow(2))
     first = await start(store, "w1", 0)
     second = await start(store, "w2", 10)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert (first.scheduled_for, second.scheduled_for) == (T0, T0 + secs(10))
     assert first.epoch != second.epoch
     # Two in flight: the slot due at +20 s waits for one of them to land.
@@ -53,7 +54,8 @@ async def test_allow_claims_the_next_slot_while_runs_are_in_flight_up_to_the_bou
     landed = await store.complete("w1", [done(first)], T0 + secs(19.7))
     assert landed == Completed([], T0 + secs(20))
     third = await start(store, "w1", 21)
-    assert third is not None and third.scheduled_for == T0 + secs(20)
+    assert third is not None
+    assert third.scheduled_for == T0 + secs(20)
     assert (await current(store, ep)).last_scheduled_for == T0 + secs(20)
 
 
@@ -70,7 +72,8 @@ async def test_a_swept_flight_fences_its_worker_and_frees_its_place(store: Store
     ep = await seed(store, delivery=Delivery.AT_MOST_ONCE, **allow(2))
     first = await start(store, "w1", 0)
     second = await start(store, "w2", 10)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     swept = await store.free_leases_of(["w1"], T0 + secs(12))
     assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.UNKNOWN)]
     # The taken-over worker's late result replaces the sweeper's record, but writes
@@ -87,7 +90,8 @@ async def test_a_dead_workers_at_least_once_flight_runs_its_slot_again(store: St
     ep = await seed(store, **allow(3))
     first = await start(store, "w1", 0)
     second = await start(store, "w2", 10)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     swept = await store.free_leases_of(["w1"], T0 + secs(12))
     assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.LOST)]
     # w2's run is not held back by it, and the lost slot comes back as attempt 2.
@@ -124,7 +128,8 @@ async def test_one_batch_may_land_several_runs_of_one_endpoint(store: Store) -> 
     ep = await seed(store, **allow(2))
     a = await start(store, "w1", 0)
     b = await start(store, "w1", 10)
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     done_b = done(b, RunStatus.FAILURE)
     landed = await store.complete("w1", [done_b, done(a)], T0 + secs(15))
     assert landed == Completed([], T0 + secs(30))  # one failure: the interval doubles
@@ -149,4 +154,3 @@ async def test_launch_is_fenced_on_the_claim(store: Store) -> None:
     (taken,) = await claim(store, "w1", T0)
     await store.free_leases_of(["w1"], T0 + secs(1))
     assert await store.launch("w1", [taken], T0 + secs(1)) == [taken.endpoint.id]
-

@@ -101,10 +101,12 @@ async def test_allow_overlaps_up_to_its_bound_and_skip_never_overlaps(database: 
         job = make_job(now)
         start = now + timedelta(seconds=1)
         slow = f"{target.base}/slow"
-        common = {"every": timedelta(seconds=1), "start_at": start, "timeout": timedelta(seconds=60)}
-        allow = make_endpoint(
-            job, slow, now, overlap=Overlap.ALLOW, max_in_flight=BOUND, **common
-        )
+        common = {
+            "every": timedelta(seconds=1),
+            "start_at": start,
+            "timeout": timedelta(seconds=60),
+        }
+        allow = make_endpoint(job, slow, now, overlap=Overlap.ALLOW, max_in_flight=BOUND, **common)
         skip = make_endpoint(job, slow, now, **common)
         await seed(runtime.store, job, [allow, skip])
         async with running_worker(settings, runtime):

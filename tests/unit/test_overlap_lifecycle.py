@@ -11,7 +11,7 @@ from domain_builders import T0, at, make_endpoint, make_job, make_run, minutes, 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cadenza.domain import errors, limits, lifecycle
+from cadenza.domain import errors, lifecycle, limits
 from cadenza.domain.model import Endpoint, Guardrails, Overlap, PlanSource, RunStatus
 
 JOB = make_job()
@@ -71,7 +71,8 @@ def test_launched(
         moved.next_run_at,
         moved.next_run_source,
     ) == expected
-    assert moved.one_shot is None and moved.attempt == 1
+    assert moved.one_shot is None
+    assert moved.attempt == 1
 
 
 FOLD_CASES = [
@@ -118,7 +119,8 @@ def test_completions_in_any_order_keep_the_newest_outcome_and_the_lattice(
         endpoint, newest = lifecycle.after_overlapping_run(endpoint, JOB, run, newest, now)
     assert endpoint.last_status is statuses[-1]
     assert (endpoint.last_scheduled_for, endpoint.last_run_at) == (slots[-1], slots[-1])
-    assert endpoint.next_run_at is not None and endpoint.next_run_at > slots[-1]
+    assert endpoint.next_run_at is not None
+    assert endpoint.next_run_at > slots[-1]
     if statuses[-1] is RunStatus.SUCCESS:
         assert endpoint.failure_count == 0
         assert endpoint.next_run_at == launched.next_run_at
