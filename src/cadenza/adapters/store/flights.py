@@ -162,6 +162,15 @@ class FlightStore:
     ) -> Completed:
         """Record the runs; land each flight still ours, folding its outcome."""
         await _insert_runs(self._d, conn, [c.run for c in completions])
+        # Flights before endpoints, in the sweeper's order: neither waits on the other
+        # while holding what the other needs.
+        keys = [(c.claim.endpoint.id, c.claim.epoch) for c in completions]
+        await conn.execute(
+            sa.select(_F.endpoint_id)
+            .where(sa.tuple_(_F.endpoint_id, _F.epoch).in_(keys))
+            .order_by(_F.endpoint_id, _F.epoch)
+            .with_for_update()
+        )
         current = await self._current(conn, [c.claim.endpoint.id for c in completions])
         landed: dict[str, _Landed] = {}
         lost: list[str] = []
