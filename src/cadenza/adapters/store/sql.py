@@ -30,6 +30,8 @@ from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion, SecretBox, Tx, WorkerInfo
 
 _E = endpoints.c
+Query = tuple[Any, dict[str, Any]]
+"""A statement and its parameters."""
 _FENCED = sa.and_(
     _E.id == sa.bindparam("b_id"),
     _E.lease_owner == sa.bindparam("b_owner"),
@@ -251,8 +253,8 @@ class SqlStore:
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
         """Record each expired lease's attempt (``lost``: never sent; ``unknown``:
         sent, outcome unknown) and free its slot, per the endpoint's delivery."""
-        swept = await self._sweep(_EXPIRED, {"now": now, "limit": limit}, now)
-        return swept + await self._sweep_flights(*self._flights.expired(now, limit), now)
+        leases = (_EXPIRED, {"now": now, "limit": limit})
+        return await self._sweep(leases, self._flights.expired(now, limit), now)
 
     async def free_leases_of(
         self, owners: Sequence[str] | None, now: datetime, *, keep: str = ""
@@ -261,36 +263,39 @@ class SqlStore:
         of every worker but ``keep``), expired or not."""
         if owners is not None and not owners:
             return []
-        if owners is None:
-            swept = await self._sweep(_HELD_BY_OTHERS, {"keep": keep}, now)
-        else:
-            swept = await self._sweep(_HELD_BY, {"owners": list(owners)}, now)
-        return swept + await self._sweep_flights(*self._flights.held_by(owners, keep), now)
+        leases: Query = (
+            (_HELD_BY_OTHERS, {"keep": keep})
+            if owners is None
+            else (_HELD_BY, {"owners": list(owners)})
+        )
+        return await self._sweep(leases, self._flights.held_by(owners, keep), now)
 
-    async def _sweep_flights(self, select: Any, params: dict[str, Any], now: datetime) -> list[Run]:
+    async def _sweep(self, leases: Query, flights: Query, now: datetime) -> list[Run]:
+        """Free the leases and the flights (``flights``) the queries find, at once."""
         async with self.writing() as conn:
-            recorded = await self._flights.sweep(conn, select, params, now)
+            recorded = await self._sweep_leases(conn, *leases, now)
+            recorded += await self._flights.sweep(conn, *flights, now)
             if recorded:
                 await self._db.endpoints_written(conn)
         return recorded
 
-    async def _sweep(self, select: Any, params: dict[str, Any], now: datetime) -> list[Run]:
-        async with self.writing() as conn:
-            rows = (await conn.execute(select, params)).all()
-            if not rows:
-                return []
-            recorded = [_swept_run(r, now) for r in rows]
-            insert = self._db.dialect.insert(runs).on_conflict_do_nothing(
-                index_elements=["endpoint_id", "scheduled_for", "attempt"]
-            )
-            await conn.execute(insert, [Codec.run_row(r) for r in recorded])
-            done = [r for r in rows if _at_most_once_sent(r)]
-            retried = [r for r in rows if not _at_most_once_sent(r)]
-            if retried:
-                await conn.execute(_LOST, [_row_fence(r) for r in retried])
-            if done:
-                await self._settle_unknown(conn, done, recorded, now)
-            await self._db.endpoints_written(conn)
+    async def _sweep_leases(
+        self, conn: AsyncConnection, select: Any, params: dict[str, Any], now: datetime
+    ) -> list[Run]:
+        rows = (await conn.execute(select, params)).all()
+        if not rows:
+            return []
+        recorded = [_swept_run(r, now) for r in rows]
+        insert = self._db.dialect.insert(runs).on_conflict_do_nothing(
+            index_elements=["endpoint_id", "scheduled_for", "attempt"]
+        )
+        await conn.execute(insert, [Codec.run_row(r) for r in recorded])
+        done = [r for r in rows if _at_most_once_sent(r)]
+        retried = [r for r in rows if not _at_most_once_sent(r)]
+        if retried:
+            await conn.execute(_LOST, [_row_fence(r) for r in retried])
+        if done:
+            await self._settle_unknown(conn, done, recorded, now)
         return recorded
 
     async def _settle_unknown(
