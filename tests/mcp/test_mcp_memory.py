@@ -25,6 +25,7 @@ from cadenza.mcp.tools import registry_tools
 from catalogue_cases import (
     BAD,
     EXAMPLES,
+    LATER,
     MISSING,
     NAMES,
     SCOPED,
@@ -56,7 +57,10 @@ async def build_world(client: Client, services: Services, target: Target) -> dic
     runs = await record_run(services)
     key = ok(await client.call_tool("create_api_key", {"name": "spare", "scopes": ["runs:read"]}))
     tenant_id = ok(await client.call_tool("whoami", {}))["tenant_id"]
+    later = {"endpoint_id": endpoint["id"], **LATER}
+    queued = ok(await client.call_tool("schedule_one_shot_run", later))
     return {
+        "one_shot_id": queued["one_shot_id"],
         "job_id": job["id"],
         "endpoint_id": endpoint["id"],
         "run_id": runs[0].id,
