@@ -50,10 +50,10 @@ LAUNCH_CASES = [
         id="a lost slot run again moves nothing back",
     ),
     pytest.param(
-        {"last_scheduled_for": at(-10), "one_shot": one_shot(at(-1))},
+        {"last_scheduled_for": at(-10), "one_shots": (one_shot(at(-1)),)},
         T0,
         (T0, T0, at(10), BASE),
-        id="a one-shot it serves is consumed",
+        id="a one-shot due by its start is served",
     ),
 ]
 
@@ -71,7 +71,7 @@ def test_launched(
         moved.next_run_at,
         moved.next_run_source,
     ) == expected
-    assert moved.one_shot is None
+    assert moved.one_shots == ()
     assert moved.attempt == 1
 
 

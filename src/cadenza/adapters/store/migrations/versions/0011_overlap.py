@@ -1,7 +1,7 @@
 """Overlap policy per endpoint, and the runs in flight of ``overlap=allow`` ones.
 
-Revision ID: 0010_overlap
-Revises: 0009_http_attempts
+Revision ID: 0011_overlap
+Revises: 0010_oneshots
 Create Date: 2026-12-08
 
 ``endpoints.overlap`` (``skip``, every existing endpoint's behaviour, or ``allow``)
@@ -17,8 +17,8 @@ from alembic import op
 
 from cadenza.adapters.store.tables import UtcDateTime
 
-revision = "0010_overlap"
-down_revision = "0009_http_attempts"
+revision = "0011_overlap"
+down_revision = "0010_oneshots"
 branch_labels = None
 depends_on = None
 
