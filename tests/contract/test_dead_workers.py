@@ -126,6 +126,19 @@ async def test_a_start_is_refused_when_the_lease_is_not_ours(store: Store) -> No
     assert await store.mark_started("w1", [cl], T0) == [ep.id]
 
 
+async def test_a_start_is_fenced_on_the_epoch_of_each_claim(store: Store) -> None:
+    """In one batch, a claim of an older lease of the same worker is refused and the
+    others are marked: only the current lease's start is recorded."""
+    stale_ep, ep = await seed(store, Delivery.AT_LEAST_ONCE, Delivery.AT_LEAST_ONCE)
+    stale, _ = await claim(store, "w1", T0)
+    await store.free_leases_of(["w1"], T0)
+    renewed = await claim(store, "w1", T0 + secs(1))
+    assert {c.endpoint.id for c in renewed} == {stale_ep.id, ep.id}
+    assert await store.mark_started("w1", [stale, *renewed], T0 + secs(1)) == [stale_ep.id]
+    swept = await store.free_leases_of(["w1"], T0 + secs(2))
+    assert {r.status for r in swept} == {RunStatus.UNKNOWN}
+
+
 async def test_the_load_counts_leased_and_due_endpoints(store: Store) -> None:
     assert await store.due_load(T0) == 0
     await seed(store, Delivery.AT_LEAST_ONCE, Delivery.AT_LEAST_ONCE, Delivery.AT_LEAST_ONCE)

@@ -75,7 +75,14 @@ background checkpoints fall behind."""
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """The WAL file is cut back to this size after a checkpoint (it only ever grows)."""
 
-SQLITE = Dialect("sqlite", from_micros, to_micros, json.dumps, insert, claim_returns_jobs=False)
+
+def _fences(pairs: list[tuple[str, int]]) -> tuple[Any, ...]:
+    return (json.dumps(pairs),)
+
+
+SQLITE = Dialect(
+    "sqlite", from_micros, to_micros, json.dumps, _fences, insert, claim_returns_jobs=False
+)
 
 
 def pragmas(conn: sqlite3.Connection) -> None:
