@@ -6,9 +6,10 @@ JSON text. Writers take turns in the event loop (``_write_turn``) and start with
 call is a hop to the connection's thread and back (~120 µs of CPU with the
 wake-ups), so the hot work avoids aiosqlite:
 
-* the claim and the completion run whole on the hot writer's own thread, on a plain
-  ``sqlite3`` connection (``HotWriter``): one hop per transaction instead of one per
-  statement, and the event loop decodes or replans another batch meanwhile;
+* the claim, the start mark and the completion run whole on the hot writer's own
+  thread, on a plain ``sqlite3`` connection (``HotWriter``): one hop per transaction
+  instead of one per statement, and the event loop decodes or replans another batch
+  meanwhile; it alone has a large page cache (``HOT_CACHE_KIB``);
 * read-only units of work run inline on the caller's thread (``InlineReads``);
 * checkpoints run in the background after every few commits (``Checkpointer``)
   instead of inside the commit that crosses ``wal_autocheckpoint``.
@@ -63,10 +64,14 @@ READ_BUDGET_S = 0.002
 """How long one read may run on the event loop before it moves to a thread."""
 PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between two looks at the clock (a few µs apart)."""
-CACHE_KIB = 32 * 1024
-"""Page cache per connection (SQLite's default is 2 MiB), filled only as pages are
-read: with 100k endpoints the claim, the completion's reads and the runs' indexes
-span far more than 2 MiB (bench/claim.py)."""
+CACHE_KIB = 2 * 1024
+"""Page cache per connection, SQLite's default. A cache fills as pages are read and
+stays full: with 32 MiB on each of the half-dozen connections a steady process's
+memory was still growing at the end of bench/soak.py (+5.3 % between its second
+and last quarter), and only the hot writer's work gains from more."""
+HOT_CACHE_KIB = 32 * 1024
+"""The hot writer's page cache: with 100k endpoints the claim, the completion's reads
+and the runs' indexes span far more than 2 MiB (bench/claim.py)."""
 CHECKPOINT_EVERY = 8
 """Writing transactions between two background checkpoints."""
 SAFETY_NET_PAGES = 65_536
@@ -85,16 +90,18 @@ SQLITE = Dialect(
 )
 
 
-def pragmas(conn: sqlite3.Connection) -> None:
-    """Every connection's settings; the driver's own transaction handling off
-    (``isolation_level = None``): writers issue their BEGIN themselves."""
+def pragmas(conn: sqlite3.Connection, cache_kib: int | None = None) -> None:
+    """Every connection's settings (a page cache of ``cache_kib``, else ``CACHE_KIB``);
+    the driver's own transaction handling off (``isolation_level = None``): writers
+    issue their BEGIN themselves."""
+    cache_kib = CACHE_KIB if cache_kib is None else cache_kib
     conn.isolation_level = None
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
         f"busy_timeout={BUSY_TIMEOUT_MS}",
         "foreign_keys=ON",
-        f"cache_size=-{CACHE_KIB}",  # negative: KiB, not pages
+        f"cache_size=-{cache_kib}",  # negative: KiB, not pages
         f"wal_autocheckpoint={SAFETY_NET_PAGES}",
         f"journal_size_limit={WAL_LIMIT_BYTES}",
     ):
@@ -344,7 +351,7 @@ class HotWriter:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(self._database)
-            pragmas(conn)
+            pragmas(conn, HOT_CACHE_KIB)
             self._conn = conn
         return self._conn
 
