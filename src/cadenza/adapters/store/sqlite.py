@@ -66,12 +66,13 @@ PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between two looks at the clock (a few µs apart)."""
 CACHE_KIB = 2 * 1024
 """Page cache per connection, SQLite's default. A cache fills as pages are read and
-stays full: with 32 MiB on each of the half-dozen connections a steady process's
-memory was still growing at the end of bench/soak.py (+5.3 % between its second
-and last quarter), and only the hot writer's work gains from more."""
-HOT_CACHE_KIB = 32 * 1024
-"""The hot writer's page cache: with 100k endpoints the claim, the completion's reads
-and the runs' indexes span far more than 2 MiB (bench/claim.py)."""
+stays full, so a large one is memory that grows for as long as it takes to fill:
+only the hot writer's work might gain from more."""
+HOT_CACHE_KIB = 8 * 1024
+"""The hot writer's page cache. bench/claim.py (100k endpoints) spent the same CPU
+per row with 8, 16 and 32 MiB (within 3 %, interleaved runs). bench/soak.py's RSS
+growth between its second and last quarter: +5.3 % with 32 MiB on every
+connection, +6.0 % with 32 MiB here alone (still filling), +1.4 % with 8 MiB."""
 CHECKPOINT_EVERY = 8
 """Writing transactions between two background checkpoints."""
 SAFETY_NET_PAGES = 65_536
