@@ -93,7 +93,7 @@ async def test_a_dead_workers_at_least_once_flight_runs_its_slot_again(store: St
     assert first is not None
     assert second is not None
     swept = await store.free_leases_of(["w1"], T0 + secs(12))
-    assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.LOST)]
+    assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.UNKNOWN)]
     # w2's run is not held back by it, and the lost slot comes back as attempt 2.
     assert (await store.complete("w2", [done(second)], T0 + secs(13))).lost == []
     (again,) = await claim(store, "w3", T0 + secs(13))
@@ -146,7 +146,7 @@ async def test_a_flight_is_renewed_like_a_lease(store: Store) -> None:
     assert await store.sweep_expired(T0 + secs(600)) == []
     assert await store.extend_leases("w2", [a], T0 + secs(3600)) == [a.endpoint.id]
     swept = await store.sweep_expired(T0 + secs(3601))
-    assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.LOST)]
+    assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.UNKNOWN)]
 
 
 async def test_launch_is_fenced_on_the_claim(store: Store) -> None:

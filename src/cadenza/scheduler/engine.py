@@ -18,11 +18,11 @@
   frees the leases of workers whose heart stopped. With other workers alive, a
   claim takes at most this worker's share of the work (``_fair_room``); on SQLite,
   where one worker process serves the file, the leases of the previous process are
-  freed before the first claim (``_bury_predecessors``). An ``at_most_once``
-  endpoint's attempt is recorded as started before its request leaves, the runs
-  starting together in one write (``starts.StartMarks``). An ``overlap=allow``
-  endpoint's run hands its lease to a flight of its own as it starts
-  (``launches``), so the endpoint's next slot can be claimed while it is in flight.
+  freed before the first claim (``_bury_predecessors``). Every attempt is
+  recorded as started before its request leaves, the runs starting together in one
+  write (``starts.StartMarks``). An ``overlap=allow`` endpoint's run then hands its
+  lease to a flight of its own (``launches``), so the endpoint's next slot can be
+  claimed while it is in flight.
 
 Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
 leases of claims that have not started, give running requests ``shutdown_grace``

@@ -111,8 +111,8 @@ def sweep(
     for key in keys:
         flight, ep = t.flights[key], t.endpoints[key[0]]
         job = t.jobs[ep.job_id]
-        sent = ep.delivery is Delivery.AT_MOST_ONCE
-        retry = not sent and not (ep.archived or job.archived)
+        once = ep.delivery is Delivery.AT_MOST_ONCE
+        retry = not once and not (ep.archived or job.archived)
         if retry and (
             ep.lease is not None
             or ep.attempt > 1
@@ -121,12 +121,12 @@ def sweep(
             or job.paused(now)
         ):
             continue
-        run = _swept_run(ep, flight, sent, now)
+        run = _swept_run(ep, flight, now)
         del t.flights[key]
         if record(run):
             recorded.append(run)
         if not retry:
-            if sent:
+            if once:
                 _fold(t, ep.id, run, now)
             continue
         retrying.add(ep.id)
@@ -139,7 +139,7 @@ def sweep(
     return recorded
 
 
-def _swept_run(ep: Endpoint, flight: Flight, sent: bool, now: datetime) -> Run:
+def _swept_run(ep: Endpoint, flight: Flight, now: datetime) -> Run:
     return Run(
         id=new_id("run", now),
         endpoint_id=ep.id,
@@ -148,7 +148,7 @@ def _swept_run(ep: Endpoint, flight: Flight, sent: bool, now: datetime) -> Run:
         scheduled_for=flight.scheduled_for,
         started_at=flight.started_at,
         finished_at=now,
-        status=RunStatus.UNKNOWN if sent else RunStatus.LOST,
+        status=RunStatus.UNKNOWN,
         source=flight.source,
         attempt=flight.attempt,
         error=lifecycle.swept_error(flight.owner, True, ep.delivery),

@@ -22,9 +22,9 @@ order; the newest slot's outcome stands). While the endpoint is leased for its n
 slot, or holds a lost slot to run again, its ``next_run_at`` is left alone.
 
 ``sweep`` frees an expired flight, or one of a dead worker, as the sweeper frees a
-lease: ``at_most_once``: recorded ``unknown`` (it was about to be sent) and folded
-as such; ``at_least_once``: recorded ``lost`` and its slot runs again as the next
-attempt (the endpoint's ``next_run_at`` goes back to it), which waits while the
+started lease: recorded ``unknown`` (its request left, or was about to); then
+``at_most_once`` folds it as such, and ``at_least_once`` runs its slot again as the
+next attempt (the endpoint's ``next_run_at`` goes back to it), which waits while the
 endpoint is leased. Each flight is settled on its own: one dead worker's runs never
 hold back another's.
 """
@@ -225,18 +225,18 @@ class FlightStore:
             if found is None:
                 continue
             endpoint, job, ep_row = found
-            sent = endpoint.delivery is Delivery.AT_MOST_ONCE
-            retry = not sent and not (endpoint.archived or job.archived)
+            once = endpoint.delivery is Delivery.AT_MOST_ONCE
+            retry = not once and not (endpoint.archived or job.archived)
             if retry and _retry_waits(endpoint, job, ep_row, now, retrying):
                 continue  # swept again later: the flight keeps its place meanwhile
-            run = _swept_run(row, endpoint, sent, now)
+            run = _swept_run(row, endpoint, now)
             await _record_swept(self._d, conn, run)
             await conn.execute(
                 _LANDED, {"b_id": row.endpoint_id, "b_epoch": row.epoch, "b_owner": row.owner}
             )
             if not retry:
                 state = _Landed(endpoint, ep_row.outcome_for)
-                if sent:
+                if once:
                     state.fold(job, run, now)
                 else:
                     state.landed = 1
@@ -295,7 +295,7 @@ def _retry_waits(endpoint: Endpoint, job: Job, row: Any, now: datetime, retrying
     )
 
 
-def _swept_run(row: Any, endpoint: Endpoint, sent: bool, now: datetime) -> Run:
+def _swept_run(row: Any, endpoint: Endpoint, now: datetime) -> Run:
     return Run(
         id=new_id("run", now),
         endpoint_id=endpoint.id,
@@ -304,7 +304,8 @@ def _swept_run(row: Any, endpoint: Endpoint, sent: bool, now: datetime) -> Run:
         scheduled_for=row.scheduled_for,
         started_at=row.started_at,
         finished_at=now,
-        status=RunStatus.UNKNOWN if sent else RunStatus.LOST,
+        # A flight exists only once its start was recorded: sent, outcome unknown.
+        status=RunStatus.UNKNOWN,
         source=PlanSource(row.source),
         attempt=row.attempt,
         error=_swept_error(row.owner, endpoint.delivery),
