@@ -6,7 +6,8 @@ rules, in order:
 1. an archived endpoint or job is not scheduled;
 2. the baseline gives a candidate (cron: next fire after ``now`` in the zone;
    interval: the lattice after the last slot, stretched ×2^failures up to ×32, with
-   missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter;
+   missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter; an
+   endpoint without a baseline is *on demand* and gives none ("on-demand");
 3. a fresh interval hint replaces it with ``last_run_at + hint`` (cron too);
 4. a fresh one-shot competes: the earliest of it and the cadence wins; a run-now
    (``trigger_run``) wins outright;
@@ -17,7 +18,7 @@ rules, in order:
 
 Whatever the rules decide is written into ``Plan.explanation`` step by step, each
 step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
-``backoff``, ``catch-up``, ``jitter``, ``hint-expired``, ``hint-interval``,
+``backoff``, ``catch-up``, ``jitter``, ``on-demand``, ``hint-expired``, ``hint-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
 ``run-now``, ``clamped-min``, ``clamped-max``, ``retry-after``, ``not-in-past``,
 ``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
@@ -45,6 +46,20 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
 - When both the endpoint and its job are paused, the longer pause binds ("paused"):
   an indefinite pause beats any bounded one, otherwise the later ``until`` wins.
 - A cron expression that never fires again, with nothing else to run, plans ``None``.
+- An on-demand endpoint (``baseline=None``) never runs on its own: with no fresh
+  one-shot (run-now included) and no fresh interval hint it plans ``None``, source
+  ``on-demand``, whatever its failures, Retry-After, guardrails or pause. So the
+  claim, which takes only rows with a ``next_run_at``, never picks it. What asks:
+  a one-shot or run-now runs once; an interval hint is a temporary cadence,
+  ``last_run_at`` (or ``now``) plus the hint, that ends with the hint (it lapses
+  into "nothing pending", never into a baseline). Baseline-only rules do not
+  apply: no failure backoff (it stretches a baseline), no catch-up and no missed
+  slots (there are no slots); an overdue one-shot or hint run after downtime runs
+  once. ``min_interval`` (the cooldown) and Retry-After hold a pending run back as
+  on any endpoint. ``max_interval`` bounds a cadence, so it lowers a run only while
+  an interval hint governs, and bounds a Retry-After hold; it never creates a run.
+  A bounded pause ends at the later of its end and the pending run, or plans
+  nothing if nothing is pending.
 - A ``run_once`` catch-up already stored and still ahead (within its jitter) is kept
   by a replan, so ``explain_schedule`` names the stored ``next_run_at`` until it is due.
 - Catch-up of cron fires missed during downtime happens when the scheduler claims the
@@ -87,6 +102,8 @@ class _Draft:
     at: datetime
     source: PlanSource
     steps: list[PlanStep]
+    cadence: bool = True
+    """Whether a baseline or a fresh interval hint governs (``max_interval`` bounds it)."""
 
     def note(self, rule: str, at: datetime | None, note: str) -> None:
         self.steps.append(PlanStep(rule, at, note))
@@ -110,6 +127,9 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
 
 
 def _baseline(now: datetime, endpoint: Endpoint) -> _Draft:
+    if endpoint.baseline is None:
+        note = "On demand: no baseline, so it runs only when asked (one-shot, run-now, hint)."
+        return _Draft(_NEVER, PlanSource.ON_DEMAND, [PlanStep("on-demand", None, note)], False)
     if isinstance(endpoint.baseline, CronSchedule):
         return _cron_baseline(now, endpoint, endpoint.baseline)
     return _interval_baseline(now, endpoint, endpoint.baseline)
@@ -276,7 +296,7 @@ def _apply_interval_hint(now: datetime, endpoint: Endpoint, draft: _Draft) -> No
     if at >= hint.expires_at:
         _hint_lapses(endpoint, hint.expires_at, at, draft)
         return
-    draft.at, draft.source = at, PlanSource.HINT_INTERVAL
+    draft.at, draft.source, draft.cadence = at, PlanSource.HINT_INTERVAL, True
     draft.note(
         "hint-interval",
         at,
@@ -294,12 +314,11 @@ def _hint_lapses(endpoint: Endpoint, expires_at: datetime, hinted: datetime, dra
         f"The interval hint would run next only after it expires at {expires_at.isoformat()}.",
     )
     resumed = _baseline(expires_at, endpoint)
-    draft.at, draft.source = resumed.at, resumed.source
-    draft.note(
-        "hint-lapses",
-        None if resumed.at == _NEVER else resumed.at,
-        "The hint lapses first; the baseline as seen at its expiry applies.",
-    )
+    draft.at, draft.source, draft.cadence = resumed.at, resumed.source, resumed.cadence
+    note = "The hint lapses first; the baseline as seen at its expiry applies."
+    if endpoint.baseline is None:
+        note = "The hint lapses first; on demand, nothing runs after it unless asked."
+    draft.note("hint-lapses", None if resumed.at == _NEVER else resumed.at, note)
 
 
 def _apply_one_shot(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
@@ -341,7 +360,8 @@ def _apply_clamps(endpoint: Endpoint, draft: _Draft) -> None:
             draft.at,
             f"Raised to the minimum interval of {_seconds(rails.min_interval)}.",
         )
-    if rails.max_interval is not None and draft.at > last + rails.max_interval:
+    # No cadence (on demand, no hint): nothing to bound, and a bound must not create a run.
+    if draft.cadence and rails.max_interval is not None and draft.at > last + rails.max_interval:
         draft.at, draft.source = last + rails.max_interval, PlanSource.CLAMPED_MAX
         draft.note(
             "clamped-max",
@@ -370,7 +390,10 @@ def _apply_retry_after(endpoint: Endpoint, draft: _Draft) -> None:
 def _apply_pauses(now: datetime, endpoint: Endpoint, job: Job, draft: _Draft) -> Plan:
     binding = _binding_pause(now, endpoint, job)
     if binding is not None:
-        return _paused_plan(*binding, draft)
+        return _paused_plan(*binding, draft, on_demand=endpoint.baseline is None)
+    if draft.at == _NEVER and endpoint.baseline is None:
+        draft.note("chosen", None, "On demand: nothing is pending; it runs only when asked.")
+        return Plan(None, draft.source, tuple(draft.steps))
     if draft.at == _NEVER:
         draft.note("chosen", None, "Nothing will run: no source gives a next run.")
         return Plan(None, draft.source, tuple(draft.steps))
@@ -390,11 +413,20 @@ def _binding_pause(now: datetime, endpoint: Endpoint, job: Job) -> tuple[str, Pa
     return max(active, key=lambda item: _NEVER if item[1].until is None else item[1].until)
 
 
-def _paused_plan(owner: str, pause: Pause, draft: _Draft) -> Plan:
+def _paused_plan(owner: str, pause: Pause, draft: _Draft, *, on_demand: bool) -> Plan:
     who = f"{pause.actor}: {pause.reason or 'no reason given'}"
     if pause.until is None:
         draft.note("paused", None, f"The {owner} is paused indefinitely ({who}).")
         return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
+    if on_demand:
+        # A baseline resumes when a pause ends; on demand, only what is pending does.
+        if draft.at == _NEVER:
+            note = f"The {owner} is paused until {pause.until.isoformat()} ({who}); on demand, "
+            draft.note("paused", None, note + "nothing is pending after it.")
+            return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
+        at = max(pause.until, draft.at)
+        draft.note("paused", at, f"The {owner} is paused until {pause.until.isoformat()} ({who}).")
+        return Plan(at, PlanSource.PAUSED, tuple(draft.steps))
     draft.note("paused", pause.until, f"The {owner} is paused until this time ({who}).")
     return Plan(pause.until, PlanSource.PAUSED, tuple(draft.steps))
 
@@ -436,7 +468,7 @@ def missed_slots(endpoint: Endpoint, slot: datetime) -> int:
     exactly one run: the run's standing slot becomes the next run's ``last slot``.
     """
     previous = endpoint.last_scheduled_for
-    if previous is None or slot <= previous:
+    if previous is None or slot <= previous or endpoint.baseline is None:
         return 0
     if isinstance(endpoint.baseline, IntervalSchedule):
         step = endpoint.baseline.every * (1 << min(endpoint.failure_count, MAX_BACKOFF_EXPONENT))
