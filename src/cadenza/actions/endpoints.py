@@ -281,11 +281,12 @@ ACTIONS = (
         name="add_endpoint",
         summary="Add an HTTP endpoint to a job",
         description=(
-            "Adds an HTTP request with a baseline schedule to a job and schedules it at once. "
-            "No baseline: on demand. Baseline: cron (5 fields, optional 6th for seconds, or @daily-style macros) with "
-            "an IANA timezone, or interval_seconds (>= 1) with an optional start_at. "
-            "Guardrails min_interval_seconds/max_interval_seconds bound every cadence, hints "
-            "included. Secret header values are stored encrypted and never shown again."
+            "Adds an HTTP request with a baseline schedule to a job and schedules it at once "
+            "(no baseline: on demand). Baseline: cron (5 fields, optional 6th for seconds, or "
+            "@daily-style macros) with an IANA timezone, or interval_seconds (>= 1) with an "
+            "optional start_at. Guardrails min_interval_seconds/max_interval_seconds bound "
+            "every cadence, hints included. Secret header values are stored encrypted and "
+            "never shown again."
         ),
         input_model=AddEndpointInput,
         output_model=EndpointOut,
@@ -363,8 +364,8 @@ ACTIONS = (
         summary="Change an endpoint's configuration",
         description=(
             "Changes an endpoint; omitted fields stay. request is a JSON Merge Patch "
-            "(headers by name, null removes); baseline replaces, null: on demand. ******** keeps a stored "
-            "secret, dropped if the URL changes origin. Replans at once."
+            "(headers by name, null removes); baseline replaces, null: on demand. ******** "
+            "keeps a stored secret, dropped if the URL changes origin. Replans at once."
         ),
         input_model=UpdateEndpointInput,
         output_model=EndpointOut,
