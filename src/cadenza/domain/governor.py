@@ -22,6 +22,7 @@ step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
 ``run-now``, ``clamped-min``, ``clamped-max``, ``retry-after``, ``not-in-past``,
 ``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
+``explain_plan`` may add ``overdue`` after them (a stored time passed, unclaimed).
 
 Where SCHEDULING.md is silent, these choices hold (each is tested):
 
@@ -429,6 +430,24 @@ def _paused_plan(owner: str, pause: Pause, draft: _Draft, *, on_demand: bool) ->
         return Plan(at, PlanSource.PAUSED, tuple(draft.steps))
     draft.note("paused", pause.until, f"The {owner} is paused until this time ({who}).")
     return Plan(pause.until, PlanSource.PAUSED, tuple(draft.steps))
+
+
+def explain_plan(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
+    """The plan ``explain_schedule`` shows: ``plan_next_run`` at ``now``, except that a
+    stored ``next_run_at`` already passed and not yet claimed is named as stored, with
+    its source ("overdue"), instead of a made-up "now": that slot is what a worker
+    claims next (a replan only looks forward, and would name a later cron fire).
+    """
+    plan = plan_next_run(now, endpoint, job)
+    stored = endpoint.next_run_at
+    claimed = endpoint.lease is not None and endpoint.lease.until > now
+    if stored is None or stored >= now or claimed:
+        return plan
+    late = (
+        f"Due at this stored time, {_seconds(now - stored)} ago; it runs when a worker claims it."
+    )
+    step = PlanStep("overdue", stored, late)
+    return Plan(stored, endpoint.next_run_source or plan.source, (*plan.explanation, step))
 
 
 def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:
