@@ -65,3 +65,19 @@ async def test_removing_a_baseline_keeps_the_rest(store: Store) -> None:
     stored = await current(store, ep)
     assert (stored.baseline, stored.next_run_at) == (None, None)
     assert (stored.name, stored.request, stored.tenant_id) == (ep.name, ep.request, TENANT)
+
+
+async def test_a_baseline_removed_while_its_slot_runs_plans_nothing_after_it(store: Store) -> None:
+    j = job()
+    ep = endpoint(j)
+    async with store.transaction() as tx:
+        await tx.insert_job(j)
+        await tx.insert_endpoint(ep)
+    [cl] = await claim(store, "w1", T0)
+    async with store.transaction() as tx:
+        stored = await tx.get_endpoint(TENANT, ep.id, for_update=True)
+        await tx.update_endpoint(lifecycle.replan(replace(stored, baseline=None), j, T0))
+    await store.complete("w1", [done(cl)], T0 + secs(1))
+    after = await current(store, ep)
+    assert (after.baseline, after.next_run_at, after.lease) == (None, None, None)
+    assert await claim(store, "w1", T0 + FAR) == []
