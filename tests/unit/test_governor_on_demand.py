@@ -192,6 +192,18 @@ CASES = [
         id="a one-shot after a bounded pause keeps its own time",
     ),
     pytest.param(
+        on_demand(pause=pause(at(30)), one_shot=one_shot(at(10), at(20))),
+        None,
+        PlanSource.PAUSED,
+        id="a one-shot that expires before a bounded pause ends asks nothing",
+    ),
+    pytest.param(
+        on_demand(pause=pause(at(30)), interval_hint=interval_hint(minutes(5), at(60))),
+        at(35),
+        PlanSource.PAUSED,
+        id="a hint still fresh when a bounded pause ends counts from its end",
+    ),
+    pytest.param(
         on_demand(pause=pause(None), one_shot=one_shot(at(10))),
         None,
         PlanSource.PAUSED,

@@ -59,8 +59,8 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
   once. ``min_interval`` (the cooldown) and Retry-After hold a pending run back as
   on any endpoint. ``max_interval`` bounds a cadence, so it lowers a run only while
   an interval hint governs, and bounds a Retry-After hold; it never creates a run.
-  A bounded pause ends at the later of its end and the pending run, or plans
-  nothing if nothing is pending.
+  When a bounded pause ends, what is still pending then runs (the plan as seen at
+  the pause's end); with nothing pending it plans nothing.
 - A ``run_once`` catch-up already stored and still ahead (within its jitter) is kept
   by a replan, so ``explain_schedule`` names the stored ``next_run_at`` until it is due.
 - Catch-up of cron fires missed during downtime happens when the scheduler claims the
@@ -116,6 +116,11 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
         what = "endpoint" if endpoint.archived else "job"
         step = PlanStep("archived", None, f"The {what} is archived; nothing is scheduled.")
         return Plan(None, PlanSource.ARCHIVED, (step,))
+    return _apply_pauses(now, endpoint, job, _unpaused(now, endpoint))
+
+
+def _unpaused(now: datetime, endpoint: Endpoint) -> _Draft:
+    """Rules 2 to 6: the plan as if nothing were paused."""
     draft = _baseline(now, endpoint)
     _apply_interval_hint(now, endpoint, draft)
     _apply_one_shot(now, endpoint, draft)
@@ -124,7 +129,7 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
     if draft.at < now:
         draft.note("not-in-past", now, "The candidate is in the past; running now instead.")
         draft.at = now
-    return _apply_pauses(now, endpoint, job, draft)
+    return draft
 
 
 def _baseline(now: datetime, endpoint: Endpoint) -> _Draft:
@@ -391,7 +396,9 @@ def _apply_retry_after(endpoint: Endpoint, draft: _Draft) -> None:
 def _apply_pauses(now: datetime, endpoint: Endpoint, job: Job, draft: _Draft) -> Plan:
     binding = _binding_pause(now, endpoint, job)
     if binding is not None:
-        return _paused_plan(*binding, draft, on_demand=endpoint.baseline is None)
+        if endpoint.baseline is None:
+            return _paused_on_demand(*binding, endpoint, draft)
+        return _paused_plan(*binding, draft)
     if draft.at == _NEVER and endpoint.baseline is None:
         draft.note("chosen", None, "On demand: nothing is pending; it runs only when asked.")
         return Plan(None, draft.source, tuple(draft.steps))
@@ -414,20 +421,32 @@ def _binding_pause(now: datetime, endpoint: Endpoint, job: Job) -> tuple[str, Pa
     return max(active, key=lambda item: _NEVER if item[1].until is None else item[1].until)
 
 
-def _paused_plan(owner: str, pause: Pause, draft: _Draft, *, on_demand: bool) -> Plan:
+def _paused_on_demand(owner: str, pause: Pause, endpoint: Endpoint, draft: _Draft) -> Plan:
+    """A baseline resumes when a pause ends; on demand, only what is still pending
+    then does: the plan as seen at the pause's end (a one-shot or hint expired by
+    then asks nothing)."""
+    if pause.until is None:
+        return _paused_plan(owner, pause, draft)
+    who = f"{pause.actor}: {pause.reason or 'no reason given'}"
+    resumed = _unpaused(pause.until, endpoint).at
+    if resumed == _NEVER:
+        note = f"on demand, nothing is pending when it ends ({who})."
+        draft.note(
+            "paused", None, f"The {owner} is paused until {pause.until.isoformat()}; " + note
+        )
+        return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
+    note = (
+        f"The {owner} is paused until {pause.until.isoformat()}; what is pending runs then ({who})."
+    )
+    draft.note("paused", resumed, note)
+    return Plan(resumed, PlanSource.PAUSED, tuple(draft.steps))
+
+
+def _paused_plan(owner: str, pause: Pause, draft: _Draft) -> Plan:
     who = f"{pause.actor}: {pause.reason or 'no reason given'}"
     if pause.until is None:
         draft.note("paused", None, f"The {owner} is paused indefinitely ({who}).")
         return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
-    if on_demand:
-        # A baseline resumes when a pause ends; on demand, only what is pending does.
-        if draft.at == _NEVER:
-            note = f"The {owner} is paused until {pause.until.isoformat()} ({who}); on demand, "
-            draft.note("paused", None, note + "nothing is pending after it.")
-            return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
-        at = max(pause.until, draft.at)
-        draft.note("paused", at, f"The {owner} is paused until {pause.until.isoformat()} ({who}).")
-        return Plan(at, PlanSource.PAUSED, tuple(draft.steps))
     draft.note("paused", pause.until, f"The {owner} is paused until this time ({who}).")
     return Plan(pause.until, PlanSource.PAUSED, tuple(draft.steps))
 
