@@ -39,7 +39,7 @@ async def test_an_endpoint_without_a_baseline_is_kept_and_never_claimed(store: S
 
 async def test_a_one_shot_is_claimed_once_and_then_nothing(store: Store) -> None:
     j, ep = await on_demand(store)
-    shot = OneShot(T0 + secs(5), T0 + secs(3600), "asked")
+    shot = OneShot("osh-asked", T0 + secs(5), T0 + secs(3600), "asked")
     async with store.transaction() as tx:
         await tx.update_endpoint(lifecycle.with_one_shot(ep, j, shot, T0))
     assert await claim(store, "w1", T0) == []
@@ -48,7 +48,7 @@ async def test_a_one_shot_is_claimed_once_and_then_nothing(store: Store) -> None
     assert (cl.scheduled_for, cl.source) == (T0 + secs(5), PlanSource.HINT_ONE_SHOT)
     await store.complete("w1", [done(cl)], T0 + secs(6))
     after = await current(store, ep)
-    assert (after.next_run_at, after.one_shot, after.lease) == (None, None, None)
+    assert (after.next_run_at, after.one_shots, after.lease) == (None, (), None)
     assert await store.due_load(T0 + FAR) == 0
     assert await claim(store, "w1", T0 + FAR) == []
 

@@ -51,25 +51,25 @@ CASES = [
         ran(on_demand(), at(-600)), None, PlanSource.ON_DEMAND, id="ran long ago: still nothing"
     ),
     pytest.param(
-        ran(on_demand(one_shot=one_shot(at(5))), at(-60)),
+        ran(on_demand(one_shots=(one_shot(at(5)),)), at(-60)),
         at(5),
         PlanSource.HINT_ONE_SHOT,
         id="a one-shot runs at its time",
     ),
     pytest.param(
-        on_demand(one_shot=OneShot(T0, at(60), run_now=True)),
+        on_demand(one_shots=(OneShot("osh-now", T0, at(60), run_now=True),)),
         T0,
         PlanSource.RUN_NOW,
         id="a run-now runs now",
     ),
     pytest.param(
-        ran(on_demand(one_shot=one_shot(at(-30), at(30))), at(-600)),
+        ran(on_demand(one_shots=(one_shot(at(-30), at(30)),)), at(-600)),
         T0,
         PlanSource.HINT_ONE_SHOT,
         id="an overdue one-shot (downtime) runs once, now",
     ),
     pytest.param(
-        ran(on_demand(one_shot=one_shot(at(-30), at(-1))), at(-600)),
+        ran(on_demand(one_shots=(one_shot(at(-30), at(-1)),)), at(-600)),
         None,
         PlanSource.ON_DEMAND,
         id="an expired one-shot asks nothing",
@@ -99,7 +99,7 @@ CASES = [
         id="an expired hint asks nothing",
     ),
     pytest.param(
-        ran(on_demand(failure_count=4, one_shot=one_shot(at(1))), at(-1)),
+        ran(on_demand(failure_count=4, one_shots=(one_shot(at(1)),)), at(-1)),
         at(1),
         PlanSource.HINT_ONE_SHOT,
         id="failures do not back off a one-shot (backoff stretches baselines only)",
@@ -112,7 +112,7 @@ CASES = [
     ),
     pytest.param(
         ran(
-            on_demand(guardrails=Guardrails(min_interval=minutes(20)), one_shot=one_shot(T0)),
+            on_demand(guardrails=Guardrails(min_interval=minutes(20)), one_shots=(one_shot(T0),)),
             at(-3),
         ),
         at(17),
@@ -128,7 +128,8 @@ CASES = [
     pytest.param(
         ran(
             on_demand(
-                guardrails=Guardrails(max_interval=minutes(20)), one_shot=one_shot(at(60), at(90))
+                guardrails=Guardrails(max_interval=minutes(20)),
+                one_shots=(one_shot(at(60), at(90)),),
             ),
             at(-3),
         ),
@@ -149,7 +150,7 @@ CASES = [
         id="the maximum interval bounds a hint's cadence",
     ),
     pytest.param(
-        ran(on_demand(retry_after_until=at(10), one_shot=one_shot(T0)), at(-1)),
+        ran(on_demand(retry_after_until=at(10), one_shots=(one_shot(T0),)), at(-1)),
         at(10),
         PlanSource.HINT_ONE_SHOT,
         id="Retry-After holds a one-shot back",
@@ -159,7 +160,7 @@ CASES = [
             on_demand(
                 retry_after_until=at(60),
                 guardrails=Guardrails(max_interval=minutes(20)),
-                one_shot=one_shot(T0),
+                one_shots=(one_shot(T0),),
             ),
             at(-1),
         ),
@@ -180,19 +181,19 @@ CASES = [
         id="a bounded pause with nothing pending plans nothing after it",
     ),
     pytest.param(
-        on_demand(pause=pause(at(30)), one_shot=one_shot(at(10), at(100))),
+        on_demand(pause=pause(at(30)), one_shots=(one_shot(at(10), at(100)),)),
         at(30),
         PlanSource.PAUSED,
         id="a pending one-shot runs when a bounded pause ends",
     ),
     pytest.param(
-        on_demand(pause=pause(at(30)), one_shot=one_shot(at(50), at(100))),
+        on_demand(pause=pause(at(30)), one_shots=(one_shot(at(50), at(100)),)),
         at(50),
         PlanSource.PAUSED,
         id="a one-shot after a bounded pause keeps its own time",
     ),
     pytest.param(
-        on_demand(pause=pause(at(30)), one_shot=one_shot(at(10), at(20))),
+        on_demand(pause=pause(at(30)), one_shots=(one_shot(at(10), at(20)),)),
         None,
         PlanSource.PAUSED,
         id="a one-shot that expires before a bounded pause ends asks nothing",
@@ -204,14 +205,16 @@ CASES = [
         id="a hint still fresh when a bounded pause ends counts from its end",
     ),
     pytest.param(
-        on_demand(pause=pause(None), one_shot=one_shot(at(10))),
+        on_demand(pause=pause(None), one_shots=(one_shot(at(10)),)),
         None,
         PlanSource.PAUSED,
         id="an indefinite pause wins",
     ),
     pytest.param(
         on_demand(
-            catch_up=CatchUp.SKIP, jitter=timedelta(minutes=5), one_shot=one_shot(at(-5), at(30))
+            catch_up=CatchUp.SKIP,
+            jitter=timedelta(minutes=5),
+            one_shots=(one_shot(at(-5), at(30)),),
         ),
         T0,
         PlanSource.HINT_ONE_SHOT,
@@ -240,16 +243,18 @@ def test_a_hint_lapsing_says_nothing_follows() -> None:
 
 
 def test_a_one_shot_runs_once_and_then_nothing() -> None:
-    endpoint = lifecycle.replan(on_demand(one_shot=one_shot(at(5))), JOB, T0)
+    endpoint = lifecycle.replan(on_demand(one_shots=(one_shot(at(5)),)), JOB, T0)
     assert endpoint.next_run_at == at(5)
     run = make_run(endpoint, at(5), source=PlanSource.HINT_ONE_SHOT)
     after = lifecycle.after_run(endpoint, JOB, run, at(5))
     assert (after.next_run_at, after.next_run_source) == (None, PlanSource.ON_DEMAND)
-    assert after.one_shot is None
+    assert after.one_shots == ()
 
 
 def test_a_failed_run_now_is_not_retried_on_its_own() -> None:
-    endpoint = lifecycle.replan(on_demand(one_shot=OneShot(T0, at(60), run_now=True)), JOB, T0)
+    endpoint = lifecycle.replan(
+        on_demand(one_shots=(OneShot("osh-now", T0, at(60), run_now=True),)), JOB, T0
+    )
     run = make_run(endpoint, T0, RunStatus.FAILURE, source=PlanSource.RUN_NOW)
     after = lifecycle.after_run(endpoint, JOB, run, at(1))
     assert after.failure_count == 1
@@ -293,7 +298,8 @@ def idle_on_demand(draw: st.DrawFn) -> tuple[Endpoint, datetime]:
         low, high = high, low
     last = draw(st.none() | _OFFSETS.filter(lambda t: t <= now))
     past = st.floats(0, 86400, allow_nan=False).map(lambda s: now - timedelta(seconds=s))
-    shot = draw(st.none() | past.map(lambda t: OneShot(t - timedelta(hours=1), t)))
+    expired = past.map(lambda t: (OneShot("osh-old", t - timedelta(hours=1), t),))
+    shot = draw(st.just(()) | expired)
     hint = draw(st.none() | past.map(lambda t: IntervalHint(timedelta(minutes=5), t)))
     paused = draw(st.none() | st.none().map(lambda _: Pause(None)) | _OFFSETS.map(Pause))
     endpoint = on_demand(
@@ -301,7 +307,7 @@ def idle_on_demand(draw: st.DrawFn) -> tuple[Endpoint, datetime]:
         catch_up=draw(st.sampled_from(list(CatchUp))),
         jitter=draw(_durations(0, 3600)),
         failure_count=draw(st.integers(0, 40)),
-        one_shot=shot,
+        one_shots=shot,
         interval_hint=hint,
         pause=paused,
         retry_after_until=draw(st.none() | _OFFSETS),
@@ -329,3 +335,11 @@ def test_after_any_run_nothing_more_runs_unless_asked(
     endpoint, now = case
     run = replace(make_run(endpoint, now, status, source=source), finished_at=now)
     assert lifecycle.after_run(endpoint, JOB, run, now).next_run_at is None
+
+
+def test_queued_one_shots_run_in_order_each_once_and_then_nothing() -> None:
+    queue = (one_shot(at(5)), one_shot(at(20)), one_shot(at(60)))
+    endpoint = lifecycle.replan(on_demand(one_shots=queue), JOB, T0)
+    plans = preview(T0, endpoint, JOB, 5)
+    assert [p.next_run_at for p in plans] == [at(5), at(20), at(60), None]
+    assert plans[-1].source is PlanSource.ON_DEMAND
