@@ -77,12 +77,16 @@ def target_process() -> Iterator[str]:
         process.join(10)
 
 
+SQLITE_FILE = "bench.db"
+"""The name of ``database``'s SQLite file (beside it: its ``-wal`` and ``-shm``)."""
+
+
 @contextlib.contextmanager
 def database(kind: str) -> Iterator[str]:
     """A fresh migrated database: ``sqlite`` (temp file) or ``postgres`` (dropped after)."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as directory:
-            url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+            url = f"sqlite+aiosqlite:///{Path(directory) / SQLITE_FILE}"
             migrate(url)
             yield url
         return

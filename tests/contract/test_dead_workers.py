@@ -118,12 +118,43 @@ async def test_a_started_at_most_once_attempt_is_unknown_and_never_sent_again(
     assert await runs_of(store, ep) == [(1, RunStatus.SUCCESS)]
 
 
+async def test_a_result_kept_past_the_takeover_is_recorded_and_changes_no_schedule(
+    store: Store,
+) -> None:
+    """A worker judged dead while it still ran (cut off from the database) writes its
+    real result later: it replaces the ``unknown`` record of its attempt, and the
+    slot, now the new owner's, is left alone."""
+    [ep] = await seed(store, Delivery.AT_LEAST_ONCE)
+    [cl] = await claim(store, "cut-off", T0)
+    assert await store.mark_started("cut-off", [cl], T0) == []
+    await store.free_leases_of(["cut-off"], T0 + secs(8))
+    [again] = await claim(store, "w2", T0 + secs(8))
+    assert (await store.complete("cut-off", [done(cl)], T0 + secs(9))).lost == [ep.id]
+    assert await runs_of(store, ep) == [(1, RunStatus.SUCCESS)]
+    after = await current(store, ep)
+    assert after.lease is not None
+    assert (after.lease.owner, after.lease.epoch, after.attempt) == ("w2", again.epoch, 2)
+
+
 async def test_a_start_is_refused_when_the_lease_is_not_ours(store: Store) -> None:
     [ep] = await seed(store, Delivery.AT_MOST_ONCE)
     [cl] = await claim(store, "w1", T0)
     assert await store.mark_started("w2", [cl], T0) == [ep.id]
     await store.free_leases_of(["w1"], T0)
     assert await store.mark_started("w1", [cl], T0) == [ep.id]
+
+
+async def test_a_start_is_fenced_on_the_epoch_of_each_claim(store: Store) -> None:
+    """In one batch, a claim of an older lease of the same worker is refused and the
+    others are marked: only the current lease's start is recorded."""
+    stale_ep, ep = await seed(store, Delivery.AT_LEAST_ONCE, Delivery.AT_LEAST_ONCE)
+    stale, _ = await claim(store, "w1", T0)
+    await store.free_leases_of(["w1"], T0)
+    renewed = await claim(store, "w1", T0 + secs(1))
+    assert {c.endpoint.id for c in renewed} == {stale_ep.id, ep.id}
+    assert await store.mark_started("w1", [stale, *renewed], T0 + secs(1)) == [stale_ep.id]
+    swept = await store.free_leases_of(["w1"], T0 + secs(2))
+    assert {r.status for r in swept} == {RunStatus.UNKNOWN}
 
 
 async def test_the_load_counts_leased_and_due_endpoints(store: Store) -> None:

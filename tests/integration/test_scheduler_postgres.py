@@ -74,7 +74,7 @@ def _only_held_in_flight(
     return check
 
 
-async def test_a_run_lost_with_a_killed_worker_is_recorded_and_run_again_by_another(
+async def test_a_run_cut_by_a_killed_worker_is_recorded_and_run_again_by_another(
     tmp_path: Path,
 ) -> None:
     with postgres_database() as url:
@@ -129,19 +129,19 @@ async def test_a_run_lost_with_a_killed_worker_is_recorded_and_run_again_by_anot
                 await eventually(rerun_and_others_ran, every=0.2)
             finally:
                 assert await stop_worker(second) == 0
-            lost, retried = await runs_of(runtime.store, held.id)
+            cut, retried = await runs_of(runtime.store, held.id)
             state = await current(runtime.store, held.id)
             other_runs = [r for e in others for r in await runs_of(runtime.store, e.id)]
 
-    assert lost.status is RunStatus.LOST
-    assert (lost.worker_id, lost.attempt) == ("crash-1", 1)
+    assert cut.status is RunStatus.UNKNOWN  # its start was recorded: sent, outcome unknown
+    assert (cut.worker_id, cut.attempt) == ("crash-1", 1)
     assert retried.status is RunStatus.SUCCESS
     assert (retried.worker_id, retried.attempt) == ("crash-2", 2)
-    assert retried.scheduled_for == lost.scheduled_for == held.next_run_at
+    assert retried.scheduled_for == cut.scheduled_for == held.next_run_at
     assert state.lease is None
     assert state.next_run_at == retried.scheduled_for + timedelta(minutes=1)
     requests = Counter(hit.key for hit in target.hits)
-    assert requests[f"{held.id}:{lost.scheduled_for.isoformat()}"] == 2
+    assert requests[f"{held.id}:{cut.scheduled_for.isoformat()}"] == 2
     # Nothing else ran twice: no slot of another endpoint was lost or requested again.
     assert [r for r in other_runs if r.status is not RunStatus.SUCCESS] == []
     assert {r.worker_id for r in other_runs} == {"crash-1", "crash-2"}

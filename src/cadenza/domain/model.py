@@ -64,11 +64,12 @@ class RunStatus(StrEnum):
     TIMEOUT = "timeout"
     ERROR = "error"
     LOST = "lost"
-    """A dead worker's attempt with no recorded start: never sent if at_most_once;
-    perhaps sent if at_least_once, whose starts are not recorded. It runs again."""
+    """A dead worker's attempt with no recorded start: its request never left. It
+    runs again."""
     UNKNOWN = "unknown"
-    """The request may have reached the target, but its outcome was never learned:
-    the worker died or shut down while it was in flight. Not a failure."""
+    """The request may have reached the target (its start was recorded), but its
+    outcome was never learned: the worker died or shut down while it was in flight.
+    Not a failure."""
 
     @property
     def ok(self) -> bool:

@@ -18,9 +18,9 @@
   frees the leases of workers whose heart stopped. With other workers alive, a
   claim takes at most this worker's share of the work (``_fair_room``); on SQLite,
   where one worker process serves the file, the leases of the previous process are
-  freed before the first claim (``_bury_predecessors``). An ``at_most_once``
-  endpoint's attempt is recorded as started before its request leaves, the runs
-  starting together in one write (``starts.StartMarks``).
+  freed before the first claim (``_bury_predecessors``). Every attempt is
+  recorded as started before its request leaves, the runs starting together in one
+  write (``starts.StartMarks``).
 
 Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
 leases of claims that have not started, give running requests ``shutdown_grace``

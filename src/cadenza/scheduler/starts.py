@@ -1,15 +1,12 @@
-"""``StartMarks``: an ``at_most_once`` attempt's start recorded before its request
-leaves, batched.
+"""``StartMarks``: every attempt's start recorded before its request leaves, batched.
 
 A dead worker's lease whose start was recorded ran an attempt with its outcome
-unknown (``unknown``: never sent again); one without it never sent its request
-(``lost``). The mark is one fenced write; runs starting together share it: a mark
-asked for while a write is under way joins the next write, so a burst of N starts
-costs about two round trips, not N, and a lone start costs one.
-
-``at_least_once`` attempts are not marked (a dead worker's one is ``lost`` and sent
-again either way): marking them too cost 10-30 % of a worker's throughput in
-bench/throughput.py, even batched, since starts trickle in as runs finish.
+unknown (``unknown``: sent again with the same ``Idempotency-Key`` for
+``at_least_once``, never for ``at_most_once``); one without it never sent its
+request (``lost``, and it runs again). The mark is one fenced statement, a single
+round trip (``Store.mark_started``); runs starting together share it: a mark asked
+for while a write is under way joins the next write, so a burst of N starts costs
+about two round trips, not N, and a lone start costs one.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import contextlib
 
 import structlog
 
-from cadenza.domain.model import Delivery
 from cadenza.ports import Claim, Clock, Store
 
 log = structlog.get_logger("cadenza.scheduler")
@@ -34,11 +30,9 @@ class StartMarks:
         self._writer: asyncio.Task[None] | None = None
 
     async def may_send(self, claim: Claim) -> bool:
-        """True at once for at_least_once, else once ``claim``'s start is recorded.
-        False when its lease is no longer ours, or the mark could not be written (the
-        slot is then released, or else swept as ``lost``): its request must not go."""
-        if claim.endpoint.delivery is not Delivery.AT_MOST_ONCE:
-            return True
+        """True once ``claim``'s start is recorded. False when its lease is no longer
+        ours, or the mark could not be written (the slot is then released, or else
+        swept as ``lost``): its request must not go."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((claim, future))
         if self._writer is None:

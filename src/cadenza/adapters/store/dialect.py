@@ -41,6 +41,8 @@ class Dialect:
     """An aware datetime (or ``None``) to a parameter of raw driver SQL."""
     ids: Callable[[list[str]], Any]
     """A list of ids as the one parameter of ``Sql`` texts that match ``id`` against it."""
+    fences: Callable[[list[tuple[str, int]]], tuple[Any, ...]]
+    """``(id, lease_epoch)`` pairs as the parameters of ``Sql`` texts that match them."""
     insert: Callable[[sa.Table], Any]
     """The dialect's ``insert``, which has ``on_conflict_do_nothing``/``_do_update``."""
     claim_returns_jobs: bool

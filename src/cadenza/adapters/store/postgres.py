@@ -59,7 +59,11 @@ def _same(value: Any) -> Any:
     return value
 
 
-POSTGRES = Dialect("postgresql", _same, _same, list, insert, claim_returns_jobs=True)
+def _fences(pairs: list[tuple[str, int]]) -> tuple[Any, ...]:
+    return [i for i, _ in pairs], [e for _, e in pairs]
+
+
+POSTGRES = Dialect("postgresql", _same, _same, list, _fences, insert, claim_returns_jobs=True)
 _NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
 _ANALYZE = sa.text("ANALYZE endpoints")
 

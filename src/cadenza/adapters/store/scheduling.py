@@ -1,4 +1,5 @@
-"""The scheduler's two statements per endpoint and cycle: the claim and the completion.
+"""The scheduler's statements per endpoint and cycle: the claim, the start mark and
+the completion.
 
 Each is written as ``dialect.Steps`` (the SQL it runs, both databases' spelling side
 by side, with its logic in between), which the database runs as one transaction:
@@ -113,6 +114,31 @@ def claim(
     job_ids = list({row[_JOB_ID] for row in rows})
     jobs: list[Row] = yield Fetch(CLAIMED_JOBS, (d.ids(job_ids),))
     return rows, jobs
+
+
+# The start mark -----------------------------------------------------------------
+
+_SQLITE_FENCES = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+_MARK = (
+    "UPDATE endpoints SET lease_started_at = {p} WHERE lease_owner = {p} "
+    "AND (id, lease_epoch) IN ({fences}) RETURNING id, lease_epoch"
+)
+MARK_STARTED = Sql(
+    # Parameters: now, owner, the claims' fences (``Dialect.fences``). Rows: the
+    # fences still ours, now marked.
+    sqlite=_MARK.format(p="?", fences=_SQLITE_FENCES),
+    postgres=_MARK.format(p="%s", fences="SELECT * FROM unnest(%s::text[], %s::bigint[])"),
+)
+
+
+def mark_started(
+    d: Dialect, worker_id: str, claims: Sequence[Claim], now: datetime
+) -> Steps[list[str]]:
+    """Record that ``claims``' requests are about to leave: the ids no longer ours."""
+    fences = d.fences([(c.endpoint.id, c.epoch) for c in claims])
+    rows: list[Row] = yield Fetch(MARK_STARTED, (d.ts_out(now), worker_id, *fences))
+    kept = {(row[0], row[1]) for row in rows}
+    return [c.endpoint.id for c in claims if (c.endpoint.id, c.epoch) not in kept]
 
 
 @dataclass(frozen=True, slots=True)

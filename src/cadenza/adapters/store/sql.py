@@ -192,20 +192,13 @@ class SqlStore:
     ) -> list[str]:
         """Record, before their requests leave, that these claims' attempts start;
         returns the ids whose lease is no longer ours (their requests must not go).
-        One statement, whatever the number of claims: the worker marks the runs
-        starting together at once."""
+        One statement, whatever the number of claims (the worker marks the runs
+        starting together at once), outside a transaction on PostgreSQL like the
+        claim: one round trip."""
         if not claims:
             return []
-        fences = [(c.endpoint.id, c.epoch) for c in claims]
-        stmt = (
-            endpoints.update()
-            .where(_E.lease_owner == worker_id, sa.tuple_(_E.id, _E.lease_epoch).in_(fences))
-            .values(lease_started_at=now)
-            .returning(_E.id)
-        )
-        async with self.writing() as conn:
-            kept = set((await conn.execute(stmt)).scalars())
-        return [c.endpoint.id for c in claims if c.endpoint.id not in kept]
+        steps = scheduling.mark_started(self._db.dialect, worker_id, claims, now)
+        return await self._db.run(steps, atomic=False)
 
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
         """Record each expired lease's attempt (``lost``: never sent; ``unknown``:

@@ -6,9 +6,10 @@ JSON text. Writers take turns in the event loop (``_write_turn``) and start with
 call is a hop to the connection's thread and back (~120 µs of CPU with the
 wake-ups), so the hot work avoids aiosqlite:
 
-* the claim and the completion run whole on the hot writer's own thread, on a plain
-  ``sqlite3`` connection (``HotWriter``): one hop per transaction instead of one per
-  statement, and the event loop decodes or replans another batch meanwhile;
+* the claim, the start mark and the completion run whole on the hot writer's own
+  thread, on a plain ``sqlite3`` connection (``HotWriter``): one hop per transaction
+  instead of one per statement, and the event loop decodes or replans another batch
+  meanwhile; it alone has a large page cache (``HOT_CACHE_KIB``);
 * read-only units of work run inline on the caller's thread (``InlineReads``);
 * checkpoints run in the background after every few commits (``Checkpointer``)
   instead of inside the commit that crosses ``wal_autocheckpoint``.
@@ -63,10 +64,15 @@ READ_BUDGET_S = 0.002
 """How long one read may run on the event loop before it moves to a thread."""
 PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between two looks at the clock (a few µs apart)."""
-CACHE_KIB = 32 * 1024
-"""Page cache per connection (SQLite's default is 2 MiB), filled only as pages are
-read: with 100k endpoints the claim, the completion's reads and the runs' indexes
-span far more than 2 MiB (bench/claim.py)."""
+CACHE_KIB = 2 * 1024
+"""Page cache per connection, SQLite's default. A cache fills as pages are read and
+stays full, so a large one is memory that grows for as long as it takes to fill:
+only the hot writer's work might gain from more."""
+HOT_CACHE_KIB = 8 * 1024
+"""The hot writer's page cache. bench/claim.py (100k endpoints) spent the same CPU
+per row with 8, 16 and 32 MiB (within 3 %, interleaved runs). bench/soak.py's RSS
+growth between its second and last quarter: +5.3 % with 32 MiB on every
+connection, +6.0 % with 32 MiB here alone (still filling), +1.4 % with 8 MiB."""
 CHECKPOINT_EVERY = 8
 """Writing transactions between two background checkpoints."""
 SAFETY_NET_PAGES = 65_536
@@ -75,19 +81,28 @@ background checkpoints fall behind."""
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """The WAL file is cut back to this size after a checkpoint (it only ever grows)."""
 
-SQLITE = Dialect("sqlite", from_micros, to_micros, json.dumps, insert, claim_returns_jobs=False)
+
+def _fences(pairs: list[tuple[str, int]]) -> tuple[Any, ...]:
+    return (json.dumps(pairs),)
 
 
-def pragmas(conn: sqlite3.Connection) -> None:
-    """Every connection's settings; the driver's own transaction handling off
-    (``isolation_level = None``): writers issue their BEGIN themselves."""
+SQLITE = Dialect(
+    "sqlite", from_micros, to_micros, json.dumps, _fences, insert, claim_returns_jobs=False
+)
+
+
+def pragmas(conn: sqlite3.Connection, cache_kib: int | None = None) -> None:
+    """Every connection's settings (a page cache of ``cache_kib``, else ``CACHE_KIB``);
+    the driver's own transaction handling off (``isolation_level = None``): writers
+    issue their BEGIN themselves."""
+    cache_kib = CACHE_KIB if cache_kib is None else cache_kib
     conn.isolation_level = None
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
         f"busy_timeout={BUSY_TIMEOUT_MS}",
         "foreign_keys=ON",
-        f"cache_size=-{CACHE_KIB}",  # negative: KiB, not pages
+        f"cache_size=-{cache_kib}",  # negative: KiB, not pages
         f"wal_autocheckpoint={SAFETY_NET_PAGES}",
         f"journal_size_limit={WAL_LIMIT_BYTES}",
     ):
@@ -337,7 +352,7 @@ class HotWriter:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(self._database)
-            pragmas(conn)
+            pragmas(conn, HOT_CACHE_KIB)
             self._conn = conn
         return self._conn
 
