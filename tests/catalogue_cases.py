@@ -33,6 +33,7 @@ MISSING = {
     "channel_id": "chn_01kjq6psg03j132y95g9pxj08k",
     "rule_id": "alr_01kjq6psg03j132y95g9pxj08k",
     "incident_id": "inc_01kjq6psg03j132y95g9pxj08k",
+    "one_shot_id": "osh_01kjq6psg03j132y95g9pxj08k",
 }
 """Well-formed ids that exist nowhere."""
 
@@ -64,6 +65,7 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "apply_interval_hint": ({"interval_seconds": 0}, "interval_seconds"),
     "schedule_one_shot_run": ({"delay_seconds": -1}, "delay_seconds"),
     "trigger_run": ({"reason": LONG_REASON}, "reason"),
+    "cancel_one_shot": ({"one_shot_id": LONG_ID}, "one_shot_id"),
     "pause_or_resume_endpoint": ({"until": "soon"}, "until"),
     "clear_adaptive_hints": ({"reason": LONG_REASON}, "reason"),
     "reset_failure_count": ({"reason": LONG_REASON}, "reason"),
@@ -173,6 +175,10 @@ async def open_incident(services: Services, tenant_id: str, subject: str) -> str
     return incident.id
 
 
+LATER = {"delay_seconds": 3600, "reason": "look again in an hour"}
+"""A one-shot an hour ahead: what every surface's world queues for ``one_shot_id``."""
+
+
 def example_arguments(name: str, index: int, ids: dict[str, str]) -> dict[str, Any]:
     """The action's example ``index`` with its placeholder ids replaced by ``ids``."""
     arguments = dict(BY_NAME[name].examples[index].arguments)
@@ -186,5 +192,6 @@ def with_ids(name: str, ids: dict[str, str], arguments: dict[str, Any]) -> dict[
 
 def good_arguments(name: str, ids: dict[str, str]) -> dict[str, Any]:
     """The action's first example with real ids: a call that succeeds in a world
-    holding a job, an endpoint with a run, a pending proposal and a spare key."""
+    holding a job, an endpoint with a run and a queued one-shot, a pending proposal
+    and a spare key."""
     return with_ids(name, ids, example_arguments(name, 0, ids))

@@ -15,7 +15,7 @@ from cadenza.actions import BY_NAME
 from cadenza.actions.base import Services
 from cadenza.domain.planning import Proposal, ProposalStatus, Verb
 from cadenza.ids import new_id
-from catalogue_cases import alert_ids
+from catalogue_cases import LATER, alert_ids
 
 
 @dataclass
@@ -30,7 +30,11 @@ async def build_world(client: httpx2.AsyncClient, services: Services, owner: Ten
     key = await client.post(
         "/api/v1/api-keys", json={"name": "spare", "scopes": ["runs:read"]}, headers=owner.headers
     )
+    queued = await client.post(
+        f"/api/v1/endpoints/{endpoint_id}/hints/one-shot", json=LATER, headers=owner.headers
+    )
     ids = {
+        "one_shot_id": queued.json()["one_shot_id"],
         "job_id": job_id,
         "endpoint_id": endpoint_id,
         "run_id": runs[0].id,

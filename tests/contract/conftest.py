@@ -111,3 +111,20 @@ def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _migrated_url("postgres", request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", POSTGRES])
+def blank_sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated SQL database of each kind, for tests of one migration."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'blank.db'}"
+        return
+    request.getfixturevalue("pg_url")  # skips when no server answers
+    name = f"cadenza_test_blank_{secrets.token_hex(4)}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

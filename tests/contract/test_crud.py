@@ -74,7 +74,7 @@ async def test_an_endpoint_with_every_option_round_trips(store: Store) -> None:
         description="desc",
         planner_enabled=False,
         interval_hint=IntervalHint(secs(120), T0 + secs(600), "load", ALICE),
-        one_shot=OneShot(T0 + secs(30), T0 + secs(90), "check"),
+        one_shots=(OneShot("osh-1", T0 + secs(30), T0 + secs(90), "check"),),
         pause=Pause(None, "hold"),
         failure_count=2,
         success_streak=0,

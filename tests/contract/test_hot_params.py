@@ -90,7 +90,7 @@ def _endpoints() -> list[Endpoint]:
     hinted = endpoint(
         of,
         interval_hint=IntervalHint(secs(30), T0 + secs(600), "busy"),
-        one_shot=OneShot(T0 + secs(5), T0 + secs(60), "now"),
+        one_shots=(OneShot("osh-1", T0 + secs(5), T0 + secs(60), "now"),),
         pause=Pause(T0 + secs(90), "deploy"),
         last_run_at=T0,
         last_scheduled_for=T0 - secs(1),

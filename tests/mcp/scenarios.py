@@ -135,6 +135,9 @@ async def _steer(call: Call, ep_ref: dict[str, str], later: str) -> None:
     await call("apply_interval_hint", {**ep_ref, "interval_seconds": 30, "ttl_seconds": 600})
     await call("pause_or_resume_endpoint", {**ep_ref, "until": later, "reason": "hold"})
     await call("pause_or_resume_endpoint", {**ep_ref, "reason": "go"})
+    reminder = {**ep_ref, "delay_seconds": 3600, "reason": "remind"}
+    queued = await call("schedule_one_shot_run", reminder)
+    await call("cancel_one_shot", {**ep_ref, "one_shot_id": queued["one_shot_id"]})
     await call("clear_adaptive_hints", ep_ref)
     await call("reset_failure_count", ep_ref)
     await call("schedule_one_shot_run", {**ep_ref, "delay_seconds": 0, "reason": "run now"})

@@ -20,11 +20,13 @@ from mcp_kit import tool_error as error_of
 from cadenza.actions import BY_NAME, REGISTRY
 from cadenza.actions.base import Services
 from cadenza.domain.identity import ALL_SCOPES, KeyKind, Scope
+from cadenza.domain.limits import MAX_ONE_SHOTS
 from cadenza.mcp.server import CATALOG_URI, SCHEDULING_URI, build_server, fixed_caller
 from cadenza.mcp.tools import registry_tools
 from catalogue_cases import (
     BAD,
     EXAMPLES,
+    LATER,
     MISSING,
     NAMES,
     SCOPED,
@@ -56,7 +58,10 @@ async def build_world(client: Client, services: Services, target: Target) -> dic
     runs = await record_run(services)
     key = ok(await client.call_tool("create_api_key", {"name": "spare", "scopes": ["runs:read"]}))
     tenant_id = ok(await client.call_tool("whoami", {}))["tenant_id"]
+    later = {"endpoint_id": endpoint["id"], **LATER}
+    queued = ok(await client.call_tool("schedule_one_shot_run", later))
     return {
+        "one_shot_id": queued["one_shot_id"],
         "job_id": job["id"],
         "endpoint_id": endpoint["id"],
         "run_id": runs[0].id,
@@ -222,3 +227,23 @@ async def test_the_resources_hold_the_scheduling_rules_and_the_catalog(
     actions = json.loads(catalog.text)["actions"]  # type: ignore[union-attr]
     assert [a["name"] for a in actions] == NAMES
     assert all(a["input_schema"] and a["output_schema"] for a in actions)
+
+
+async def test_one_shots_queue_are_listed_and_cancelled_one_by_one_as_tools(
+    services: Services, alice: Tenant, target: Target
+) -> None:
+    async with connect(services, alice) as client:
+        ids = await build_world(client, services, target)
+        ref = {"endpoint_id": ids["endpoint_id"]}
+        week = ok(await client.call_tool("schedule_one_shot_run", {**ref, "delay_seconds": 604800}))
+        shown = ok(await client.call_tool("get_endpoint", ref))["hints"]["one_shots"]
+        assert [s["id"] for s in shown] == [ids["one_shot_id"], week["one_shot_id"]]
+        gone = {**ref, "one_shot_id": week["one_shot_id"]}
+        ok(await client.call_tool("cancel_one_shot", gone))
+        missing = error_of(await client.call_tool("cancel_one_shot", gone))
+        for n in range(MAX_ONE_SHOTS - 1):
+            ok(await client.call_tool("schedule_one_shot_run", {**ref, "delay_seconds": 60 + n}))
+        full = error_of(await client.call_tool("schedule_one_shot_run", ref))
+    assert (missing["code"], missing["retryable"]) == ("one_shot_not_found", False)
+    assert (full["code"], full["retryable"]) == ("one_shot_queue_full", False)
+    assert "cancel_one_shot" in full["message"]

@@ -39,6 +39,7 @@ from cadenza.ports import RunFilter
 from catalogue_cases import (
     BAD,
     EXAMPLES,
+    LATER,
     MISSING,
     NAMES,
     SCOPED,
@@ -86,7 +87,11 @@ async def build_world(live: Live, target: Target) -> World:
     )
     await invoke(BY_NAME["schedule_one_shot_run"], ctx, {"endpoint_id": endpoint.id})
     spare = await invoke(BY_NAME["create_api_key"], ctx, {"name": "spare", "scopes": ["runs:read"]})
+    later = await invoke(
+        BY_NAME["schedule_one_shot_run"], ctx, {"endpoint_id": endpoint.id, **LATER}
+    )
     ids = {
+        "one_shot_id": later.one_shot_id,
         "job_id": job.id,
         "endpoint_id": endpoint.id,
         "run_id": await a_run_of(live, tenant_id, endpoint.id),

@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 
 from cadenza.domain import limits
 from cadenza.domain.model import IntervalHint, OneShot, Pause
-from cadenza.domain.planning import MAX_PLANNER_TTL, MIN_PLANNER_TTL, Verb
+from cadenza.domain.planning import (
+    MAX_PLANNER_ONE_SHOT_AHEAD,
+    MAX_PLANNER_TTL,
+    MIN_PLANNER_TTL,
+    ONE_SHOT_GRACE,
+    Verb,
+)
 from cadenza.planner.clamps import clamp, interval_bounds
 from cadenza.planner.hysteresis import hold_back
 from cadenza.planner.port import Intent
@@ -56,12 +62,11 @@ def test_every_clamped_proposal_is_within_its_bounds(ep, intent: Intent) -> None
         assert MIN_PLANNER_TTL <= out.ttl <= MAX_PLANNER_TTL
     if out.verb is Verb.ONE_SHOT:
         assert out.at is not None
-        assert now <= out.at < now + MAX_PLANNER_TTL
+        assert now <= out.at <= now + MAX_PLANNER_ONE_SHOT_AHEAD
         if ep.last_run_at is not None and ep.guardrails.min_interval is not None:
             assert out.at >= ep.last_run_at + ep.guardrails.min_interval
         assert out.ttl is not None
-        assert out.ttl <= MAX_PLANNER_TTL
-        assert now + out.ttl > out.at
+        assert now + out.ttl == out.at + ONE_SHOT_GRACE
     if out.verb is Verb.PAUSE:
         assert out.at is not None
         assert now < out.at <= now + limits.MAX_PLANNER_PAUSE
@@ -98,12 +103,26 @@ def test_a_hint_about_to_expire_is_renewed() -> None:
     assert hold_back(renew, ep, T0) is None
 
 
-def test_an_earlier_pending_one_shot_holds_back_a_later_one() -> None:
-    ep = guarded("health", one_shot=OneShot(T0 + timedelta(seconds=30), T0 + timedelta(hours=1)))
-    later = Intent(Verb.ONE_SHOT, ep.id, at=T0 + timedelta(seconds=60))
-    sooner = Intent(Verb.ONE_SHOT, ep.id, at=T0 + timedelta(seconds=10))
-    assert hold_back(later, ep, T0) is not None
-    assert hold_back(sooner, ep, T0) is None
+def test_a_one_shot_queued_at_about_that_time_holds_back_another() -> None:
+    ep = guarded(
+        "health", one_shots=(OneShot("osh-1", T0 + timedelta(seconds=30), T0 + timedelta(hours=1)),)
+    )
+    for seconds_ahead in (10, 60, 300):
+        again = Intent(Verb.ONE_SHOT, ep.id, at=T0 + timedelta(seconds=seconds_ahead))
+        assert hold_back(again, ep, T0) is not None
+    later = Intent(Verb.ONE_SHOT, ep.id, at=T0 + timedelta(hours=2))
+    assert hold_back(later, ep, T0) is None
+
+
+def test_reminders_a_week_apart_all_queue() -> None:
+    days = [timedelta(days=n) for n in (7, 14, 21)]
+    queue = tuple(OneShot(f"osh-{d.days}", T0 + d, T0 + d + ONE_SHOT_GRACE) for d in days)
+    for index, day in enumerate(days):
+        ep = guarded("health", one_shots=queue[:index])
+        wanted = clamp(Intent(Verb.ONE_SHOT, ep.id, at=T0 + day), ep, T0)
+        assert wanted.refusal is None
+        assert wanted.intent.at == T0 + day
+        assert hold_back(wanted.intent, ep, T0) is None
 
 
 def test_a_pause_never_shortens_a_longer_or_indefinite_one() -> None:
@@ -124,6 +143,6 @@ def test_resume_and_clear_are_held_back_when_there_is_nothing_to_do() -> None:
 
 
 def test_a_one_shot_beyond_a_long_cooldown_is_refused() -> None:
-    ep = guarded("health", 2 * 86400, None, last_run_at=T0)
+    ep = guarded("health", 31 * 86400, None, last_run_at=T0)
     result = clamp(Intent(Verb.ONE_SHOT, ep.id, at=T0), ep, T0)
     assert result.refusal is not None

@@ -246,7 +246,7 @@ async def test_approval_mode_keeps_proposals_pending_until_a_person_decides() ->
     await world.add(HEALTH, SIBLING)
     await world.configure(replace(WAKE, approval=True))
     await world.advance(ok({"p95_ms": 900}), T0 + timedelta(seconds=95))
-    assert (await world.get(SIBLING.id)).one_shot is None
+    assert (await world.get(SIBLING.id)).one_shots == ()
     page = await invoke(ACTION["list_proposals"], world.ctx(), {"status": "pending"})
     [pending] = page.items
     assert pending.target_id == SIBLING.id
@@ -257,7 +257,7 @@ async def test_approval_mode_keeps_proposals_pending_until_a_person_decides() ->
     assert out.status is ProposalStatus.APPLIED
     assert out.decided_by is not None
     assert out.decided_by.kind == "user"
-    assert (await world.get(SIBLING.id)).one_shot is not None
+    assert (await world.get(SIBLING.id)).one_shots != ()
     with pytest.raises(errors.AlreadyDecided):
         await invoke(
             ACTION["decide_proposal"],
@@ -276,7 +276,7 @@ async def test_a_rejected_proposal_is_never_applied() -> None:
         ACTION["decide_proposal"], world.ctx(), {"proposal_id": pending.id, "decision": "reject"}
     )
     assert out.status is ProposalStatus.REJECTED
-    assert (await world.get(SIBLING.id)).one_shot is None
+    assert (await world.get(SIBLING.id)).one_shots == ()
 
 
 async def test_an_approved_proposal_the_schedule_refuses_by_then_is_marked_refused() -> None:

@@ -85,8 +85,12 @@ def interval_hint(interval: timedelta, expires_at: datetime, reason: str = "") -
     return IntervalHint(interval, expires_at, reason)
 
 
-def one_shot(run_at: datetime, expires_at: datetime | None = None) -> OneShot:
-    return OneShot(run_at, expires_at if expires_at is not None else run_at + timedelta(hours=1))
+def one_shot(
+    run_at: datetime, expires_at: datetime | None = None, shot_id: str | None = None
+) -> OneShot:
+    """A one-shot valid for an hour after ``run_at`` unless told; its id names its time."""
+    expires = expires_at if expires_at is not None else run_at + timedelta(hours=1)
+    return OneShot(shot_id or f"osh-{run_at.isoformat()}", run_at, expires)
 
 
 def pause(until: datetime | None, reason: str = "") -> Pause:

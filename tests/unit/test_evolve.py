@@ -18,7 +18,7 @@ _CHANGES: list[dict[str, Any]] = [
     {"next_run_at": at(5), "next_run_source": PlanSource.HINT_ONE_SHOT},
     {"next_run_at": None, "next_run_source": PlanSource.PAUSED},
     {
-        "one_shot": None,
+        "one_shots": (),
         "last_run_at": at(1),
         "last_scheduled_for": at(0),
         "last_status": RunStatus.FAILURE,
@@ -27,7 +27,7 @@ _CHANGES: list[dict[str, Any]] = [
         "attempt": 1,
         "lease": None,
     },
-    {"interval_hint": interval_hint(minutes(2), at(30)), "one_shot": one_shot(at(4))},
+    {"interval_hint": interval_hint(minutes(2), at(30)), "one_shots": (one_shot(at(4)),)},
     {"pause": pause(None, "maintenance"), "lease": Lease("w1", at(2), 7)},
     {"name": "renamed", "jitter": timedelta(seconds=30), "tier": "gold"},
 ]
@@ -36,7 +36,7 @@ _CHANGES: list[dict[str, Any]] = [
 @pytest.mark.parametrize("changes", _CHANGES)
 def test_evolve_equals_replace(changes: dict[str, Any]) -> None:
     endpoint = make_endpoint(
-        one_shot=one_shot(at(3)), lease=Lease("w0", at(1), 2), next_run_at=at(0)
+        one_shots=(one_shot(at(3)),), lease=Lease("w0", at(1), 2), next_run_at=at(0)
     )
     evolved = evolve(endpoint, **changes)
     assert evolved == dataclasses.replace(endpoint, **changes)

@@ -111,21 +111,21 @@ SOURCES = [
         id="an interval hint already overdue since the last run runs now",
     ),
     pytest.param(
-        ran(make_endpoint(one_shot=one_shot(at(5))), at(-3)),
+        ran(make_endpoint(one_shots=(one_shot(at(5)),)), at(-3)),
         JOB,
         at(5),
         PlanSource.HINT_ONE_SHOT,
         id="a one-shot before the next cadence run wins",
     ),
     pytest.param(
-        ran(make_endpoint(one_shot=one_shot(at(30))), at(-3)),
+        ran(make_endpoint(one_shots=(one_shot(at(30)),)), at(-3)),
         JOB,
         at(7),
         PlanSource.BASELINE_INTERVAL,
         id="a cadence run before the one-shot still comes first",
     ),
     pytest.param(
-        ran(make_endpoint(one_shot=one_shot(at(-1))), at(-3)),
+        ran(make_endpoint(one_shots=(one_shot(at(-1)),)), at(-3)),
         JOB,
         at(0),
         PlanSource.HINT_ONE_SHOT,
@@ -240,7 +240,7 @@ EARLY_SOURCES = [
         make_endpoint(HOURLY, interval_hint=interval_hint(minutes(2), at(60))),
         id="an interval hint",
     ),
-    pytest.param(make_endpoint(HOURLY, one_shot=one_shot(at(1))), id="a one-shot"),
+    pytest.param(make_endpoint(HOURLY, one_shots=(one_shot(at(1)),)), id="a one-shot"),
 ]
 
 
@@ -265,7 +265,7 @@ LATE_SOURCES = [
         make_endpoint(TWO_HOURS, interval_hint=interval_hint(minutes(50), at(600))),
         id="an interval hint",
     ),
-    pytest.param(make_endpoint(TWO_HOURS, one_shot=one_shot(at(45))), id="a one-shot"),
+    pytest.param(make_endpoint(TWO_HOURS, one_shots=(one_shot(at(45)),)), id="a one-shot"),
 ]
 
 
@@ -294,7 +294,7 @@ def test_a_maximum_interval_long_past_runs_now() -> None:
 
 WOULD_RUN_NOW = [
     pytest.param(ran(make_endpoint(), at(-35)), id="a catch-up run"),
-    pytest.param(ran(make_endpoint(one_shot=one_shot(at(0))), at(-3)), id="a due one-shot"),
+    pytest.param(ran(make_endpoint(one_shots=(one_shot(at(0)),)), at(-3)), id="a due one-shot"),
     pytest.param(
         ran(make_endpoint(HOURLY, interval_hint=interval_hint(minutes(1), at(60))), at(-3)),
         id="an overdue interval hint",
@@ -367,14 +367,14 @@ def test_a_hint_expiring_exactly_now_is_already_expired() -> None:
 
 def test_an_expired_one_shot_is_ignored() -> None:
     shot = one_shot(at(-10), expires_at=at(-1))
-    result = plan_next_run(T0, ran(make_endpoint(one_shot=shot), at(-3)), JOB)
+    result = plan_next_run(T0, ran(make_endpoint(one_shots=(shot,)), at(-3)), JOB)
     assert (result.next_run_at, result.source) == (at(7), PlanSource.BASELINE_INTERVAL)
     assert "one-shot-expired" in rules(result)
 
 
 def test_a_one_shot_that_would_run_after_it_expires_is_ignored() -> None:
     shot = one_shot(at(5), expires_at=at(4))
-    result = plan_next_run(T0, ran(make_endpoint(one_shot=shot), at(-3)), JOB)
+    result = plan_next_run(T0, ran(make_endpoint(one_shots=(shot,)), at(-3)), JOB)
     assert (result.next_run_at, result.source) == (at(7), PlanSource.BASELINE_INTERVAL)
     assert "one-shot-unreachable" in rules(result)
 
@@ -433,13 +433,13 @@ def test_a_tightening_below_the_time_since_the_last_run_runs_now() -> None:
 def test_a_one_shot_is_consumed_by_a_run_at_or_after_its_time(
     started: datetime, consumed: bool
 ) -> None:
-    endpoint = ran(make_endpoint(one_shot=one_shot(at(5))), at(-3))
+    endpoint = ran(make_endpoint(one_shots=(one_shot(at(5)),)), at(-3))
     after = lifecycle.after_run(endpoint, JOB, make_run(endpoint, started), started)
-    assert (after.one_shot is None) is consumed
+    assert (after.one_shots == ()) is consumed
 
 
 def test_a_consumed_one_shot_does_not_run_again() -> None:
-    endpoint = ran(make_endpoint(one_shot=one_shot(at(5))), at(-3))
+    endpoint = ran(make_endpoint(one_shots=(one_shot(at(5)),)), at(-3))
     run = make_run(endpoint, at(5), source=PlanSource.HINT_ONE_SHOT)
     after = lifecycle.after_run(endpoint, JOB, run, at(5))
     assert (after.next_run_at, after.next_run_source) == (at(15), PlanSource.BASELINE_INTERVAL)
@@ -567,7 +567,7 @@ def test_jitter_leaves_an_interval_hint_exact() -> None:
 
 
 def test_jitter_leaves_a_one_shot_exact() -> None:
-    endpoint = ran(make_endpoint(HOURLY, jitter=minutes(3), one_shot=one_shot(at(4))), at(-2))
+    endpoint = ran(make_endpoint(HOURLY, jitter=minutes(3), one_shots=(one_shot(at(4)),)), at(-2))
     assert plan(endpoint) == (at(4), PlanSource.HINT_ONE_SHOT)
 
 
@@ -616,7 +616,7 @@ def test_a_long_interval_hint_is_honoured() -> None:
         pytest.param(
             ran(
                 make_endpoint(
-                    one_shot=one_shot(at(5)), guardrails=Guardrails(min_interval=minutes(20))
+                    one_shots=(one_shot(at(5)),), guardrails=Guardrails(min_interval=minutes(20))
                 ),
                 at(-3),
             ),
@@ -656,7 +656,7 @@ def test_the_explanation_names_every_rule_applied(
 
 
 def test_the_explanation_keeps_the_candidates_it_passed_over() -> None:
-    endpoint = ran(make_endpoint(one_shot=one_shot(at(5))), at(-3))
+    endpoint = ran(make_endpoint(one_shots=(one_shot(at(5)),)), at(-3))
     candidates = {s.rule: s.candidate for s in plan_next_run(T0, endpoint, JOB).explanation}
     assert candidates["baseline-interval"] == at(7)
     assert candidates["hint-one-shot"] == at(5)
@@ -681,7 +681,7 @@ def test_preview_lists_the_next_runs_assuming_each_succeeds() -> None:
 
 
 def test_preview_runs_a_one_shot_once() -> None:
-    endpoint = ran(make_endpoint(one_shot=one_shot(at(5))), at(-3))
+    endpoint = ran(make_endpoint(one_shots=(one_shot(at(5)),)), at(-3))
     plans = preview(T0, endpoint, JOB, 4)
     assert [p.source for p in plans].count(PlanSource.HINT_ONE_SHOT) == 1
     assert [p.next_run_at for p in plans] == [at(5), at(15), at(25), at(35)]
@@ -715,8 +715,8 @@ def test_planning_after_a_failed_run_backs_off() -> None:
 
 
 def test_a_run_now_wins_over_the_cadence_and_is_held_only_by_guardrails() -> None:
-    shot = OneShot(T0, at(60), "check", run_now=True)
-    endpoint = ran(make_endpoint(one_shot=shot), at(-3))
+    shot = OneShot("osh-now", T0, at(60), "check", run_now=True)
+    endpoint = ran(make_endpoint(one_shots=(shot,)), at(-3))
     result = plan_next_run(T0, endpoint, JOB)
     assert (result.next_run_at, result.source) == (T0, PlanSource.RUN_NOW)
     cooled = replace(endpoint, guardrails=Guardrails(min_interval=minutes(5)))
@@ -724,4 +724,4 @@ def test_a_run_now_wins_over_the_cadence_and_is_held_only_by_guardrails() -> Non
     after = lifecycle.after_run(
         endpoint, JOB, make_run(endpoint, T0, source=PlanSource.RUN_NOW), T0
     )
-    assert after.one_shot is None
+    assert after.one_shots == ()

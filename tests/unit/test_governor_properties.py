@@ -89,16 +89,16 @@ def scenes(draw: st.DrawFn) -> Scene:
     hint = None
     if draw(st.booleans()):
         hint = IntervalHint(draw(SPANS), now + draw(seconds(-3600, 7 * 86400)))
-    shot = None
-    if draw(st.booleans()):
+    shots = []
+    for index in range(draw(st.integers(0, 3))):
         run_at = now + draw(seconds(-3600, 86400))
-        shot = OneShot(run_at, run_at + draw(seconds(-60, 86400)))
+        shots.append(OneShot(f"osh-{index}", run_at, run_at + draw(seconds(-60, 86400))))
     endpoint = make_endpoint(
         draw(BASELINES),
         created_at=now - draw(seconds(0, 800 * 86400)),
         guardrails=draw(guardrails()),
         interval_hint=hint,
-        one_shot=shot,
+        one_shots=tuple(sorted(shots, key=lambda shot: shot.run_at)),
         pause=draw(pauses(now)),
         failure_count=draw(st.integers(0, 40)),
         catch_up=draw(st.sampled_from(CatchUp)),
@@ -172,15 +172,14 @@ def test_clamps_hold_from_the_last_run_unless_paused(scene: Scene) -> None:
 @given(scenes())
 def test_a_hint_only_plans_runs_while_it_is_fresh(scene: Scene) -> None:
     result = plan_next_run(scene.now, scene.endpoint, scene.job)
-    hint, shot = scene.endpoint.interval_hint, scene.endpoint.one_shot
+    hint, shots = scene.endpoint.interval_hint, scene.endpoint.one_shots
     if result.source is PlanSource.HINT_INTERVAL:
         assert hint is not None
         assert result.next_run_at is not None
         assert result.next_run_at < hint.expires_at
     if result.source is PlanSource.HINT_ONE_SHOT:
-        assert shot is not None
         assert result.next_run_at is not None
-        assert result.next_run_at < shot.expires_at
+        assert any(shot.run_at <= result.next_run_at < shot.expires_at for shot in shots)
 
 
 @BOUNDED

@@ -71,15 +71,15 @@ def test_the_last_slot_is_the_scheduled_time_and_the_last_run_is_the_start() -> 
 
 
 def test_a_run_at_or_after_the_one_shot_time_consumes_it() -> None:
-    endpoint = ran(make_endpoint(one_shot=one_shot(at(5))), at(-3))
+    endpoint = ran(make_endpoint(one_shots=(one_shot(at(5)),)), at(-3))
     after = lifecycle.after_run(endpoint, JOB, make_run(endpoint, at(5)), at(6))
-    assert after.one_shot is None
+    assert after.one_shots == ()
 
 
 def test_a_run_before_the_one_shot_time_leaves_it_pending() -> None:
-    endpoint = ran(make_endpoint(one_shot=one_shot(at(30))), at(-3))
+    endpoint = ran(make_endpoint(one_shots=(one_shot(at(30)),)), at(-3))
     after = lifecycle.after_run(endpoint, JOB, make_run(endpoint, at(7)), at(8))
-    assert after.one_shot == endpoint.one_shot
+    assert after.one_shots == endpoint.one_shots
     assert (after.next_run_at, after.next_run_source) == (at(17), PlanSource.BASELINE_INTERVAL)
 
 
@@ -140,13 +140,13 @@ def test_clearing_hints_returns_to_the_baseline_and_keeps_a_pause() -> None:
     endpoint = ran(
         make_endpoint(
             interval_hint=interval_hint(minutes(1), at(60)),
-            one_shot=one_shot(at(2)),
+            one_shots=(one_shot(at(2)),),
             pause=pause(at(30)),
         ),
         at(-3),
     )
     cleared = lifecycle.hints_cleared(endpoint, JOB, T0)
-    assert (cleared.interval_hint, cleared.one_shot) == (None, None)
+    assert (cleared.interval_hint, cleared.one_shots) == (None, ())
     assert cleared.pause == endpoint.pause
     assert cleared.next_run_at == at(30)
     unpaused = lifecycle.hints_cleared(replace(endpoint, pause=None), JOB, T0)
@@ -177,14 +177,14 @@ def test_a_write_drops_every_expired_hint_and_ended_pause() -> None:
     endpoint = ran(
         make_endpoint(
             interval_hint=interval_hint(minutes(1), at(-1)),
-            one_shot=one_shot(at(-30), expires_at=at(-20)),
+            one_shots=(one_shot(at(-30), expires_at=at(-20)),),
             pause=pause(at(-5)),
         ),
         at(-3),
     )
     after = lifecycle.with_one_shot(endpoint, JOB, one_shot(at(4)), T0)
     assert (after.interval_hint, after.pause) == (None, None)
-    assert after.one_shot == one_shot(at(4))
+    assert after.one_shots == (one_shot(at(4)),)
 
 
 def test_a_write_keeps_fresh_hints() -> None:

@@ -31,7 +31,7 @@ CASES = [
         id="never later than the maximum interval after the last run",
     ),
     pytest.param(
-        asked(ran(make_endpoint(one_shot=one_shot(at(2))), at(-1)), at(5)),
+        asked(ran(make_endpoint(one_shots=(one_shot(at(2)),)), at(-1)), at(5)),
         at(5),
         id="a one-shot waits too",
     ),

@@ -165,6 +165,26 @@ def test_an_interval_hint_moves_the_next_run_and_changes_the_explanation(
     expect(page.locator("#hints")).to_contain_text("watch the deploy")
 
 
+def test_queued_reminders_are_listed_and_cancelled_one_by_one(
+    page: Page, server: LiveServer, target: LoopbackTarget
+) -> None:
+    endpoint_id = add_endpoint(server, f"{target.base}/reminded", 3600, "reminded")
+    endpoint_page(page, server, endpoint_id)
+    form = page.locator("form[action='/controls/one_shot']")
+    for days in (7, 14):
+        form.get_by_label("Delay (seconds)").fill(str(days * 86400))
+        form.get_by_label("Reason").fill(f"reminder day {days}")
+        form.get_by_role("button", name="Schedule one run").click()
+        expect(page.locator("#hints li.one-shot", has_text=f"reminder day {days}")).to_be_visible()
+    queued = page.locator("#hints li.one-shot")
+    expect(queued).to_have_count(2)
+    queued.filter(has_text="reminder day 7").get_by_role("button", name="Cancel").click()
+    expect(queued).to_have_count(1)
+    expect(queued).to_contain_text("reminder day 14")
+    _, endpoint = call(server, "GET", f"/endpoints/{endpoint_id}")
+    assert [s["reason"] for s in endpoint["hints"]["one_shots"]] == ["reminder day 14"]
+
+
 def test_a_bad_value_shows_its_error_beside_the_field_and_stores_nothing(
     page: Page, server: LiveServer, target: LoopbackTarget
 ) -> None:

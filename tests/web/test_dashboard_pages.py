@@ -450,3 +450,43 @@ async def test_channels_rules_and_incidents_are_managed_on_the_alerts_page(
     assert services.notify is not None
     (stored,) = await services.notify.list_channels(alice.tenant_id)
     assert stored.url == "https://hooks.example.com/ops"
+
+
+async def test_queued_one_shots_are_listed_and_each_is_cancelled_from_its_own_button(
+    client: httpx2.AsyncClient, alice: Person
+) -> None:
+    token = await sign_in(client, alice)
+    _, endpoint_id = await make_endpoint(client, alice)
+    for days in (7, 14):
+        answer = await control(
+            client,
+            "one_shot",
+            token,
+            {"endpoint_id": endpoint_id, "delay_seconds": str(days * 86400), "reason": f"d{days}"},
+        )
+        assert answer.status_code == 200, answer.text
+    overview = (await client.get("/")).text
+    assert "and 1 more queued" in overview
+    week, fortnight = [
+        s["id"] for s in (await endpoint_state(client, alice, endpoint_id))["hints"]["one_shots"]
+    ]
+    page = (await client.get(f"/endpoints/{endpoint_id}?part=live")).text
+    for one_shot_id in (week, fortnight):
+        assert f'data-one-shot="{one_shot_id}"' in page
+        assert f'name="one_shot_id" value="{one_shot_id}"' in page
+    answer = await control(
+        client, "cancel_one_shot", token, {"endpoint_id": endpoint_id, "one_shot_id": week}
+    )
+    assert answer.status_code == 200
+    assert answer.headers["hx-trigger"] == "cadenza:changed"
+    page = (await client.get(f"/endpoints/{endpoint_id}?part=live")).text
+    assert f'data-one-shot="{week}"' not in page
+    assert f'data-one-shot="{fortnight}"' in page
+    again = await control(
+        client, "cancel_one_shot", token, {"endpoint_id": endpoint_id, "one_shot_id": week}
+    )
+    assert again.status_code == 404
+    assert [
+        s["id"] for s in (await endpoint_state(client, alice, endpoint_id))["hints"]["one_shots"]
+    ] == [fortnight]
+    assert "cancel_one_shot" in await audit_actions(client, alice, endpoint_id)

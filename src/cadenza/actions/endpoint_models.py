@@ -38,6 +38,7 @@ from cadenza.domain.model import (
     Guardrails,
     Header,
     Method,
+    OneShot,
     PlanSource,
     Request,
     RetryPolicy,
@@ -245,10 +246,23 @@ class IntervalHintOut(Output):
 
 
 class OneShotOut(Output):
+    id: str = Field(description="Cancel it with cancel_one_shot.")
     run_at: datetime
     expires_at: datetime
     reason: str
     actor: ActorOut
+    run_now: bool = Field(description="Queued by trigger_run.")
+
+    @classmethod
+    def of(cls, shot: OneShot) -> OneShotOut:
+        return cls(
+            id=shot.id,
+            run_at=shot.run_at,
+            expires_at=shot.expires_at,
+            reason=shot.reason,
+            actor=ActorOut.of(shot.actor),
+            run_now=shot.run_now,
+        )
 
 
 class PauseOut(Output):
@@ -261,7 +275,9 @@ class ActiveHints(Output):
     """Hints in force now; expired ones are not shown."""
 
     interval: IntervalHintOut | None = None
-    one_shot: OneShotOut | None = None
+    one_shots: list[OneShotOut] = Field(
+        default_factory=list, description="Queued one-shots, in run order."
+    )
     pause: PauseOut | None = None
 
 
@@ -502,7 +518,7 @@ def endpoint_out(endpoint: Endpoint, now: datetime) -> EndpointOut:
 
 
 def active_hints(endpoint: Endpoint, now: datetime) -> ActiveHints:
-    hint, shot, pause = endpoint.interval_hint, endpoint.one_shot, endpoint.pause
+    hint, pause = endpoint.interval_hint, endpoint.pause
     return ActiveHints(
         interval=(
             IntervalHintOut(
@@ -514,16 +530,7 @@ def active_hints(endpoint: Endpoint, now: datetime) -> ActiveHints:
             if hint is not None and hint.fresh(now)
             else None
         ),
-        one_shot=(
-            OneShotOut(
-                run_at=shot.run_at,
-                expires_at=shot.expires_at,
-                reason=shot.reason,
-                actor=ActorOut.of(shot.actor),
-            )
-            if shot is not None and shot.fresh(now)
-            else None
-        ),
+        one_shots=[OneShotOut.of(shot) for shot in endpoint.one_shots if shot.fresh(now)],
         pause=(
             PauseOut(until=pause.until, reason=pause.reason, actor=ActorOut.of(pause.actor))
             if pause is not None and pause.active(now)

@@ -17,11 +17,12 @@ from cadenza.actions.base import Action, Context, Example
 from cadenza.actions.endpoint_models import IntervalSeconds
 from cadenza.actions.endpoints import ENDPOINT_ID, EndpointChangeInput, EndpointRef
 from cadenza.actions.scheduling import Change, ScheduleChangeOut, change_endpoint
-from cadenza.actions.wire import EXAMPLE_IDS, Output, PlanOut, UtcTime, rfc3339
+from cadenza.actions.wire import EXAMPLE_IDS, Output, PlanOut, UtcTime, id_field, rfc3339
 from cadenza.domain import errors, lifecycle, limits
 from cadenza.domain.governor import plan_next_run, preview
 from cadenza.domain.identity import Scope
 from cadenza.domain.model import ActorKind, Endpoint, IntervalHint, Job, OneShot, Pause, PlanSource
+from cadenza.ids import new_id
 
 _MAX_TTL_S = limits.MAX_HINT_TTL.total_seconds()
 _DEFAULT_TTL_S = limits.DEFAULT_HINT_TTL.total_seconds()
@@ -87,7 +88,19 @@ class OneShotInput(EndpointChangeInput):
         return self
 
 
-async def schedule_one_shot_run(ctx: Context, data: OneShotInput) -> ScheduleChangeOut:
+class OneShotChangeOut(ScheduleChangeOut):
+    one_shot_id: str = Field(description="The queued one-shot (cancel_one_shot).")
+
+
+async def queue_one_shot(
+    ctx: Context, endpoint_id: str, change: Change, shot: OneShot
+) -> OneShotChangeOut:
+    """Apply ``change``, which queues ``shot``, and answer with the one-shot's id."""
+    out = await change_endpoint(ctx, endpoint_id, change)
+    return OneShotChangeOut(**dict(out), one_shot_id=shot.id)
+
+
+async def schedule_one_shot_run(ctx: Context, data: OneShotInput) -> OneShotChangeOut:
     now = ctx.now()
     run_at = data.run_at or now + timedelta(seconds=data.delay_seconds or 0)
     expires_at = max(run_at, now) + timedelta(seconds=data.ttl_seconds)
@@ -95,25 +108,25 @@ async def schedule_one_shot_run(ctx: Context, data: OneShotInput) -> ScheduleCha
         raise errors.InvalidHint(
             f"run_at is more than {limits.MAX_HINT_TTL.days} days away.", "run_at"
         )
-    shot = OneShot(run_at=run_at, expires_at=expires_at, reason=data.reason, actor=ctx.actor)
+    shot = OneShot(new_id("osh", now), run_at, expires_at, data.reason, ctx.actor)
     change = Change(
         "schedule_one_shot_run",
         lambda e, j, at: lifecycle.with_one_shot(e, j, shot, at),
         data.reason,
-        {"run_at": rfc3339(run_at), "expires_at": rfc3339(expires_at)},
+        {"one_shot_id": shot.id, "run_at": rfc3339(run_at), "expires_at": rfc3339(expires_at)},
     )
-    return await change_endpoint(ctx, data.endpoint_id, change)
+    return await queue_one_shot(ctx, data.endpoint_id, change, shot)
 
 
 RUN_NOW_TTL = timedelta(hours=1)
 """A run-now not started within this (a long cooldown, a down scheduler) lapses."""
 
 
-async def trigger_run(ctx: Context, data: EndpointChangeInput) -> ScheduleChangeOut:
+async def trigger_run(ctx: Context, data: EndpointChangeInput) -> OneShotChangeOut:
     """One run as soon as possible, recorded with source ``run-now``. It does not
     override a pause: a paused endpoint or job refuses it (resume first)."""
     now = ctx.now()
-    shot = OneShot(now, now + RUN_NOW_TTL, data.reason, ctx.actor, run_now=True)
+    shot = OneShot(new_id("osh", now), now, now + RUN_NOW_TTL, data.reason, ctx.actor, run_now=True)
 
     def transition(endpoint: Endpoint, job: Job, at: datetime) -> Endpoint:
         if endpoint.paused(at) or job.paused(at):
@@ -123,7 +136,23 @@ async def trigger_run(ctx: Context, data: EndpointChangeInput) -> ScheduleChange
             )
         return lifecycle.with_one_shot(endpoint, job, shot, at)
 
-    change = Change("trigger_run", transition, data.reason, {"run_at": rfc3339(now)})
+    changes = {"one_shot_id": shot.id, "run_at": rfc3339(now)}
+    change = Change("trigger_run", transition, data.reason, changes)
+    return await queue_one_shot(ctx, data.endpoint_id, change, shot)
+
+
+class CancelOneShotInput(EndpointChangeInput):
+    one_shot_id: str = id_field("queued one-shot", EXAMPLE_IDS["one_shot_id"])
+
+
+async def cancel_one_shot(ctx: Context, data: CancelOneShotInput) -> ScheduleChangeOut:
+    shot_id = data.one_shot_id
+    change = Change(
+        "cancel_one_shot",
+        lambda e, j, at: lifecycle.without_one_shot(e, j, shot_id, at),
+        data.reason,
+        {"one_shot_id": shot_id},
+    )
     return await change_endpoint(ctx, data.endpoint_id, change)
 
 
@@ -256,11 +285,12 @@ ACTIONS = (
         name="schedule_one_shot_run",
         summary="Run an endpoint once at a given time",
         description=(
-            "One extra run at run_at or delay_seconds from now (neither: soon); wins if "
-            "earlier than the cadence; void ttl_seconds after run_at; min interval applies."
+            "Queues one extra run at run_at or delay_seconds from now (neither: soon); "
+            f"never replaces another (at most {limits.MAX_ONE_SHOTS}); wins if earlier than "
+            "the cadence; void ttl_seconds after run_at; min interval applies."
         ),
         input_model=OneShotInput,
-        output_model=ScheduleChangeOut,
+        output_model=OneShotChangeOut,
         handler=schedule_one_shot_run,
         scopes=_CONTROL,
         method="POST",
@@ -280,7 +310,7 @@ ACTIONS = (
         summary="Run an endpoint once, now",
         description="One run soon as source run-now; refused while paused.",
         input_model=EndpointChangeInput,
-        output_model=ScheduleChangeOut,
+        output_model=OneShotChangeOut,
         handler=trigger_run,
         scopes=_CONTROL,
         method="POST",
@@ -293,6 +323,20 @@ ACTIONS = (
                 {"endpoint_id": _ENDPOINT, "reason": "check the fix"}, "Run it once, right now."
             ),
         ),
+    ),
+    Action(
+        name="cancel_one_shot",
+        summary="Cancel one queued one-shot",
+        description="Removes one_shot_id (hints.one_shots of get_endpoint) from the queue.",
+        input_model=CancelOneShotInput,
+        output_model=ScheduleChangeOut,
+        handler=cancel_one_shot,
+        scopes=_CONTROL,
+        method="DELETE",
+        path="/endpoints/{endpoint_id}/hints/one-shot/{one_shot_id}",
+        mutates=True,
+        idempotent=True,
+        examples=(Example({"endpoint_id": _ENDPOINT, "one_shot_id": EXAMPLE_IDS["one_shot_id"]}),),
     ),
     Action(
         name="pause_or_resume_endpoint",
@@ -324,9 +368,9 @@ ACTIONS = (
     ),
     Action(
         name="clear_adaptive_hints",
-        summary="Drop interval and one-shot hints",
+        summary="Drop the interval hint and every one-shot",
         description=(
-            "Removes the endpoint's interval hint and pending one-shot so the baseline "
+            "Removes the endpoint's interval hint and queued one-shots so the baseline "
             "schedule rules again at once. A pause stays (use pause_or_resume_endpoint)."
         ),
         input_model=EndpointChangeInput,

@@ -95,6 +95,7 @@ EXAMPLE_IDS = {
     "channel_id": "chn_01hx0000000000000000000000",
     "rule_id": "alr_01hx0000000000000000000000",
     "incident_id": "inc_01hx0000000000000000000000",
+    "one_shot_id": "osh_01hx0000000000000000000000",
 }
 """The placeholder ids that the actions' examples use, by field name."""
 

@@ -91,6 +91,7 @@ _TABLE = (
     Command("summarize_endpoint_health", ("endpoints", "health")),
     Command("apply_interval_hint", ("hint", "interval"), positional=("interval_seconds",)),
     Command("schedule_one_shot_run", ("hint", "one-shot"), options={"run_at": "at"}),
+    Command("cancel_one_shot", ("hint", "cancel")),
     Command("clear_adaptive_hints", ("hint", "clear")),
     Command("pause_or_resume_endpoint", ("pause",), help="Pause an endpoint until a time."),
     Command(

@@ -23,11 +23,13 @@ Each class carries a stable ``code`` that appears on every surface.
     │   ├── ProposalNotFound
     │   ├── ChannelNotFound
     │   ├── AlertRuleNotFound
-    │   └── IncidentNotFound
+    │   ├── IncidentNotFound
+    │   └── OneShotNotFound             not (or no longer) in the endpoint's queue
     ├── Conflict                        the request is valid but the state forbids it
     │   ├── Archived                    the job or endpoint is archived
     │   ├── DuplicateName
-    │   └── AlreadyDecided
+    │   ├── AlreadyDecided
+    │   └── OneShotQueueFull            the endpoint's one-shot queue is at its limit
     ├── AuthenticationFailed            no, unknown, revoked or expired credentials
     ├── PermissionDenied                authenticated, but a scope is missing
     ├── RateLimited                     too many requests for this key
@@ -158,6 +160,11 @@ class IncidentNotFound(NotFound):
     kind = "incident"
 
 
+class OneShotNotFound(NotFound):
+    code = "one_shot_not_found"
+    kind = "queued one-shot"
+
+
 class Conflict(CadenzaError):
     code = "conflict"
 
@@ -172,6 +179,10 @@ class DuplicateName(Conflict):
 
 class AlreadyDecided(Conflict):
     code = "already_decided"
+
+
+class OneShotQueueFull(Conflict):
+    code = "one_shot_queue_full"
 
 
 class AuthenticationFailed(CadenzaError):

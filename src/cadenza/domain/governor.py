@@ -8,7 +8,8 @@ rules, in order:
    interval: the lattice after the last slot, stretched ×2^failures up to ×32, with
    missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter;
 3. a fresh interval hint replaces it with ``last_run_at + hint`` (cron too);
-4. a fresh one-shot competes: the earliest of it and the cadence wins; a run-now
+4. the endpoint's queue of one-shots: its first live one (the earliest ``run_at``)
+   competes, the earliest of it and the cadence wins; a queued run-now
    (``trigger_run``) wins outright;
 5. clamps from ``last_run_at`` raise to the minimum and lower to the maximum;
    then a target's ``Retry-After`` holds the run back, at most to the maximum;
@@ -19,8 +20,8 @@ Whatever the rules decide is written into ``Plan.explanation`` step by step, eac
 step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
 ``backoff``, ``catch-up``, ``jitter``, ``hint-expired``, ``hint-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
-``run-now``, ``clamped-min``, ``clamped-max``, ``retry-after``, ``not-in-past``,
-``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
+``run-now``, ``one-shots-queued``, ``clamped-min``, ``clamped-max``, ``retry-after``,
+``not-in-past``, ``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
 
 Where SCHEDULING.md is silent, these choices hold (each is tested):
 
@@ -29,6 +30,12 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
   hint expires ("hint-lapses"); otherwise a relaxing hint would outlive its TTL. A
   one-shot whose run time is at or after its ``expires_at`` can never run fresh and
   is ignored ("one-shot-unreachable").
+- One-shots queue (``Endpoint.one_shots``, in ``run_at`` order); adding one never
+  replaces another. A run serves (consumes) **every** one-shot due by its start
+  (``not_served``), whatever its source: one-shots due at the same moment, or held
+  back together by the cooldown, a Retry-After or a pause, share one run rather than
+  run back to back; the explanation says so ("one-shots-queued"). Each one-shot is
+  therefore served by exactly one run, and later ones stay queued for later runs.
 - A ``skip`` catch-up lands on the first lattice slot at or after ``now``: a slot
   exactly at ``now`` is due, not missed. Where the lattice starts (a jittered first
   slot), a slot whose jittered time is still ahead is pending, not missed.
@@ -67,6 +74,7 @@ from cadenza.domain.model import (
     CatchUp,
     Endpoint,
     Job,
+    OneShot,
     Pause,
     Plan,
     PlanSource,
@@ -100,7 +108,7 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
         return Plan(None, PlanSource.ARCHIVED, (step,))
     draft = _baseline(now, endpoint)
     _apply_interval_hint(now, endpoint, draft)
-    _apply_one_shot(now, endpoint, draft)
+    _apply_one_shots(now, endpoint, draft)
     _apply_clamps(endpoint, draft)
     _apply_retry_after(endpoint, draft)
     if draft.at < now:
@@ -302,31 +310,46 @@ def _hint_lapses(endpoint: Endpoint, expires_at: datetime, hinted: datetime, dra
     )
 
 
-def _apply_one_shot(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
-    shot = endpoint.one_shot
-    if shot is None:
+def _apply_one_shots(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
+    """The queue's first live one-shot competes with the cadence; a run-now wins."""
+    live = _live_one_shots(now, endpoint.one_shots, draft)
+    if not live:
         return
-    if not shot.fresh(now):
-        draft.note("one-shot-expired", None, "A one-shot expired unused and is ignored.")
-        return
-    at = max(shot.run_at, now)
-    if at >= shot.expires_at:
-        draft.note("one-shot-unreachable", at, "A one-shot would run after it expires; ignored.")
-        return
-    if shot.run_now:
+    asked = next((shot for shot in live if shot.run_now), None)
+    head = live[0] if asked is None else asked
+    at = max(head.run_at, now)
+    who = f"{head.actor}: {head.reason or 'no reason given'}"
+    if asked is not None:
         # Run now: as soon as possible, whatever the cadence (guardrails still apply).
         draft.at, draft.source = at, PlanSource.RUN_NOW
-        who = f"{shot.actor}: {shot.reason or 'no reason given'}"
         draft.note("run-now", at, f"A run was asked for now ({who}).")
     elif at <= draft.at:
         draft.at, draft.source = at, PlanSource.HINT_ONE_SHOT
-        draft.note(
-            "hint-one-shot",
-            at,
-            f"One-shot run comes first ({shot.actor}: {shot.reason or 'no reason given'}).",
-        )
+        draft.note("hint-one-shot", at, f"One-shot run comes first ({who}).")
     else:
         draft.note("hint-one-shot", at, "A one-shot is pending after the cadence's next run.")
+    if len(live) > 1:
+        times = ", ".join(shot.run_at.isoformat() for shot in live)
+        draft.note(
+            "one-shots-queued",
+            None,
+            f"{len(live)} one-shots queued ({times}); a run serves every one due by its start.",
+        )
+
+
+def _live_one_shots(now: datetime, queue: tuple[OneShot, ...], draft: _Draft) -> list[OneShot]:
+    """The one-shots that can still run, in queue order; the others are noted."""
+    live = [shot for shot in queue if shot.fresh(now) and max(shot.run_at, now) < shot.expires_at]
+    expired = sum(1 for shot in queue if not shot.fresh(now))
+    if expired:
+        draft.note("one-shot-expired", None, f"{expired} one-shot(s) expired unused; ignored.")
+    if len(queue) - expired > len(live):
+        draft.note(
+            "one-shot-unreachable",
+            None,
+            f"{len(queue) - expired - len(live)} one-shot(s) would run after expiring; ignored.",
+        )
+    return live
 
 
 def _apply_clamps(endpoint: Endpoint, draft: _Draft) -> None:
@@ -414,17 +437,24 @@ def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:
         if plan.next_run_at is None:
             break
         start = plan.next_run_at
-        shot = current.one_shot
         current = replace(
             current,
             last_run_at=start,
             last_scheduled_for=start,
             last_status=RunStatus.SUCCESS,
             failure_count=0,
-            one_shot=None if shot is not None and start >= shot.run_at else shot,
+            one_shots=not_served(current.one_shots, start),
         )
         at = start
     return plans
+
+
+def not_served(queue: tuple[OneShot, ...], started_at: datetime) -> tuple[OneShot, ...]:
+    """The one-shots a run that started at ``started_at`` leaves queued: it serves
+    (consumes) every one due by its start, so each one-shot is served exactly once."""
+    if not queue or queue[0].run_at > started_at:
+        return queue
+    return tuple(shot for shot in queue if shot.run_at > started_at)
 
 
 def missed_slots(endpoint: Endpoint, slot: datetime) -> int:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cadenza.domain import errors
 from cadenza.domain.catchup import BASELINE_SOURCES, standing_slot
-from cadenza.domain.governor import plan_next_run
+from cadenza.domain.governor import not_served, plan_next_run
+from cadenza.domain.limits import MAX_ONE_SHOTS
 from cadenza.domain.model import (
     Delivery,
     Endpoint,
@@ -27,14 +29,14 @@ from cadenza.domain.retry_after import not_before
 
 def without_expired_hints(endpoint: Endpoint, now: datetime) -> Endpoint:
     hint = endpoint.interval_hint
-    shot = endpoint.one_shot
+    shots = endpoint.one_shots
     pause = endpoint.pause
     keep_hint = hint if hint is not None and hint.fresh(now) else None
-    keep_shot = shot if shot is not None and shot.fresh(now) else None
+    keep_shots = tuple(shot for shot in shots if shot.fresh(now))
     keep_pause = pause if pause is not None and pause.active(now) else None
-    if keep_hint is hint and keep_shot is shot and keep_pause is pause:
+    if keep_hint is hint and len(keep_shots) == len(shots) and keep_pause is pause:
         return endpoint
-    return evolve(endpoint, interval_hint=keep_hint, one_shot=keep_shot, pause=keep_pause)
+    return evolve(endpoint, interval_hint=keep_hint, one_shots=keep_shots, pause=keep_pause)
 
 
 def replan(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
@@ -47,7 +49,7 @@ def replan(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
 def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint:
     """Fold a finished run into the runtime state, release the lease, and replan.
 
-    A run that started at or after a one-shot's ``run_at`` consumes it. Success
+    A run consumes every queued one-shot due by its start (``governor.not_served``). Success
     resets the failure count (ending backoff); an ``unknown`` outcome (cut short by a
     shutdown or a dead worker) leaves both counts alone, as it says nothing of the
     target; any other status increments it. A late baseline run stands for the last
@@ -55,9 +57,6 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
     once and keeps the lattice. A 429/503 asking to wait holds the next run back
     (``retry_after.not_before``).
     """
-    shot = endpoint.one_shot
-    if shot is not None and run.started_at >= shot.run_at:
-        shot = None
     ok = run.status.ok
     slot = run.scheduled_for
     if run.source in BASELINE_SOURCES:
@@ -67,7 +66,7 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
         failures, streak = (0, streak + 1) if ok else (failures + 1, 0)
     ran = evolve(
         endpoint,
-        one_shot=shot,
+        one_shots=not_served(endpoint.one_shots, run.started_at),
         last_run_at=run.started_at,
         last_scheduled_for=slot,
         last_status=run.status,
@@ -98,7 +97,27 @@ def with_interval_hint(endpoint: Endpoint, job: Job, hint: IntervalHint, now: da
 
 
 def with_one_shot(endpoint: Endpoint, job: Job, shot: OneShot, now: datetime) -> Endpoint:
-    return replan(evolve(endpoint, one_shot=shot), job, now)
+    """``shot`` queued in ``run_at`` order (after any due at the same time); refused
+    with ``OneShotQueueFull`` when ``MAX_ONE_SHOTS`` live ones are queued already."""
+    queue = without_expired_hints(endpoint, now).one_shots
+    if len(queue) >= MAX_ONE_SHOTS:
+        raise errors.OneShotQueueFull(
+            f"{len(queue)} one-shots are queued on this endpoint, the most allowed; "
+            "cancel one (cancel_one_shot) or wait until one has run."
+        )
+    place = sum(1 for other in queue if other.run_at <= shot.run_at)
+    queued = (*queue[:place], shot, *queue[place:])
+    return replan(evolve(endpoint, one_shots=queued), job, now)
+
+
+def without_one_shot(endpoint: Endpoint, job: Job, one_shot_id: str, now: datetime) -> Endpoint:
+    """The queue without one-shot ``one_shot_id``; ``OneShotNotFound`` if it is not
+    queued (never was, already ran, cancelled or expired)."""
+    queue = without_expired_hints(endpoint, now).one_shots
+    kept = tuple(shot for shot in queue if shot.id != one_shot_id)
+    if len(kept) == len(queue):
+        raise errors.OneShotNotFound(one_shot_id)
+    return replan(evolve(endpoint, one_shots=kept), job, now)
 
 
 def paused(endpoint: Endpoint, job: Job, pause: Pause, now: datetime) -> Endpoint:
@@ -110,8 +129,9 @@ def resumed(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
 
 
 def hints_cleared(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:
-    """Back to the baseline: interval hint and one-shot dropped (a pause stays)."""
-    return replan(evolve(endpoint, interval_hint=None, one_shot=None), job, now)
+    """Back to the baseline: interval hint and every queued one-shot dropped (a
+    pause stays)."""
+    return replan(evolve(endpoint, interval_hint=None, one_shots=()), job, now)
 
 
 def failures_reset(endpoint: Endpoint, job: Job, now: datetime) -> Endpoint:

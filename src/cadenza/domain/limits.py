@@ -23,6 +23,8 @@ MAX_RETRY_BACKOFF = timedelta(minutes=5)
 
 MAX_HINT_TTL = timedelta(days=30)
 DEFAULT_HINT_TTL = timedelta(hours=1)
+MAX_ONE_SHOTS = 20
+"""One-shots queued per endpoint; one more is refused (409), never dropped."""
 MAX_PLANNER_PAUSE = timedelta(hours=24)
 """Pauses written by the planner are always bounded by this."""
 

@@ -284,8 +284,10 @@ class IntervalHint:
 @dataclass(frozen=True, slots=True)
 class OneShot:
     """A single extra run at ``run_at``; void after ``expires_at``. ``run_now`` marks
-    one asked for by ``trigger_run``: its run is recorded with source ``run-now``."""
+    one asked for by ``trigger_run``: its run is recorded with source ``run-now``.
+    ``id`` tells it apart in its endpoint's queue (``Endpoint.one_shots``)."""
 
+    id: str
     run_at: datetime
     expires_at: datetime
     reason: str = ""
@@ -376,7 +378,9 @@ class Endpoint:
     description: str = ""
     planner_enabled: bool = True
     interval_hint: IntervalHint | None = None
-    one_shot: OneShot | None = None
+    one_shots: tuple[OneShot, ...] = ()
+    """Queued one-shots in run order (``run_at``, then arrival); at most
+    ``limits.MAX_ONE_SHOTS`` (``lifecycle.with_one_shot``)."""
     pause: Pause | None = None
     archived_at: datetime | None = None
     # Runtime state, written by the scheduler and by schedule-changing actions.

@@ -317,7 +317,9 @@ def month_key(now: datetime) -> str:
 
 
 MAX_PLANNER_TTL = timedelta(hours=24)
-"""Hints and one-shots written by the planner expire within this."""
+"""Hints written by the planner expire within this."""
 MIN_PLANNER_TTL = timedelta(minutes=1)
 ONE_SHOT_GRACE = timedelta(minutes=5)
 """A planner one-shot stays valid this long after its run time."""
+MAX_PLANNER_ONE_SHOT_AHEAD = limits.MAX_HINT_TTL
+"""How far ahead the planner may queue a one-shot: reminders at 7, 14 and 21 days fit."""

@@ -39,8 +39,9 @@ short-lived hints and pauses bend it, always inside the endpoint's guardrails.
    (catch_up=run_once) or wait for the next slot (catch_up=skip).
 3. Interval hint (apply_interval_hint): while fresh it replaces the baseline, cron
    included: next run = last run + hint interval, never before now.
-4. One-shot (schedule_one_shot_run): one extra run at run_at; it wins when earlier
-   than the cadence's next run, and is used up by the run that serves it.
+4. One-shots (schedule_one_shot_run) queue, up to 20 per endpoint: each is one extra
+   run at its run_at; the earliest wins when earlier than the cadence's next run. A
+   run uses up every one-shot due by its start; cancel one with cancel_one_shot.
 5. Guardrails: min_interval_seconds (also the cooldown) and max_interval_seconds,
    measured from the last actual start, bound every source: baseline, backoff and
    every hint from people, agents or the planner.
@@ -53,7 +54,8 @@ a tighter cadence takes effect now, not after the next run.
 
 ## Choosing a tool
 - Watch closely for a while: apply_interval_hint (e.g. 30 s for 3600 s).
-- Run once soon: schedule_one_shot_run (delay_seconds or run_at).
+- Run once soon, or later reminders: schedule_one_shot_run (delay_seconds or run_at;
+  call it once per reminder, e.g. at 7, 14 and 21 days).
 - Run once right now (source run-now; not while paused): trigger_run.
 - Hold off: pause_or_resume_endpoint with until; without until it resumes.
 - Back to normal: clear_adaptive_hints (a pause stays until resumed).

@@ -7,7 +7,7 @@ can actually happen):
 * interval hints: within the target's ``min_interval``..``max_interval`` and the
   global 1 s..400 days; TTL between 1 minute and 24 hours (default 1 hour);
 * one-shots: not before now, not before the target's cooldown (``last_run_at +
-  min_interval``), not more than 24 hours ahead (refused when the cooldown ends
+  min_interval``), not more than 30 days ahead (refused when the cooldown ends
   later than that); valid until 5 minutes after;
 * pauses: end between now + 1 s and now + ``MAX_PLANNER_PAUSE`` (24 hours);
 * reasons: cut to the longest reason an action accepts.
@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from cadenza.domain import limits
 from cadenza.domain.model import Endpoint
 from cadenza.domain.planning import (
+    MAX_PLANNER_ONE_SHOT_AHEAD,
     MAX_PLANNER_TTL,
     MIN_PLANNER_TTL,
     ONE_SHOT_GRACE,
@@ -58,7 +59,7 @@ def clamp(intent: Intent, target: Endpoint, now: datetime) -> Clamped:
         result = _clamp_hint(result, target, notes)
     elif intent.verb is Verb.ONE_SHOT:
         result = _clamp_one_shot(result, target, now, notes)
-        if result.at is not None and result.at > now + MAX_PLANNER_TTL - ONE_SHOT_GRACE:
+        if result.at is not None and result.at > now + MAX_PLANNER_ONE_SHOT_AHEAD:
             refusal = "The endpoint's cooldown ends too far ahead for a planner one-shot."
             return Clamped(result, tuple(notes), refusal)
     elif intent.verb is Verb.PAUSE:
@@ -92,7 +93,7 @@ def _clamp_one_shot(intent: Intent, target: Endpoint, now: datetime, notes: list
     cooldown = target.guardrails.min_interval
     if cooldown is not None and target.last_run_at is not None:
         earliest = max(earliest, target.last_run_at + cooldown)
-    latest = now + MAX_PLANNER_TTL - ONE_SHOT_GRACE
+    latest = now + MAX_PLANNER_ONE_SHOT_AHEAD
     # The cooldown wins over the horizon; ``clamp`` refuses what ends up beyond it.
     at = max(earliest, min(latest, wanted))
     if at != wanted:

@@ -8,7 +8,8 @@ Pure. Three layers keep cadence steady:
    (e.g. tighten after 3 failures, clear only after 2 successes);
 3. ``hold_back`` (here) drops a proposal whose effect is already in place: an
    interval hint within ``TOLERANCE`` of the fresh one with at least half its TTL
-   left, a one-shot when an earlier one is pending, a pause shorter than the one in
+   left, a one-shot when one is queued at about that time (within ``TOLERANCE`` of
+   how far ahead it is, at least ``ONE_SHOT_GRACE``), a pause shorter than the one in
    force, a resume of an endpoint that is not paused, a clear with nothing to clear.
 
 Runs without new information therefore never rewrite the schedule.
@@ -19,11 +20,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from cadenza.domain.model import Endpoint
-from cadenza.domain.planning import Verb
+from cadenza.domain.planning import ONE_SHOT_GRACE, Verb
 from cadenza.planner.port import Intent
 
 TOLERANCE = 0.2
-"""Interval hints closer than this (relative) to the one in force are not rewritten."""
+"""Interval hints closer than this (relative) to the one in force are not rewritten;
+one-shots closer than this (relative to how far ahead they are) to a queued one are
+not queued."""
 
 
 def hold_back(intent: Intent, target: Endpoint, now: datetime) -> str | None:
@@ -31,11 +34,7 @@ def hold_back(intent: Intent, target: Endpoint, now: datetime) -> str | None:
     if intent.verb is Verb.INTERVAL_HINT:
         return _same_hint(intent, target, now)
     if intent.verb is Verb.ONE_SHOT:
-        shot = target.one_shot
-        pending = shot is not None and shot.fresh(now)
-        if pending and shot is not None and intent.at is not None and shot.run_at <= intent.at:
-            return "An earlier one-shot is already pending."
-        return None
+        return _same_one_shot(intent, target, now)
     if intent.verb is Verb.PAUSE:
         pause = target.pause
         in_force = pause is not None and pause.active(now)
@@ -45,7 +44,7 @@ def hold_back(intent: Intent, target: Endpoint, now: datetime) -> str | None:
     if intent.verb is Verb.RESUME:
         return None if target.paused(now) else "The endpoint is not paused."
     fresh_hint = target.interval_hint is not None and target.interval_hint.fresh(now)
-    fresh_shot = target.one_shot is not None and target.one_shot.fresh(now)
+    fresh_shot = any(shot.fresh(now) for shot in target.one_shots)
     return None if fresh_hint or fresh_shot else "There are no hints to clear."
 
 
@@ -63,6 +62,18 @@ def _same_hint(intent: Intent, target: Endpoint, now: datetime) -> str | None:
             f"An interval hint of {current:g} s is already in force "
             f"(within {TOLERANCE:.0%} of {wanted:g} s)."
         )
+    return None
+
+
+def _same_one_shot(intent: Intent, target: Endpoint, now: datetime) -> str | None:
+    """A queued one-shot at about the wanted time already does it; reminders days
+    apart (7, 14, 21 days) are different one-shots and all queue."""
+    if intent.at is None:
+        return None
+    window = max(ONE_SHOT_GRACE, (intent.at - now) * TOLERANCE)
+    for shot in target.one_shots:
+        if shot.fresh(now) and abs(shot.run_at - intent.at) <= window:
+            return f"A one-shot is already queued at {shot.run_at.isoformat()}."
     return None
 
 

@@ -34,6 +34,7 @@ CHANGE_LABELS = {
     "apply_interval_hint": "interval hint",
     "schedule_one_shot_run": "one-shot",
     "trigger_run": "run now",
+    "cancel_one_shot": "one-shot cancelled",
     "pause_endpoint": "pause",
     "resume_endpoint": "resume",
     "clear_adaptive_hints": "hints cleared",

@@ -94,7 +94,7 @@ def endpoint_state(ep: Endpoint) -> dict[str, Any]:
     """The ``STATE_COLUMNS`` of ``ep``."""
     return {
         "interval_hint": doc.hint_text(ep.interval_hint),
-        "one_shot": doc.one_shot_text(ep.one_shot),
+        "one_shots": doc.one_shots_text(ep.one_shots),
         "pause": doc.pause_text(ep.pause),
         "next_run_at": ep.next_run_at,
         "next_run_source": None if ep.next_run_source is None else ep.next_run_source.value,
@@ -196,7 +196,7 @@ class Codec:
                 "description": r.description,
                 "planner_enabled": bool(r.planner_enabled),
                 "interval_hint": doc.hint_from(r.interval_hint),
-                "one_shot": doc.one_shot_from(r.one_shot),
+                "one_shots": doc.one_shots_from(r.one_shots),
                 "pause": doc.pause_from(r.pause),
                 "archived_at": ts(r.archived_at),
                 "next_run_at": ts(r.next_run_at),

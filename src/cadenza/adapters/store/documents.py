@@ -247,19 +247,27 @@ def hint_from(text: str | None) -> IntervalHint | None:
     return IntervalHint(_td(interval), datetime.fromisoformat(expires), reason, actor_from(actor))
 
 
-def one_shot_text(shot: OneShot | None) -> str | None:
-    if shot is None:
+def one_shots_text(queue: tuple[OneShot, ...]) -> str | None:
+    """A queue as a list of ``[id, run_at, expires_at, reason, actor(, true)]``, the
+    last element only for a run-now; an empty queue is ``None`` (SQL NULL)."""
+    if not queue:
         return None
-    fields = [_iso(shot.run_at), _iso(shot.expires_at), shot.reason, actor_doc(shot.actor)]
-    return dumps([*fields, True] if shot.run_now else fields)
+    return dumps([_one_shot_doc(shot) for shot in queue])
 
 
-def one_shot_from(text: str | None) -> OneShot | None:
+def _one_shot_doc(shot: OneShot) -> list[Any]:
+    doc = [shot.id, _iso(shot.run_at), _iso(shot.expires_at), shot.reason, actor_doc(shot.actor)]
+    return [*doc, True] if shot.run_now else doc
+
+
+def one_shots_from(text: str | None) -> tuple[OneShot, ...]:
     if text is None:
-        return None
-    run_at, expires, reason, actor, *run_now = json.loads(text)
+        return ()
     when = datetime.fromisoformat
-    return OneShot(when(run_at), when(expires), reason, actor_from(actor), bool(run_now))
+    return tuple(
+        OneShot(shot_id, when(run_at), when(expires), reason, actor_from(actor), bool(run_now))
+        for shot_id, run_at, expires, reason, actor, *run_now in json.loads(text)
+    )
 
 
 def pause_text(pause: Pause | None) -> str | None:

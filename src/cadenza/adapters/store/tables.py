@@ -156,7 +156,9 @@ endpoints = sa.Table(
     sa.Column("planner_enabled", sa.Boolean, nullable=False),
     # STATE marks what runs and schedule-changing actions move (codec.STATE_COLUMNS).
     sa.Column("interval_hint", sa.Text, info=STATE),
-    sa.Column("one_shot", sa.Text, info=STATE),
+    # The queue of one-shots, a JSON list (NULL: none), so a claim and a completion
+    # still read and write one row per endpoint.
+    sa.Column("one_shots", sa.Text, info=STATE),
     sa.Column("pause", sa.Text, info=STATE),
     _ts("archived_at"),
     _ts("created_at", nullable=False),

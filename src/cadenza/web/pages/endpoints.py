@@ -4,7 +4,8 @@ Its parts, each read through the catalogue and each refreshable on its own
 (``?part=live`` or ``?part=planner``) when a run or a change arrives:
 
 * live: the governor's explanation of the next run rule by rule and the next
-  ``PREVIEW`` runs (``explain_schedule``); hints in force (``get_endpoint``); the
+  ``PREVIEW`` runs (``explain_schedule``); hints in force (``get_endpoint``), each
+  queued one-shot with its cancel button (``cancel_one_shot``); the
   swimlane of recent runs and changes with cadence and duration over time
   (``list_runs``, ``list_audit_events``); health over the last day
   (``summarize_endpoint_health``); the latest runs.
@@ -50,8 +51,13 @@ async def load_live(dashboard: Dashboard, viewer: Viewer, endpoint: Any) -> dict
     )
     upcoming = [p.next_run_at for p in explained.preview if p.next_run_at is not None]
     now = viewer.ctx.now()
+    here = f"/endpoints/{endpoint.id}"
     return {
         "explained": explained,
+        "one_shots": [
+            (shot, control_view("cancel_one_shot", {**ref, "one_shot_id": shot.id}, next_url=here))
+            for shot in endpoint.hints.one_shots
+        ],
         "health": health,
         "latest_runs": runs.items[:LATEST_RUNS],
         "swimlane": swimlane(runs.items, changes.items, upcoming, now),

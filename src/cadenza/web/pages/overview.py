@@ -88,10 +88,10 @@ def _tally(health: JobHealth, endpoint: EndpointOut, overview: Overview, now: da
     health.late += late is not None and not failing
     hints = endpoint.hints
     health.paused += hints.pause is not None
-    health.hinted += hints.interval is not None or hints.one_shot is not None
+    health.hinted += hints.interval is not None or bool(hints.one_shots)
     if failing or late is not None:
         overview.attention.append(Attention(endpoint, health.job, failing, late))
-    if hints.pause is not None or hints.interval is not None or hints.one_shot is not None:
+    if hints.pause is not None or hints.interval is not None or bool(hints.one_shots):
         overview.steered.append((endpoint, health.job))
 
 
