@@ -58,7 +58,7 @@ class _Params:
         self._run = dict.fromkeys(RUN_COLUMNS)
         self._run.update(
             started_at=d.ts_out(now), finished_at=finished, status="success", missed_slots=0,
-            http_status=200, error="", worker_id=WORKER,
+            http_status=200, error="", worker_id=WORKER, http_attempts=1,
         )  # fmt: skip
         self._state = dict.fromkeys(STATE_COLUMNS)
         self._state.update(

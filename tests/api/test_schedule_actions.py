@@ -3,7 +3,7 @@ scheduler, audit with actor and reason, and respect archiving and secrets."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -231,3 +231,19 @@ async def test_before_the_first_run_explain_names_the_stored_catch_up_time(
         assert explained["plan"]["next_run_at"] == stored
         # Still before the stored time (the jitter depends on the random endpoint id).
         clock.advance((datetime.fromisoformat(stored) - clock.now()) / 4)
+
+
+async def test_once_the_stored_time_has_passed_unclaimed_explain_names_it_as_overdue(
+    client: httpx2.AsyncClient, services: Services, alice: Tenant
+) -> None:
+    _, ep = await make_job_and_endpoint(client, alice)
+    stored = (await get(client, f"/endpoints/{ep}", alice))["state"]["next_run_at"]
+    clock = services.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(datetime.fromisoformat(stored) - clock.now() + timedelta(minutes=7))
+    explained = await get(client, f"/endpoints/{ep}/schedule", alice, preview=2)
+    plan = explained["plan"]
+    assert (plan["next_run_at"], plan["source"]) == (stored, "baseline-interval")
+    assert plan["explanation"][-1]["rule"] == "overdue"
+    assert "420 s ago" in plan["explanation"][-1]["note"]
+    assert explained["preview"][0]["next_run_at"] == stored

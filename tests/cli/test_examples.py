@@ -10,6 +10,7 @@ import pytest
 import yaml
 from cli_kit import Tenant
 
+from cadenza.actions.endpoint_models import BaselineSpec
 from cadenza.actions.manifest_models import Manifest
 from cadenza.actions.planner_models import PlannerSettingsIn
 from cadenza.simulation.scenario import load_scenario, scenario_names
@@ -33,6 +34,9 @@ def test_an_example_describes_its_scenarios_endpoints_and_rules(name: str) -> No
         assert endpoint.request.method.value == spec.method
         assert endpoint.start_paused == spec.asleep
         assert endpoint.min_interval_seconds == spec.min_interval_seconds
+        # The recovery and alert tiers are on demand (no baseline) in both.
+        baseline = None if spec.baseline is None else BaselineSpec.model_validate(spec.baseline)
+        assert endpoint.baseline == baseline
         wanted = None if spec.planner is None else PlannerSettingsIn.model_validate(spec.planner)
         assert endpoint.planner == wanted
 

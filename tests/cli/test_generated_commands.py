@@ -197,6 +197,16 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
             },
         ),
         (
+            ["endpoints", "update", "ep_1", "--on-demand", "--reason", "alerts only"],
+            "update_endpoint",
+            {"endpoint_id": "ep_1", "baseline": None, "reason": "alerts only"},
+        ),
+        (
+            ["endpoints", "update", "ep_1", "--tier", "alert"],
+            "update_endpoint",
+            {"endpoint_id": "ep_1", "tier": "alert"},
+        ),
+        (
             ["jobs", "list", "--input", '{"status": "paused", "limit": 5}', "--limit", "7"],
             "list_jobs",
             {"status": "paused", "limit": 7},

@@ -296,3 +296,25 @@ async def test_the_overlap_policy_exports_applies_back_unchanged_and_updates(
     assert (await apply(ctx, exported))["changes"] == []
     changed = await apply(ctx, manifest(endpoint(overlap="allow"), endpoint("other")))
     assert changed["changes"][0]["fields"] == [{"field": "max_in_flight", "before": 4, "after": 2}]
+
+
+async def test_an_on_demand_endpoint_round_trips_and_a_removed_baseline_is_a_change(
+    services: Services,
+) -> None:
+    ctx = caller(services)
+    alert = {"name": "page", "request": {"url": "https://example.com/page"}}
+    first = await apply(ctx, manifest(endpoint(), alert))
+    page = next(c["id"] for c in first["changes"] if c["endpoint"] == "page")
+    shown = await invoke(BY_NAME["get_endpoint"], ctx, {"endpoint_id": page})
+    assert (shown.baseline, shown.state.next_run_at) == (None, None)
+    exported = await export(ctx, "shop")
+    specs = {e["name"]: e for e in exported["jobs"][0]["endpoints"]}
+    assert specs["page"]["baseline"] is None
+    assert specs["health"]["baseline"]["interval_seconds"] == 300
+    assert (await apply(ctx, exported))["changes"] == []
+
+    on_demand = await apply(ctx, manifest({**endpoint(), "baseline": None}, alert))
+    (change,) = on_demand["changes"]
+    (field,) = change["fields"]
+    assert (change["endpoint"], field["field"], field["after"]) == ("health", "baseline", None)
+    assert field["before"]["interval_seconds"] == 300

@@ -24,18 +24,19 @@ class Backstage:
     """Opens one alert incident about the endpoint (as the evaluator would); its id."""
 
 
-# The seed's flash-sale job: 10 endpoints in 4 tiers. (name, tier, interval, cooldown)
-FLASH_SALE: tuple[tuple[str, str, float, float | None], ...] = (
+# The seed's flash-sale job: 10 endpoints in 4 tiers. (name, tier, interval, cooldown);
+# no interval: on demand (the recovery and alert tiers run only when asked).
+FLASH_SALE: tuple[tuple[str, str, float | None, float | None], ...] = (
     ("traffic_analyzer", "health", 60, None),
     ("order_processing_health", "health", 60, None),
     ("inventory_sync_check", "health", 120, None),
     ("slow_page_analyzer", "investigation", 300, None),
     ("database_query_trace", "investigation", 300, None),
     ("checkout_funnel_breakdown", "investigation", 600, None),
-    ("cache_warm_up", "recovery", 3600, 600),
-    ("scale_checkout_workers", "recovery", 3600, 1200),
-    ("slack_ops_alert", "alert", 3600, 600),
-    ("pagerduty_escalation", "alert", 3600, 3600),
+    ("cache_warm_up", "recovery", None, 600),
+    ("scale_checkout_workers", "recovery", None, 1200),
+    ("slack_ops_alert", "alert", None, 600),
+    ("pagerduty_escalation", "alert", None, 3600),
 )
 
 
@@ -65,7 +66,7 @@ async def set_up_flash_sale(client: Client, base_url: str, now: datetime) -> Fla
             "name": name,
             "tier": tier,
             "request": {"method": "POST", "url": f"{base_url}/{name}"},
-            "baseline": {"interval_seconds": interval},
+            "baseline": None if interval is None else {"interval_seconds": interval},
             "min_interval_seconds": cooldown,
             "reason": f"{tier} tier of the flash sale",
         }

@@ -40,6 +40,10 @@ async def test_the_flash_sale_is_set_up_through_tools_with_investigation_paused(
         assert endpoint["request"]["url"].startswith("http://127.0.0.1:")
     recovery = [e for e in endpoints if e["tier"] == "recovery"]
     assert all(e["min_interval_seconds"] >= 600 for e in recovery)
+    for endpoint in endpoints:
+        on_demand = endpoint["tier"] in ("recovery", "alert")
+        assert (endpoint["state"]["next_run_source"] == "on-demand") is on_demand
+        assert (endpoint["state"]["next_run_at"] is None) is on_demand
 
 
 async def test_a_hint_and_a_pause_on_the_flash_sale_show_in_explain_schedule(
@@ -51,6 +55,9 @@ async def test_a_hint_and_a_pause_on_the_flash_sale_show_in_explain_schedule(
         traffic, slack = sale.endpoints["traffic_analyzer"], sale.endpoints["slack_ops_alert"]
         hint = {"interval_seconds": 30, "ttl_seconds": 1200, "reason": "traffic spiked"}
         ok(await client.call_tool("apply_interval_hint", {"endpoint_id": traffic, **hint}))
+        # The alert is on demand: a heads-up asked for, then held until the pause ends.
+        heads_up = {"endpoint_id": slack, "delay_seconds": 300, "reason": "surge"}
+        ok(await client.call_tool("schedule_one_shot_run", heads_up))
         until = now + timedelta(minutes=30)
         pause = {"until": rfc3339(until), "reason": "recovering: no noisy alerts"}
         change = ok(

@@ -74,6 +74,11 @@ def make_endpoint(baseline: Baseline | None = None, **overrides: Any) -> Endpoin
     return Endpoint(**fields)
 
 
+def on_demand(**overrides: Any) -> Endpoint:
+    """An endpoint with no baseline: it runs only when asked."""
+    return replace(make_endpoint(**overrides), baseline=None)
+
+
 def ran(endpoint: Endpoint, when: datetime, **overrides: Any) -> Endpoint:
     """``endpoint`` as it is after a successful run that started on its slot ``when``."""
     fields: dict[str, Any] = {"last_run_at": when, "last_scheduled_for": when}

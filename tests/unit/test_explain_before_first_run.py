@@ -1,9 +1,12 @@
 """Before an endpoint's first run, ``explain_schedule`` (the governor asked again at a
 later ``now``) names the stored ``next_run_at`` for as long as that time is ahead
-(issue 16.7): a catch-up's time and jitter do not depend on when it is asked."""
+(issue 16.7): a catch-up's time and jitter do not depend on when it is asked. Once
+that time has passed and nobody has claimed it, ``explain_plan`` names it as stored
+(overdue) instead of "now"."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from domain_builders import T0, make_endpoint, make_job
@@ -11,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cadenza.domain import lifecycle
-from cadenza.domain.governor import plan_next_run
-from cadenza.domain.model import CatchUp, Endpoint
+from cadenza.domain.governor import explain_plan, plan_next_run
+from cadenza.domain.model import CatchUp, Endpoint, Lease
 from cadenza.domain.schedule import Baseline, CronSchedule, IntervalSchedule
 
 BOUNDED = settings(max_examples=300, deadline=None, database=None)
@@ -68,3 +71,27 @@ def test_a_catch_up_before_the_first_run_is_named_the_same_when_asked_later() ->
     assert stored.next_run_at > T0
     later = plan_next_run(T0 + (stored.next_run_at - T0) / 2, stored, make_job())
     assert later.next_run_at == stored.next_run_at
+
+
+@BOUNDED
+@given(fresh_endpoints(), seconds(0.000001, 10 * 86400))
+def test_explain_names_the_stored_next_run_once_it_has_passed_unclaimed(
+    endpoint: Endpoint, late: timedelta
+) -> None:
+    job = make_job()
+    stored = lifecycle.replan(endpoint, job, T0)
+    assert stored.next_run_at is not None
+    asked = stored.next_run_at + late
+    explained = explain_plan(asked, stored, job)
+    assert (explained.next_run_at, explained.source) == (stored.next_run_at, stored.next_run_source)
+    assert explained.explanation[-1].rule == "overdue"
+
+
+def test_an_overdue_cron_fire_is_named_until_claimed_then_the_plan_looks_forward() -> None:
+    job = make_job()
+    stored = lifecycle.replan(make_endpoint(CronSchedule("0 * * * *"), created_at=T0), job, T0)
+    assert stored.next_run_at == T0 + timedelta(hours=1)
+    asked = T0 + timedelta(hours=1, minutes=20)
+    assert explain_plan(asked, stored, job).next_run_at == stored.next_run_at
+    claimed = replace(stored, lease=Lease("w1", asked + timedelta(minutes=1), 1))
+    assert explain_plan(asked, claimed, job) == plan_next_run(asked, claimed, job)

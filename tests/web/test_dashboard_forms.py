@@ -48,7 +48,7 @@ def test_an_endpoint_form_has_a_widget_for_every_part_of_the_add_endpoint_input(
     assert shown["request.body"] is Kind.OPTIONAL_GROUP
     assert shown["request.body.json"] is Kind.JSON
     assert shown["request.expected_status"] is Kind.LIST
-    assert shown["baseline"] is Kind.GROUP
+    assert shown["baseline"] is Kind.OPTIONAL_GROUP  # unticked: on demand
     assert shown["baseline.interval_seconds"] is Kind.NUMBER
     assert shown["baseline.start_at"] is Kind.TIME
     assert shown["description"] is Kind.LONG_TEXT

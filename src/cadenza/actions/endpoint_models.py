@@ -196,6 +196,7 @@ class BaselineSpec(Input):
         return self
 
 
+ON_DEMAND_TEXT = "None: on demand, runs only when asked (one-shot, run-now, hint)."
 DELIVERY_TEXT = "A request cut short by a crash: re-sent (same Idempotency-Key) or not."
 OVERLAP_TEXT = "A slot due while a run is in flight: skip it, or allow up to max_in_flight."
 IN_FLIGHT_TEXT = f"allow only: 2-{limits.MAX_IN_FLIGHT}, default {limits.DEFAULT_IN_FLIGHT}."
@@ -219,7 +220,7 @@ class EndpointFields(Input):
     description: Description = ""
     tier: str = Field("", max_length=64, description="A label such as critical or batch.")
     request: RequestSpec
-    baseline: BaselineSpec
+    baseline: BaselineSpec | None = Field(None, description=ON_DEMAND_TEXT)
     min_interval_seconds: IntervalSeconds | None = Field(
         None, description="Never run more often than this; also the cooldown."
     )
@@ -242,7 +243,7 @@ class EndpointFields(Input):
             "description": self.description,
             "tier": self.tier,
             "request": build_request(self.request, previous),
-            "baseline": build_baseline(self.baseline),
+            "baseline": None if self.baseline is None else build_baseline(self.baseline),
             "guardrails": Guardrails(
                 duration(self.min_interval_seconds), duration(self.max_interval_seconds)
             ),
@@ -316,7 +317,7 @@ class EndpointOut(Output):
     description: str
     tier: str
     request: RequestSpec
-    baseline: BaselineSpec
+    baseline: BaselineSpec | None
     min_interval_seconds: float | None
     max_interval_seconds: float | None
     catch_up: CatchUp
@@ -498,7 +499,9 @@ def _body_spec(body: Body | None) -> BodySpec | None:
     return BodySpec.model_construct(json_=body.json, content_type=body.content_type)
 
 
-def baseline_spec(baseline: Baseline) -> BaselineSpec:
+def baseline_spec(baseline: Baseline | None) -> BaselineSpec | None:
+    if baseline is None:
+        return None
     if isinstance(baseline, CronSchedule):
         return BaselineSpec(cron=baseline.expression, timezone=baseline.timezone)
     return BaselineSpec(interval_seconds=baseline.every.total_seconds(), start_at=baseline.start_at)

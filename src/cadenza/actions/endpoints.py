@@ -21,6 +21,7 @@ from cadenza.actions.base import Action, Context, Example, record
 from cadenza.actions.endpoint_models import (
     DELIVERY_TEXT,
     MAX_JITTER_S,
+    ON_DEMAND_TEXT,
     SECRET_MASK,
     BaselineSpec,
     EndpointFields,
@@ -53,6 +54,7 @@ from cadenza.domain import errors, limits
 from cadenza.domain.identity import Scope
 from cadenza.domain.lifecycle import replan
 from cadenza.domain.model import CatchUp, Delivery, Endpoint, Guardrails, Overlap, RunStatus
+from cadenza.domain.schedule import Baseline
 from cadenza.ids import new_id
 
 _ENDPOINT = EXAMPLE_IDS["endpoint_id"]
@@ -75,7 +77,7 @@ class UpdateEndpointInput(Input):
     description: Description | None = None
     tier: str | None = Field(None, max_length=64)
     request: RequestPatch | None = None
-    baseline: BaselineSpec | None = None
+    baseline: BaselineSpec | None = Field(None, description=ON_DEMAND_TEXT)
     min_interval_seconds: IntervalSeconds | None = None
     max_interval_seconds: IntervalSeconds | None = None
     catch_up: CatchUp | None = None
@@ -125,7 +127,7 @@ def _reconfigured(endpoint: Endpoint, data: UpdateEndpointInput, now: datetime) 
             if data.request
             else endpoint.request
         ),
-        baseline=build_baseline(data.baseline) if data.baseline else endpoint.baseline,
+        baseline=_baseline(data, endpoint),
         guardrails=Guardrails(
             duration(data.min_interval_seconds)
             if "min_interval_seconds" in given
@@ -150,6 +152,13 @@ def _reconfigured(endpoint: Endpoint, data: UpdateEndpointInput, now: datetime) 
         ),
         updated_at=now,
     )
+
+
+def _baseline(data: UpdateEndpointInput, endpoint: Endpoint) -> Baseline | None:
+    """A given baseline replaces the stored one; a given null removes it (on demand)."""
+    if "baseline" not in data.model_fields_set:
+        return endpoint.baseline
+    return None if data.baseline is None else build_baseline(data.baseline)
 
 
 async def update_endpoint(ctx: Context, data: UpdateEndpointInput) -> EndpointOut:
@@ -279,11 +288,12 @@ ACTIONS = (
         name="add_endpoint",
         summary="Add an HTTP endpoint to a job",
         description=(
-            "Adds an HTTP request with a baseline schedule to a job and schedules it at once. "
-            "Baseline: cron (5 fields, optional 6th for seconds, or @daily-style macros) with "
-            "an IANA timezone, or interval_seconds (>= 1) with an optional start_at. "
-            "Guardrails min_interval_seconds/max_interval_seconds bound every cadence, hints "
-            "included. Secret header values are stored encrypted and never shown again."
+            "Adds an HTTP request with a baseline schedule to a job and schedules it at once "
+            "(no baseline: on demand). Baseline: cron (5 fields, optional 6th for seconds, or "
+            "@daily-style macros) with an IANA timezone, or interval_seconds (>= 1) with an "
+            "optional start_at. Guardrails min_interval_seconds/max_interval_seconds bound "
+            "every cadence, hints included. Secret header values are stored encrypted and "
+            "never shown again."
         ),
         input_model=AddEndpointInput,
         output_model=EndpointOut,
@@ -361,8 +371,8 @@ ACTIONS = (
         summary="Change an endpoint's configuration",
         description=(
             "Changes an endpoint; omitted fields stay. request is a JSON Merge Patch "
-            "(headers by name, null removes); baseline replaces. ******** keeps a stored "
-            "secret, dropped if the URL changes origin. Replans at once."
+            "(headers by name, null removes); baseline replaces, null: on demand. ******** "
+            "keeps a stored secret, dropped if the URL changes origin. Replans at once."
         ),
         input_model=UpdateEndpointInput,
         output_model=EndpointOut,

@@ -19,7 +19,7 @@ from cadenza.actions.endpoints import ENDPOINT_ID, EndpointChangeInput, Endpoint
 from cadenza.actions.scheduling import Change, ScheduleChangeOut, change_endpoint
 from cadenza.actions.wire import EXAMPLE_IDS, Output, PlanOut, UtcTime, id_field, rfc3339
 from cadenza.domain import errors, lifecycle, limits
-from cadenza.domain.governor import plan_next_run, preview
+from cadenza.domain.governor import explain_plan, preview
 from cadenza.domain.identity import Scope
 from cadenza.domain.model import ActorKind, Endpoint, IntervalHint, Job, OneShot, Pause, PlanSource
 from cadenza.ids import new_id
@@ -234,12 +234,13 @@ async def explain_schedule(ctx: Context, data: ExplainInput) -> ExplainOut:
     async with ctx.store.transaction(readonly=True) as tx:
         endpoint = await tx.get_endpoint(ctx.tenant_id, data.endpoint_id)
         job = await tx.get_job(ctx.tenant_id, endpoint.job_id)
-    plans = preview(now, endpoint, job, data.preview)
+    plan = explain_plan(now, endpoint, job)
+    plans = [plan, *preview(now, endpoint, job, data.preview)[1:]]
     return ExplainOut(
         endpoint_id=endpoint.id,
         now=now,
         stored_next_run_at=endpoint.next_run_at,
-        plan=PlanOut.of(plan_next_run(now, endpoint, job)),
+        plan=PlanOut.of(plan),
         preview=[
             PreviewItem(
                 next_run_at=p.next_run_at,

@@ -322,11 +322,12 @@ def endpoint_changes(before: Endpoint, after: Endpoint) -> list[tuple[str, Any, 
 
 def endpoint_wire(endpoint: Endpoint) -> dict[str, Any]:
     """An endpoint's configuration as the API shows it (secrets masked)."""
+    baseline = baseline_spec(endpoint.baseline)
     return {
         "description": endpoint.description,
         "tier": endpoint.tier,
         "request": request_spec(endpoint.request).model_dump(mode="json", by_alias=True),
-        "baseline": baseline_spec(endpoint.baseline).model_dump(mode="json"),
+        "baseline": None if baseline is None else baseline.model_dump(mode="json"),
         "min_interval_seconds": seconds(endpoint.guardrails.min_interval),
         "max_interval_seconds": seconds(endpoint.guardrails.max_interval),
         "catch_up": endpoint.catch_up.value,

@@ -18,12 +18,13 @@ from typing import Any, Literal
 
 from cadenza.actions.base import AnyAction
 
-FlagKind = Literal["text", "duration", "int", "ints", "header", "secret-header", "json"]
+FlagKind = Literal["text", "duration", "int", "ints", "header", "secret-header", "json", "null"]
 
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    """An option that fills a nested input field, such as ``--url`` for ``request.url``."""
+    """An option that fills a nested input field, such as ``--url`` for ``request.url``;
+    a ``null`` flag takes no value and sends null there (``--on-demand``)."""
 
     option: str
     path: tuple[str, ...]
@@ -70,6 +71,7 @@ _BASELINE_FLAGS = (
     Flag("cron", ("baseline", "cron"), "text", "A cron expression, e.g. '*/5 * * * *'."),
     Flag("timezone", ("baseline", "timezone"), "text", "The cron's IANA time zone."),
 )
+_ON_DEMAND = Flag("on-demand", ("baseline",), "null", "Remove the baseline: run only when asked.")
 _RUN_COLUMNS = ("id", "started_at", "status", "http_status", "duration_seconds", "source")
 _ENDPOINT_COLUMNS = ("id", "name", "tier", "state.next_run_at", "state.next_run_source")
 
@@ -84,7 +86,7 @@ _TABLE = (
     Command("add_endpoint", ("endpoints", "add"), flags=_REQUEST_FLAGS + _BASELINE_FLAGS),
     Command("get_endpoint", ("endpoints", "get")),
     Command("list_endpoints", ("endpoints", "list"), columns=_ENDPOINT_COLUMNS),
-    Command("update_endpoint", ("endpoints", "update"), flags=_BASELINE_FLAGS),
+    Command("update_endpoint", ("endpoints", "update"), flags=(*_BASELINE_FLAGS, _ON_DEMAND)),
     Command("delete_endpoint", ("endpoints", "delete")),
     Command("test_endpoint", ("endpoints", "test")),
     Command("reset_failure_count", ("endpoints", "reset-failures")),

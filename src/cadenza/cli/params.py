@@ -177,6 +177,9 @@ def flag_param(flag: Flag) -> Param:
         element: Any = int if flag.kind == "ints" else str
         decl = typer.Option(f"--{flag.option}", help=help_text, show_default=False)
         return Param(name, Annotated[list[element] | None, decl], None, _nested(flag))
+    if flag.kind == "null":
+        switch = typer.Option(f"--{flag.option}", help=help_text, show_default=False)
+        return Param(name, Annotated[bool, switch], False, _nested(flag))
     value_type, parse, shown = _flag_scalar(flag)
     decl = typer.Option(
         f"--{flag.option}", help=help_text, parser=parse, metavar=shown, show_default=False
@@ -194,6 +197,8 @@ def _flag_scalar(flag: Flag) -> tuple[Any, Callable[[str], Any] | None, str | No
 
 def _nested(flag: Flag) -> Write:
     def write(payload: dict[str, Any], value: Any) -> None:
+        if flag.kind == "null" and value is False:
+            return  # the switch not given
         *parents, last = flag.path
         target = payload
         for key in parents:
@@ -209,6 +214,8 @@ def _nested(flag: Flag) -> Write:
                     entry["secret"] = True
                 headers.append(entry)
             target[last] = headers
+        elif flag.kind == "null":
+            target[last] = None
         else:
             target[last] = list(value) if isinstance(value, list) else value
 

@@ -6,12 +6,15 @@
 part is a ``Service`` (``run()`` until ``stop()``), so the API server joins as one
 more service. SIGTERM or SIGINT stops every service gracefully and the command
 exits 0; a service still running ``STOP_MARGIN`` seconds after the grace period is
-cancelled, and a second signal cuts the grace period short.
+cancelled, and a second signal cuts the grace period short. Should closing up after
+the services hang (a connection, a thread), the process prints every thread's stack
+``EXIT_MARGIN`` seconds later and exits 1: a stop never needs a second signal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import signal
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
 
 STOP_MARGIN = 5.0
 """Seconds after the grace period for services to record what it cut short."""
+
+EXIT_MARGIN = 15.0
+"""Seconds after that for closing connections and threads before the process gives up."""
 
 
 def settings_from_env() -> Settings:
@@ -166,6 +172,7 @@ async def run_services(services: dict[str, Service], grace: float = 10.0) -> Non
         signals += 1
         log().info("process.signal", signal=sig.name, graceful=signals == 1)
         if signals == 1:
+            _exit_by(grace + STOP_MARGIN + EXIT_MARGIN)
             _stop_all(services.values())
         else:
             for task in tasks:
@@ -189,6 +196,12 @@ async def run_services(services: dict[str, Service], grace: float = 10.0) -> Non
     if failures and signals < 2:
         raise failures[0]
     log().info("process.stopped")
+
+
+def _exit_by(seconds: float) -> None:
+    """Unless the process has ended ``seconds`` from now, dump every thread's stack to
+    stderr (what held it up) and exit with status 1."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
 
 
 def _stop_all(services: Iterable[Service]) -> None:

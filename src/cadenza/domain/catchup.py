@@ -7,7 +7,9 @@ time passed long ago. ``catch_up`` decides what happens (SCHEDULING.md §1):
   not run, and the endpoint is replanned onto the next slot after now. A slot that
   is merely late (its successor still ahead) runs, whatever the policy.
 
-Only baseline slots catch up; a hint's or a one-shot's slot always runs.
+Only baseline slots catch up; a hint's or a one-shot's slot always runs. An
+on-demand endpoint has no baseline slots (one whose baseline was removed while a
+baseline slot was in flight: that slot stands for itself and is never skipped).
 
 Whichever slot a late baseline run was claimed for, it *stands for* the last
 baseline slot that came due before it started (``standing_slot``), and that slot
@@ -32,6 +34,8 @@ BASELINE_SOURCES = frozenset({PlanSource.BASELINE_CRON, PlanSource.BASELINE_INTE
 def next_baseline_slot(endpoint: Endpoint, slot: datetime) -> datetime | None:
     """The baseline slot after ``slot``, with the same backoff the governor applies."""
     baseline = endpoint.baseline
+    if baseline is None:
+        return None
     if isinstance(baseline, IntervalSchedule):
         return slot + baseline.every * (1 << min(endpoint.failure_count, MAX_BACKOFF_EXPONENT))
     return baseline.next_after(slot)
@@ -41,6 +45,8 @@ def standing_slot(endpoint: Endpoint, scheduled_for: datetime, started_at: datet
     """The baseline slot a run of ``scheduled_for`` that started at ``started_at``
     stands for: the last slot at or before its start, never before ``scheduled_for``."""
     baseline = endpoint.baseline
+    if baseline is None:
+        return scheduled_for
     if isinstance(baseline, IntervalSchedule):
         return _standing_interval_slot(endpoint, baseline, scheduled_for, started_at)
     latest = scheduled_for

@@ -6,7 +6,8 @@ rules, in order:
 1. an archived endpoint or job is not scheduled;
 2. the baseline gives a candidate (cron: next fire after ``now`` in the zone;
    interval: the lattice after the last slot, stretched ×2^failures up to ×32, with
-   missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter;
+   missed slots collapsed to ``now`` or skipped per ``catch_up``), plus jitter; an
+   endpoint without a baseline is *on demand* and gives none ("on-demand");
 3. a fresh interval hint replaces it with ``last_run_at + hint`` (cron too);
 4. the endpoint's queue of one-shots: its first live one (the earliest ``run_at``)
    competes, the earliest of it and the cadence wins; a queued run-now
@@ -18,10 +19,11 @@ rules, in order:
 
 Whatever the rules decide is written into ``Plan.explanation`` step by step, each
 step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
-``backoff``, ``catch-up``, ``jitter``, ``hint-expired``, ``hint-interval``,
+``backoff``, ``catch-up``, ``jitter``, ``on-demand``, ``hint-expired``, ``hint-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
 ``run-now``, ``one-shots-queued``, ``clamped-min``, ``clamped-max``, ``retry-after``,
 ``not-in-past``, ``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
+``explain_plan`` may add ``overdue`` after them (a stored time passed, unclaimed).
 
 Where SCHEDULING.md is silent, these choices hold (each is tested):
 
@@ -52,6 +54,20 @@ Where SCHEDULING.md is silent, these choices hold (each is tested):
 - When both the endpoint and its job are paused, the longer pause binds ("paused"):
   an indefinite pause beats any bounded one, otherwise the later ``until`` wins.
 - A cron expression that never fires again, with nothing else to run, plans ``None``.
+- An on-demand endpoint (``baseline=None``) never runs on its own: with no fresh
+  one-shot (run-now included) and no fresh interval hint it plans ``None``, source
+  ``on-demand``, whatever its failures, Retry-After, guardrails or pause. So the
+  claim, which takes only rows with a ``next_run_at``, never picks it. What asks:
+  a one-shot or run-now runs once; an interval hint is a temporary cadence,
+  ``last_run_at`` (or ``now``) plus the hint, that ends with the hint (it lapses
+  into "nothing pending", never into a baseline). Baseline-only rules do not
+  apply: no failure backoff (it stretches a baseline), no catch-up and no missed
+  slots (there are no slots); an overdue one-shot or hint run after downtime runs
+  once. ``min_interval`` (the cooldown) and Retry-After hold a pending run back as
+  on any endpoint. ``max_interval`` bounds a cadence, so it lowers a run only while
+  an interval hint governs, and bounds a Retry-After hold; it never creates a run.
+  When a bounded pause ends, what is still pending then runs (the plan as seen at
+  the pause's end); with nothing pending it plans nothing.
 - A ``run_once`` catch-up already stored and still ahead (within its jitter) is kept
   by a replan, so ``explain_schedule`` names the stored ``next_run_at`` until it is due.
 - Catch-up of cron fires missed during downtime happens when the scheduler claims the
@@ -95,6 +111,8 @@ class _Draft:
     at: datetime
     source: PlanSource
     steps: list[PlanStep]
+    cadence: bool = True
+    """Whether a baseline or a fresh interval hint governs (``max_interval`` bounds it)."""
 
     def note(self, rule: str, at: datetime | None, note: str) -> None:
         self.steps.append(PlanStep(rule, at, note))
@@ -106,6 +124,11 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
         what = "endpoint" if endpoint.archived else "job"
         step = PlanStep("archived", None, f"The {what} is archived; nothing is scheduled.")
         return Plan(None, PlanSource.ARCHIVED, (step,))
+    return _apply_pauses(now, endpoint, job, _unpaused(now, endpoint))
+
+
+def _unpaused(now: datetime, endpoint: Endpoint) -> _Draft:
+    """Rules 2 to 6: the plan as if nothing were paused."""
     draft = _baseline(now, endpoint)
     _apply_interval_hint(now, endpoint, draft)
     _apply_one_shots(now, endpoint, draft)
@@ -114,10 +137,13 @@ def plan_next_run(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
     if draft.at < now:
         draft.note("not-in-past", now, "The candidate is in the past; running now instead.")
         draft.at = now
-    return _apply_pauses(now, endpoint, job, draft)
+    return draft
 
 
 def _baseline(now: datetime, endpoint: Endpoint) -> _Draft:
+    if endpoint.baseline is None:
+        note = "On demand: no baseline, so it runs only when asked (one-shot, run-now, hint)."
+        return _Draft(_NEVER, PlanSource.ON_DEMAND, [PlanStep("on-demand", None, note)], False)
     if isinstance(endpoint.baseline, CronSchedule):
         return _cron_baseline(now, endpoint, endpoint.baseline)
     return _interval_baseline(now, endpoint, endpoint.baseline)
@@ -284,7 +310,7 @@ def _apply_interval_hint(now: datetime, endpoint: Endpoint, draft: _Draft) -> No
     if at >= hint.expires_at:
         _hint_lapses(endpoint, hint.expires_at, at, draft)
         return
-    draft.at, draft.source = at, PlanSource.HINT_INTERVAL
+    draft.at, draft.source, draft.cadence = at, PlanSource.HINT_INTERVAL, True
     draft.note(
         "hint-interval",
         at,
@@ -302,12 +328,11 @@ def _hint_lapses(endpoint: Endpoint, expires_at: datetime, hinted: datetime, dra
         f"The interval hint would run next only after it expires at {expires_at.isoformat()}.",
     )
     resumed = _baseline(expires_at, endpoint)
-    draft.at, draft.source = resumed.at, resumed.source
-    draft.note(
-        "hint-lapses",
-        None if resumed.at == _NEVER else resumed.at,
-        "The hint lapses first; the baseline as seen at its expiry applies.",
-    )
+    draft.at, draft.source, draft.cadence = resumed.at, resumed.source, resumed.cadence
+    note = "The hint lapses first; the baseline as seen at its expiry applies."
+    if endpoint.baseline is None:
+        note = "The hint lapses first; on demand, nothing runs after it unless asked."
+    draft.note("hint-lapses", None if resumed.at == _NEVER else resumed.at, note)
 
 
 def _apply_one_shots(now: datetime, endpoint: Endpoint, draft: _Draft) -> None:
@@ -364,7 +389,8 @@ def _apply_clamps(endpoint: Endpoint, draft: _Draft) -> None:
             draft.at,
             f"Raised to the minimum interval of {_seconds(rails.min_interval)}.",
         )
-    if rails.max_interval is not None and draft.at > last + rails.max_interval:
+    # No cadence (on demand, no hint): nothing to bound, and a bound must not create a run.
+    if draft.cadence and rails.max_interval is not None and draft.at > last + rails.max_interval:
         draft.at, draft.source = last + rails.max_interval, PlanSource.CLAMPED_MAX
         draft.note(
             "clamped-max",
@@ -393,7 +419,12 @@ def _apply_retry_after(endpoint: Endpoint, draft: _Draft) -> None:
 def _apply_pauses(now: datetime, endpoint: Endpoint, job: Job, draft: _Draft) -> Plan:
     binding = _binding_pause(now, endpoint, job)
     if binding is not None:
+        if endpoint.baseline is None:
+            return _paused_on_demand(*binding, endpoint, draft)
         return _paused_plan(*binding, draft)
+    if draft.at == _NEVER and endpoint.baseline is None:
+        draft.note("chosen", None, "On demand: nothing is pending; it runs only when asked.")
+        return Plan(None, draft.source, tuple(draft.steps))
     if draft.at == _NEVER:
         draft.note("chosen", None, "Nothing will run: no source gives a next run.")
         return Plan(None, draft.source, tuple(draft.steps))
@@ -413,6 +444,27 @@ def _binding_pause(now: datetime, endpoint: Endpoint, job: Job) -> tuple[str, Pa
     return max(active, key=lambda item: _NEVER if item[1].until is None else item[1].until)
 
 
+def _paused_on_demand(owner: str, pause: Pause, endpoint: Endpoint, draft: _Draft) -> Plan:
+    """A baseline resumes when a pause ends; on demand, only what is still pending
+    then does: the plan as seen at the pause's end (a one-shot or hint expired by
+    then asks nothing)."""
+    if pause.until is None:
+        return _paused_plan(owner, pause, draft)
+    who = f"{pause.actor}: {pause.reason or 'no reason given'}"
+    resumed = _unpaused(pause.until, endpoint).at
+    if resumed == _NEVER:
+        note = f"on demand, nothing is pending when it ends ({who})."
+        draft.note(
+            "paused", None, f"The {owner} is paused until {pause.until.isoformat()}; " + note
+        )
+        return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
+    note = (
+        f"The {owner} is paused until {pause.until.isoformat()}; what is pending runs then ({who})."
+    )
+    draft.note("paused", resumed, note)
+    return Plan(resumed, PlanSource.PAUSED, tuple(draft.steps))
+
+
 def _paused_plan(owner: str, pause: Pause, draft: _Draft) -> Plan:
     who = f"{pause.actor}: {pause.reason or 'no reason given'}"
     if pause.until is None:
@@ -420,6 +472,24 @@ def _paused_plan(owner: str, pause: Pause, draft: _Draft) -> Plan:
         return Plan(None, PlanSource.PAUSED, tuple(draft.steps))
     draft.note("paused", pause.until, f"The {owner} is paused until this time ({who}).")
     return Plan(pause.until, PlanSource.PAUSED, tuple(draft.steps))
+
+
+def explain_plan(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
+    """The plan ``explain_schedule`` shows: ``plan_next_run`` at ``now``, except that a
+    stored ``next_run_at`` already passed and not yet claimed is named as stored, with
+    its source ("overdue"), instead of a made-up "now": that slot is what a worker
+    claims next (a replan only looks forward, and would name a later cron fire).
+    """
+    plan = plan_next_run(now, endpoint, job)
+    stored = endpoint.next_run_at
+    claimed = endpoint.lease is not None and endpoint.lease.until > now
+    if stored is None or stored >= now or claimed:
+        return plan
+    late = (
+        f"Due at this stored time, {_seconds(now - stored)} ago; it runs when a worker claims it."
+    )
+    step = PlanStep("overdue", stored, late)
+    return Plan(stored, endpoint.next_run_source or plan.source, (*plan.explanation, step))
 
 
 def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:
@@ -466,7 +536,7 @@ def missed_slots(endpoint: Endpoint, slot: datetime) -> int:
     exactly one run: the run's standing slot becomes the next run's ``last slot``.
     """
     previous = endpoint.last_scheduled_for
-    if previous is None or slot <= previous:
+    if previous is None or slot <= previous or endpoint.baseline is None:
         return 0
     if isinstance(endpoint.baseline, IntervalSchedule):
         step = endpoint.baseline.every * (1 << min(endpoint.failure_count, MAX_BACKOFF_EXPONENT))

@@ -90,6 +90,7 @@ class PlanSource(StrEnum):
     HINT_INTERVAL = "hint-interval"
     HINT_ONE_SHOT = "hint-one-shot"
     RUN_NOW = "run-now"
+    ON_DEMAND = "on-demand"
     CLAMPED_MIN = "clamped-min"
     CLAMPED_MAX = "clamped-max"
     PAUSED = "paused"
@@ -367,6 +368,9 @@ def _check_name(name: str) -> None:
 class Endpoint:
     """An HTTP request with a schedule, its guardrails, hints and runtime state.
 
+    ``baseline=None`` makes it on demand: it never runs on its own, only when asked
+    (a one-shot, a run-now, an interval hint while fresh); see ``domain.governor``.
+
     Not a slots class, unlike the other entities: its attributes live in a dict so
     that ``endpoint_from`` and ``evolve`` can build one in a single dict update.
     """
@@ -376,7 +380,7 @@ class Endpoint:
     tenant_id: str
     name: str
     request: Request
-    baseline: Baseline
+    baseline: Baseline | None
     created_at: datetime
     updated_at: datetime
     guardrails: Guardrails = Guardrails()
@@ -423,6 +427,10 @@ class Endpoint:
     @property
     def archived(self) -> bool:
         return self.archived_at is not None
+
+    @property
+    def on_demand(self) -> bool:
+        return self.baseline is None
 
     @property
     def anchor(self) -> datetime:

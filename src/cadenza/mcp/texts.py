@@ -26,9 +26,12 @@ INSTRUCTIONS = (
 SCHEDULING_GUIDE = """\
 # How Cadenza decides when an endpoint runs
 
-Every endpoint has one baseline: a cron expression with an IANA time zone, or an
-interval in seconds (at least 1). Cadenza computes the next run from it, then lets
-short-lived hints and pauses bend it, always inside the endpoint's guardrails.
+An endpoint has at most one baseline: a cron expression with an IANA time zone, or
+an interval in seconds (at least 1). Cadenza computes the next run from it, then lets
+short-lived hints and pauses bend it, always inside the endpoint's guardrails. An
+endpoint without a baseline is on demand: it runs only when asked (one-shot,
+trigger_run, or an interval hint while fresh, which then ends with the hint);
+max_interval_seconds never makes it run by itself.
 
 ## The rules, in the order they apply
 1. Archived endpoint or job: not scheduled.

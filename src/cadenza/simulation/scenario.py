@@ -14,8 +14,10 @@ wire format of ``set_endpoint_planner``), plus the script of the world they watc
 * **incidents**: when something goes wrong and which runs count as observing it,
   for the detection-delay figure.
 
-Endpoints marked ``asleep`` are paused by the user at setup (until a day after the
-start); only the planner can wake them. ``tight_interval_seconds`` is the cadence the
+A ``baseline`` of ``null`` makes an endpoint on demand (the recovery and alert
+tiers): it runs only when the planner (or a scripted one-shot) asks. Endpoints
+marked ``asleep`` are paused by the user at setup (until a day after the start);
+only the planner can wake them. ``tight_interval_seconds`` is the cadence the
 endpoint runs at when watched closely: the static-tight reference runs every endpoint
 at it for the whole scenario.
 """
@@ -64,7 +66,7 @@ class EndpointSpec(_Spec):
     description: str
     path: str
     method: Literal["GET", "POST"] = "GET"
-    baseline: dict[str, Any]
+    baseline: dict[str, Any] | None
     min_interval_seconds: float | None = None
     max_interval_seconds: float | None = None
     tight_interval_seconds: float = Field(gt=0)

@@ -59,6 +59,8 @@ class Control:
     prefill: tuple[str, Callable[[Any], Mapping[str, Any]]] | None = None
     """A read action (given the control's ids) and how its output fills the form:
     such a form is fetched when opened (``GET /controls/{name}``), not with the page."""
+    initial: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """What a blank form shows instead of the input model's defaults."""
 
     def available(self) -> bool:
         return self.action in BY_NAME
@@ -120,7 +122,9 @@ CONTROLS: dict[str, Control] = {
                 confirm="Archive this job? Its endpoints stop for good; history is kept."),
         Control("add_endpoint", "add_endpoint", "Add endpoint",
                 (*_ENDPOINT_SETUP, "planner_enabled", "reason"), _JOB,
-                after=After.REDIRECT, go_to=_to_endpoint),
+                after=After.REDIRECT, go_to=_to_endpoint,
+                # A baseline unless unticked: on demand is a choice, not an oversight.
+                initial={"baseline": ("on",)}),
         Control("interval_hint", "apply_interval_hint", "Apply interval hint",
                 ("interval_seconds", "ttl_seconds", "reason"), _ENDPOINT,
                 done="Interval hint applied."),
@@ -221,7 +225,7 @@ def control_view(
         submit=control.submit,
         hidden=hidden,
         only=control.only,
-        values=values,
+        values=control.initial if values is None else values,
         problems=problems,
         message=message,
         extra=extra,

@@ -305,9 +305,10 @@ def _read(
         return True, _read_model(shape.model, submitted, name + ".", problems)
     if shape.kind is Kind.OPTIONAL_GROUP and shape.model is not None:
         toggle = _last(submitted, name)
-        if toggle is None:
+        if toggle is None and not _under(submitted, name):
             return False, None
-        if toggle.lower() not in _TRUE:
+        # No toggle but fields under it (a post by hand, not the form): they count.
+        if toggle is not None and toggle.lower() not in _TRUE:
             return True, None
         return True, _read_model(shape.model, submitted, name + ".", problems)
     if shape.kind is Kind.ROWS and shape.model is not None:

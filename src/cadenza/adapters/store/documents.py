@@ -105,7 +105,7 @@ class ConfigCodec:
         # Bounded caches keyed by the stored text; entities are immutable, so sharing
         # one decoded value between endpoints is safe.
         self.request: Callable[[str], Request] = lru_cache(_CACHE_SIZE)(self._request)
-        self.baseline: Callable[[str], Baseline] = lru_cache(_CACHE_SIZE)(_baseline)
+        self.baseline: Callable[[str], Baseline | None] = lru_cache(_CACHE_SIZE)(_baseline)
         self.guardrails: Callable[[str], Guardrails] = lru_cache(_CACHE_SIZE)(_guardrails)
 
     def request_text(self, request: Request) -> str:
@@ -211,14 +211,19 @@ def _retry_from(doc: list[Any]) -> RetryPolicy:
     return RetryPolicy(attempts, _td(backoff), _td(max_backoff), _status_set(retry_on))
 
 
-def baseline_text(baseline: Baseline) -> str:
+def baseline_text(baseline: Baseline | None) -> str:
+    # On demand is the JSON document null: the column stays NOT NULL, no migration.
+    if baseline is None:
+        return "null"
     if isinstance(baseline, CronSchedule):
         return dumps({"cron": baseline.expression, "timezone": baseline.timezone})
     return dumps({"every": _secs(baseline.every), "start_at": _iso(baseline.start_at)})
 
 
-def _baseline(text: str) -> Baseline:
+def _baseline(text: str) -> Baseline | None:
     doc = json.loads(text)
+    if doc is None:
+        return None
     if "cron" in doc:
         return CronSchedule(doc["cron"], doc["timezone"])
     return IntervalSchedule(_td(doc["every"]), _dt(doc["start_at"]))

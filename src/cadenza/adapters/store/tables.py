@@ -149,6 +149,7 @@ endpoints = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("tier", sa.String(64), nullable=False),
     sa.Column("request", sa.Text, nullable=False),
+    # The JSON document null for an on-demand endpoint (no baseline).
     sa.Column("baseline", sa.Text, nullable=False),
     sa.Column("guardrails", sa.Text, nullable=False),
     sa.Column("catch_up", sa.String(16), nullable=False),
