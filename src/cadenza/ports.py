@@ -256,6 +256,13 @@ class Store(Protocol):
         do); returns the ids whose lease is no longer ours, whose requests must not go."""
         ...
 
+    async def launch(self, worker_id: str, claims: Sequence[Claim], now: datetime) -> list[str]:
+        """``overlap=allow``: these claims' requests are about to leave; each lease
+        becomes the run's own and the endpoint moves on to its next slot, claimable
+        while fewer than ``max_in_flight`` runs are in flight. Returns the ids whose
+        lease is no longer ours, whose requests must not go."""
+        ...
+
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]: ...
 
     async def free_leases_of(

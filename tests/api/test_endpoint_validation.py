@@ -59,6 +59,24 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "invalid_input",
     ),
     (
+        "a bound on overlap with skip",
+        {"max_in_flight": 3},
+        "max_in_flight",
+        "validation_error",
+    ),
+    (
+        "a bound on overlap above the maximum",
+        {"overlap": "allow", "max_in_flight": 99},
+        "max_in_flight",
+        "validation_error",
+    ),
+    (
+        "an unknown overlap policy",
+        {"overlap": "queue"},
+        "overlap",
+        "invalid_input",
+    ),
+    (
         "credentials in the URL",
         {"request": {"url": "https://user:pw@example.com/"}},
         "request.url",
@@ -99,6 +117,24 @@ async def test_add_endpoint_refuses_bad_input_with_the_field_and_a_message_and_s
     assert listed.json()["items"] == []
     audit = await client.get("/api/v1/audit", headers=alice.headers)
     assert "add_endpoint" not in [e["action"] for e in audit.json()["items"]]
+
+
+async def test_an_endpoint_shows_its_overlap_policy_and_update_endpoint_changes_it(
+    client: httpx2.AsyncClient, alice: Tenant, job_id: str
+) -> None:
+    created = await client.post(
+        f"/api/v1/jobs/{job_id}/endpoints",
+        json=endpoint_body(overlap="allow"),
+        headers=alice.headers,
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["overlap"], body["max_in_flight"]) == ("allow", 2)
+    path = f"/api/v1/endpoints/{body['id']}"
+    bounded = await client.patch(path, json={"max_in_flight": 5}, headers=alice.headers)
+    assert (bounded.json()["overlap"], bounded.json()["max_in_flight"]) == ("allow", 5)
+    back = await client.patch(path, json={"overlap": "skip"}, headers=alice.headers)
+    assert (back.json()["overlap"], back.json()["max_in_flight"]) == ("skip", 1)
 
 
 async def test_fastapi_validation_lists_every_offending_field(

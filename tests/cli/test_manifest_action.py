@@ -284,6 +284,20 @@ async def test_tenants_never_see_or_change_each_others_jobs(services: Services) 
     assert (await export(caller(services, tenant="t1")))["jobs"][0]["name"] == "shop"
 
 
+async def test_the_overlap_policy_exports_applies_back_unchanged_and_updates(
+    services: Services,
+) -> None:
+    ctx = caller(services)
+    await apply(ctx, manifest(endpoint(overlap="allow", max_in_flight=4), endpoint("other")))
+    exported = await export(ctx, "shop")
+    specs = {e["name"]: e for e in exported["jobs"][0]["endpoints"]}
+    assert (specs["health"]["overlap"], specs["health"]["max_in_flight"]) == ("allow", 4)
+    assert (specs["other"]["overlap"], specs["other"]["max_in_flight"]) == ("skip", None)
+    assert (await apply(ctx, exported))["changes"] == []
+    changed = await apply(ctx, manifest(endpoint(overlap="allow"), endpoint("other")))
+    assert changed["changes"][0]["fields"] == [{"field": "max_in_flight", "before": 4, "after": 2}]
+
+
 async def test_an_on_demand_endpoint_round_trips_and_a_removed_baseline_is_a_change(
     services: Services,
 ) -> None:

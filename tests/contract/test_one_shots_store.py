@@ -91,7 +91,9 @@ async def test_the_migration_carries_a_stored_one_shot_into_a_queue_of_one(
     try:
         with engine.begin() as conn:
             conn.execute(jobs.insert(), [codec.job_row(j)])
-            row = {k: v for k, v in codec.endpoint_row(ep).items() if k != "one_shots"}
+            # The columns of 0009: later revisions add more than one_shots.
+            known = {c["name"] for c in sa.inspect(conn).get_columns("endpoints")}
+            row = {k: v for k, v in codec.endpoint_row(ep).items() if k in known}
             conn.execute(endpoints.insert(), [row])
             conn.execute(
                 sa.text("UPDATE endpoints SET one_shot = :doc WHERE id = :id"),

@@ -189,6 +189,35 @@ async def test_an_endpoint_added_from_its_form_is_scheduled_and_opens_its_page(
     assert job.json()["tags"] == ["web", "prod"]
 
 
+async def test_the_overlap_policy_is_set_from_the_form_and_shown_on_the_endpoint_page(
+    client: httpx2.AsyncClient, alice: Person
+) -> None:
+    token = await sign_in(client, alice)
+    created = await control(client, "create_job", token, {"name": "shop"})
+    job_id = created.headers["hx-redirect"].rsplit("/", 1)[1]
+    fields = {
+        "job_id": job_id,
+        "name": "report",
+        "request.url": "https://example.com/report",
+        "baseline.interval_seconds": "30",
+        "overlap": "allow",
+        "max_in_flight": "4",
+    }
+    answer = await control(client, "add_endpoint", token, fields)
+    endpoint_id = answer.headers["hx-redirect"].rsplit("/", 1)[1]
+    state = await endpoint_state(client, alice, endpoint_id)
+    assert (state["overlap"], state["max_in_flight"]) == ("allow", 4)
+    page = await client.get(f"/endpoints/{endpoint_id}")
+    assert "up to 4 runs at once" in page.text
+    refused = await control(
+        client, "edit_endpoint", token, {"endpoint_id": endpoint_id, "max_in_flight": "99"}
+    )
+    errors = field_errors(refused.text)
+    assert any(key.endswith("max-in-flight") for key in errors), refused.text
+    edit = await client.get(f"/controls/edit_endpoint?endpoint_id={endpoint_id}")
+    assert 'value="4"' in edit.text
+
+
 async def test_an_endpoint_form_with_two_baselines_says_so_beside_the_baseline(
     client: httpx2.AsyncClient, alice: Person
 ) -> None:

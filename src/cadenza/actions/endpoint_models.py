@@ -39,6 +39,7 @@ from cadenza.domain.model import (
     Header,
     Method,
     OneShot,
+    Overlap,
     PlanSource,
     Request,
     RetryPolicy,
@@ -197,6 +198,18 @@ class BaselineSpec(Input):
 
 ON_DEMAND_TEXT = "None: on demand, runs only when asked (one-shot, run-now, hint)."
 DELIVERY_TEXT = "A request cut short by a crash: re-sent (same Idempotency-Key) or not."
+OVERLAP_TEXT = "A slot due while a run is in flight: skip it, or allow up to max_in_flight."
+IN_FLIGHT_TEXT = f"allow only: 2-{limits.MAX_IN_FLIGHT}, default {limits.DEFAULT_IN_FLIGHT}."
+
+
+def in_flight_bound(overlap: Overlap, given: int | None, previous: Endpoint | None = None) -> int:
+    """``max_in_flight`` for ``overlap``: the one given, else the previous one while
+    the policy stays, else the policy's default (``Endpoint`` checks the value)."""
+    if given is not None:
+        return given
+    if previous is not None and previous.overlap is overlap:
+        return previous.max_in_flight
+    return limits.DEFAULT_IN_FLIGHT if overlap is Overlap.ALLOW else 1
 
 
 class EndpointFields(Input):
@@ -216,6 +229,8 @@ class EndpointFields(Input):
     )
     catch_up: CatchUp = Field(CatchUp.RUN_ONCE, description="After downtime: run_once or skip.")
     delivery: Delivery = Field(Delivery.AT_LEAST_ONCE, description=DELIVERY_TEXT)
+    overlap: Overlap = Field(Overlap.SKIP, description=OVERLAP_TEXT)
+    max_in_flight: int | None = Field(None, description=IN_FLIGHT_TEXT)
     jitter_seconds: float = Field(
         0, ge=0, le=MAX_JITTER_S, description="Deterministic spread added to baseline slots."
     )
@@ -234,6 +249,8 @@ class EndpointFields(Input):
             ),
             "catch_up": self.catch_up,
             "delivery": self.delivery,
+            "overlap": self.overlap,
+            "max_in_flight": in_flight_bound(self.overlap, self.max_in_flight),
             "jitter": timedelta(seconds=self.jitter_seconds),
             "planner_enabled": self.planner_enabled,
         }
@@ -305,6 +322,8 @@ class EndpointOut(Output):
     max_interval_seconds: float | None
     catch_up: CatchUp
     delivery: Delivery
+    overlap: Overlap
+    max_in_flight: int
     jitter_seconds: float
     planner_enabled: bool
     created_at: datetime
@@ -501,6 +520,8 @@ def endpoint_out(endpoint: Endpoint, now: datetime) -> EndpointOut:
         max_interval_seconds=seconds(endpoint.guardrails.max_interval),
         catch_up=endpoint.catch_up,
         delivery=endpoint.delivery,
+        overlap=endpoint.overlap,
+        max_in_flight=endpoint.max_in_flight,
         jitter_seconds=endpoint.jitter.total_seconds(),
         planner_enabled=endpoint.planner_enabled,
         created_at=endpoint.created_at,

@@ -31,6 +31,7 @@ from cadenza.actions.endpoint_models import (
     build_baseline,
     build_request,
     endpoint_out,
+    in_flight_bound,
     merge_request,
     refuse_empty_placeholders,
 )
@@ -52,7 +53,7 @@ from cadenza.actions.wire import (
 from cadenza.domain import errors, limits
 from cadenza.domain.identity import Scope
 from cadenza.domain.lifecycle import replan
-from cadenza.domain.model import CatchUp, Delivery, Endpoint, Guardrails, RunStatus
+from cadenza.domain.model import CatchUp, Delivery, Endpoint, Guardrails, Overlap, RunStatus
 from cadenza.domain.schedule import Baseline
 from cadenza.ids import new_id
 
@@ -81,6 +82,8 @@ class UpdateEndpointInput(Input):
     max_interval_seconds: IntervalSeconds | None = None
     catch_up: CatchUp | None = None
     delivery: Delivery | None = Field(None, description=DELIVERY_TEXT)
+    overlap: Overlap | None = None
+    max_in_flight: int | None = None
     jitter_seconds: float | None = Field(None, ge=0, le=MAX_JITTER_S)
     planner_enabled: bool | None = None
     reason: Reason = ""
@@ -135,6 +138,10 @@ def _reconfigured(endpoint: Endpoint, data: UpdateEndpointInput, now: datetime) 
         ),
         catch_up=data.catch_up or endpoint.catch_up,
         delivery=data.delivery or endpoint.delivery,
+        overlap=data.overlap or endpoint.overlap,
+        max_in_flight=in_flight_bound(
+            data.overlap or endpoint.overlap, data.max_in_flight, endpoint
+        ),
         jitter=(
             timedelta(seconds=data.jitter_seconds)
             if data.jitter_seconds is not None

@@ -111,6 +111,8 @@ async def _endpoint_spec(ctx: Context, job: Job, endpoint: Endpoint, now: dateti
         max_interval_seconds=seconds(endpoint.guardrails.max_interval),
         catch_up=endpoint.catch_up,
         delivery=endpoint.delivery,
+        overlap=endpoint.overlap,
+        max_in_flight=endpoint.max_in_flight if endpoint.max_in_flight > 1 else None,
         jitter_seconds=endpoint.jitter.total_seconds(),
         planner_enabled=endpoint.planner_enabled,
         start_paused=pause is not None and pause.until is None and pause.active(now),

@@ -43,6 +43,8 @@ CONFIG_FIELDS = (
     "guardrails",
     "catch_up",
     "delivery",
+    "overlap",
+    "max_in_flight",
     "jitter",
     "planner_enabled",
 )
@@ -330,6 +332,8 @@ def endpoint_wire(endpoint: Endpoint) -> dict[str, Any]:
         "max_interval_seconds": seconds(endpoint.guardrails.max_interval),
         "catch_up": endpoint.catch_up.value,
         "delivery": endpoint.delivery.value,
+        "overlap": endpoint.overlap.value,
+        "max_in_flight": endpoint.max_in_flight,
         "jitter_seconds": endpoint.jitter.total_seconds(),
         "planner_enabled": endpoint.planner_enabled,
     }

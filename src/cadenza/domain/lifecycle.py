@@ -20,6 +20,7 @@ from cadenza.domain.model import (
     Job,
     OneShot,
     Pause,
+    PlanSource,
     Run,
     RunStatus,
     evolve,
@@ -77,6 +78,63 @@ def after_run(endpoint: Endpoint, job: Job, run: Run, now: datetime) -> Endpoint
         lease=None,
     )
     return replan(ran, job, now)
+
+
+def launched(
+    endpoint: Endpoint,
+    job: Job,
+    slot: datetime,
+    source: PlanSource,
+    started_at: datetime,
+    now: datetime,
+) -> Endpoint:
+    """``overlap=allow``: the run of ``slot`` leaves and the endpoint moves on at once.
+
+    What ``after_run`` does when a run ends, minus its outcome: the slot (standing
+    for a late baseline run's last due slot) and the start become ``last_*``, the
+    one-shots due by its start are served, and the next run is planned, so the next
+    slot can be claimed while this one is in flight. Neither moves back: a slot run
+    again after a lost attempt is older than the one already recorded.
+    """
+    if source in BASELINE_SOURCES:
+        slot = standing_slot(endpoint, slot, started_at)
+    previous, last_start = endpoint.last_scheduled_for, endpoint.last_run_at
+    ran = evolve(
+        endpoint,
+        one_shots=not_served(endpoint.one_shots, started_at),
+        last_run_at=started_at if last_start is None else max(last_start, started_at),
+        last_scheduled_for=slot if previous is None else max(previous, slot),
+        attempt=1,
+        lease=None,
+    )
+    return replan(ran, job, now)
+
+
+def after_overlapping_run(
+    endpoint: Endpoint, job: Job, run: Run, newest: datetime | None, now: datetime
+) -> tuple[Endpoint, datetime | None]:
+    """``overlap=allow``: fold the outcome of a run ``launched`` earlier; returns the
+    endpoint, replanned, and the slot of the newest outcome folded so far.
+
+    Runs of one endpoint may finish in any order. An outcome counts only if its slot
+    is not older than ``newest``, the slot of the last one folded: a run that
+    finishes after a later one is recorded, but the endpoint's outcome (last status,
+    failure count and backoff, success streak, Retry-After) stays the later run's.
+    The slot and start were recorded at launch and are not touched.
+    """
+    if newest is not None and run.scheduled_for < newest:
+        return replan(endpoint, job, now), newest
+    failures, streak = endpoint.failure_count, endpoint.success_streak
+    if run.status is not RunStatus.UNKNOWN:
+        failures, streak = (0, streak + 1) if run.status.ok else (failures + 1, 0)
+    folded = evolve(
+        endpoint,
+        last_status=run.status,
+        failure_count=failures,
+        success_streak=streak,
+        retry_after_until=not_before(run),
+    )
+    return replan(folded, job, now), run.scheduled_for
 
 
 def swept_error(owner: str, sent: bool, delivery: Delivery) -> str:

@@ -29,6 +29,11 @@ MAX_PLANNER_PAUSE = timedelta(hours=24)
 """Pauses written by the planner are always bounded by this."""
 
 MAX_JITTER = timedelta(hours=1)
+
+DEFAULT_IN_FLIGHT = 2
+"""Runs of one ``overlap=allow`` endpoint in flight at once when none is given."""
+MAX_IN_FLIGHT = 16
+"""The most runs of one endpoint in flight at once (``overlap=allow``)."""
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 4000
 MAX_REASON_LENGTH = 1000

@@ -58,6 +58,14 @@ class CatchUp(StrEnum):
     SKIP = "skip"
 
 
+class Overlap(StrEnum):
+    # A slot due while an earlier run of the endpoint is in flight: skip waits for
+    # it (one run at a time); allow starts it, up to ``max_in_flight`` at once.
+
+    SKIP = "skip"
+    ALLOW = "allow"
+
+
 class RunStatus(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
@@ -378,6 +386,8 @@ class Endpoint:
     guardrails: Guardrails = Guardrails()
     catch_up: CatchUp = CatchUp.RUN_ONCE
     delivery: Delivery = Delivery.AT_LEAST_ONCE
+    overlap: Overlap = Overlap.SKIP
+    max_in_flight: int = 1
     jitter: timedelta = timedelta(0)
     tier: str = ""
     description: str = ""
@@ -408,6 +418,8 @@ class Endpoint:
                 f"jitter must be between 0 and {limits.MAX_JITTER.total_seconds():.0f} s.",
                 "jitter_seconds",
             )
+        if self.max_in_flight != 1 or self.overlap is not Overlap.SKIP:
+            _check_overlap(self.overlap, self.max_in_flight)
 
     def paused(self, now: datetime) -> bool:
         return self.pause is not None and self.pause.active(now)
@@ -428,6 +440,20 @@ class Endpoint:
         return self.created_at
 
 
+def _check_overlap(overlap: Overlap, max_in_flight: int) -> None:
+    if overlap is Overlap.SKIP:
+        raise errors.ValidationError(
+            "max_in_flight applies to overlap 'allow' only; with 'skip' one run is in "
+            "flight at a time.",
+            "max_in_flight",
+        )
+    if not 2 <= max_in_flight <= limits.MAX_IN_FLIGHT:
+        raise errors.ValidationError(
+            f"With overlap 'allow', max_in_flight must be between 2 and {limits.MAX_IN_FLIGHT}.",
+            "max_in_flight",
+        )
+
+
 _FIELD_NAMES = frozenset(f.name for f in fields(Endpoint))
 
 
@@ -435,7 +461,7 @@ def endpoint_from(values: dict[str, Any]) -> Endpoint:
     """``Endpoint(**values)`` for a dict holding every field, checked by the same
     ``__post_init__``: what a store decodes a row with.
 
-    The generated ``__init__`` of a frozen dataclass sets its 28 fields one by one
+    The generated ``__init__`` of a frozen dataclass sets its 30 fields one by one
     through ``object.__setattr__`` (~8 µs); one dict update costs a tenth of that.
     The scheduler builds an endpoint for every claim and two for every run
     (``lifecycle.after_run``), which the generated way made a sixth of a run's CPU

@@ -104,8 +104,10 @@ class Completer:
 
         Flushes overlap because a database round trip, not CPU, bounds each one: a
         slow flush must not hold back the next, or every endpoint's next slot slips.
-        Overlapping flushes never touch the same endpoint: a run's endpoint stays
-        leased, so it cannot run again, until its completion is written.
+        Overlapping flushes never touch the same ``skip`` endpoint: a run's endpoint
+        stays leased, so it cannot run again, until its completion is written. Runs
+        of an ``overlap=allow`` endpoint may land in two flushes at once; each
+        flush reads and locks the endpoint's current row (``flights``).
         """
         while True:
             if not self._pending:

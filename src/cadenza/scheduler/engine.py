@@ -20,7 +20,9 @@
   where one worker process serves the file, the leases of the previous process are
   freed before the first claim (``_bury_predecessors``). Every attempt is
   recorded as started before its request leaves, the runs starting together in one
-  write (``starts.StartMarks``).
+  write (``starts.StartMarks``). An ``overlap=allow`` endpoint's run then hands its
+  lease to a flight of its own (``launches``), so the endpoint's next slot can be
+  claimed while it is in flight.
 
 Shutdown (``stop()``, or cancellation with no grace): stop claiming, release the
 leases of claims that have not started, give running requests ``shutdown_grace``
@@ -40,7 +42,7 @@ import structlog
 
 from cadenza.domain.catchup import skips
 from cadenza.domain.lifecycle import replan
-from cadenza.domain.model import RunStatus
+from cadenza.domain.model import Overlap, RunStatus
 from cadenza.ports import (
     Claim,
     Clock,
@@ -55,6 +57,7 @@ from cadenza.ports import (
 )
 from cadenza.scheduler.completer import Completer
 from cadenza.scheduler.housekeeping import Housekeeper
+from cadenza.scheduler.launches import launch
 from cadenza.scheduler.limiter import Limiter
 from cadenza.scheduler.options import SchedulerOptions
 from cadenza.scheduler.starts import StartMarks
@@ -411,6 +414,11 @@ class Scheduler:
             if not await self._starts.may_send(claim):
                 self._forget(ticket)
                 return
+            if claim.endpoint.overlap is Overlap.ALLOW:
+                if not await launch(self._store, self._clock, self._id, claim):
+                    self._forget(ticket)
+                    return
+                self._waker.wake()  # its next slot may be claimable already
             self.stats.started += 1
             result = await self._dispatch(claim)
         finally:

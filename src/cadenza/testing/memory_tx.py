@@ -37,6 +37,10 @@ class Tables:
     """Slot and time of each current claim, for the run the sweeper records as lost."""
     started: dict[str, datetime] = field(default_factory=dict)
     """When each current claim's request was about to leave (``mark_started``)."""
+    flights: dict[tuple[str, int], Any] = field(default_factory=dict)
+    """Runs of overlap=allow endpoints in flight (``testing.flights``)."""
+    outcome_for: dict[str, datetime] = field(default_factory=dict)
+    """The slot of each endpoint's newest outcome folded (``testing.flights``)."""
     runs: dict[str, Run] = field(default_factory=dict)
     run_slots: dict[SlotKey, str] = field(default_factory=dict)
     audit: dict[str, AuditEvent] = field(default_factory=dict)

@@ -15,10 +15,19 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from cadenza.domain import errors, lifecycle
-from cadenza.domain.model import Delivery, Endpoint, Lease, PlanSource, Run, RunStatus
+from cadenza.domain.model import (
+    Delivery,
+    Endpoint,
+    Lease,
+    Overlap,
+    PlanSource,
+    Run,
+    RunStatus,
+)
 from cadenza.domain.schedule import IntervalSchedule
 from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion, Tx, WorkerInfo
+from cadenza.testing import flights
 from cadenza.testing.memory_tx import MemoryTx, Tables
 
 
@@ -60,10 +69,14 @@ class MemoryStore:
         """Each lease lasts ``endpoint.request.lease_budget + lease_margin`` from ``now``."""
         horizon = now + lookahead
         async with self._locked() as t:
+            claimable = flights.claimable(t)
             due = [
                 e
                 for e in t.endpoints.values()
-                if e.lease is None and e.next_run_at is not None and e.next_run_at <= horizon
+                if e.lease is None
+                and e.next_run_at is not None
+                and e.next_run_at <= horizon
+                and claimable(e)
             ]
             due.sort(key=lambda e: (e.next_run_at, e.id))
             return [self._claim(t, e, worker_id, now, lease_margin) for e in due[:limit]]
@@ -93,7 +106,14 @@ class MemoryStore:
         async with self._locked() as t:
             for done in completions:
                 _record(t, done.run)
+            landing = [c for c in completions if c.claim.endpoint.overlap is Overlap.ALLOW]
+            landed = flights.land(t, worker_id, landing, now)
+            lost += landed.lost
+            if landed.earliest_next_run is not None:
+                released.append(landed.earliest_next_run)
             for done in completions:
+                if done.claim.endpoint.overlap is Overlap.ALLOW:
+                    continue
                 ep = t.endpoints.get(done.claim.endpoint.id)
                 if ep is None or not _ours(ep, worker_id, done.claim.epoch):
                     lost.append(done.claim.endpoint.id)
@@ -104,6 +124,11 @@ class MemoryStore:
                 if replanned.next_run_at is not None:
                     released.append(replanned.next_run_at)
         return Completed(lost, min(released, default=None))
+
+    async def launch(self, worker_id: str, claims: Sequence[Claim], now: datetime) -> list[str]:
+        """overlap=allow: each claim's lease becomes its run's flight (``flights``)."""
+        async with self._locked() as t:
+            return flights.launch(t, worker_id, claims, now)
 
     async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
         async with self._locked() as t:
@@ -119,10 +144,12 @@ class MemoryStore:
         """Heartbeat for long runs; returns the ids whose lease is no longer ours."""
         lost: list[str] = []
         async with self._locked() as t:
+            flying = flights.extend(t, worker_id, claims, until)
             for claim in claims:
                 ep = t.endpoints.get(claim.endpoint.id)
                 if ep is None or ep.lease is None or not _ours(ep, worker_id, claim.epoch):
-                    lost.append(claim.endpoint.id)
+                    if claim.endpoint.id not in flying:
+                        lost.append(claim.endpoint.id)
                     continue
                 t.endpoints[ep.id] = replace(ep, lease=replace(ep.lease, until=until))
         return lost
@@ -145,7 +172,10 @@ class MemoryStore:
         async with self._locked() as t:
             expired = [e for e in t.endpoints.values() if e.lease and e.lease.until < now]
             expired.sort(key=lambda e: (e.lease.until if e.lease else now, e.id))
-            return [run for ep in expired[:limit] if (run := self._sweep(t, ep, now))]
+            swept = [run for ep in expired[:limit] if (run := self._sweep(t, ep, now))]
+            late = sorted((f.until, k) for k, f in t.flights.items() if f.until < now)
+            keys = [k for _, k in late[:limit]]
+            return swept + flights.sweep(t, keys, now, lambda run: _record_swept(t, run))
 
     async def free_leases_of(
         self, owners: Sequence[str] | None, now: datetime, *, keep: str = ""
@@ -158,13 +188,17 @@ class MemoryStore:
                 if e.lease
                 and (e.lease.owner in owners if owners is not None else e.lease.owner != keep)
             ]
-            return [run for ep in held if (run := self._sweep(t, ep, now))]
+            swept = [run for ep in held if (run := self._sweep(t, ep, now))]
+            keys = [
+                k
+                for k, f in t.flights.items()
+                if (f.owner in owners if owners is not None else f.owner != keep)
+            ]
+            return swept + flights.sweep(t, keys, now, lambda run: _record_swept(t, run))
 
     def _sweep(self, t: Tables, ep: Endpoint, now: datetime) -> Run | None:
         run = _swept_run(t, ep, now)
-        recorded = (run.endpoint_id, run.scheduled_for, run.attempt) not in t.run_slots
-        if recorded:
-            t.add_run(run)
+        recorded = _record_swept(t, run)
         if run.status is RunStatus.UNKNOWN and ep.delivery is Delivery.AT_MOST_ONCE:
             t.endpoints[ep.id] = lifecycle.after_run(ep, t.jobs[ep.job_id], run, now)
         else:
@@ -180,19 +214,22 @@ class MemoryStore:
     async def due_load(self, horizon: datetime) -> int:
         """Endpoints leased now or due by ``horizon``: the work the live workers share."""
         async with self._locked() as t:
+            claimable = flights.claimable(t)
             return sum(
                 1
                 for e in t.endpoints.values()
-                if e.lease is not None or (e.next_run_at is not None and e.next_run_at <= horizon)
+                if e.lease is not None
+                or (e.next_run_at is not None and e.next_run_at <= horizon and claimable(e))
             )
 
     async def next_due_at(self) -> datetime | None:
         """The earliest ``next_run_at`` among unleased endpoints, to size the sleep."""
         async with self._locked() as t:
+            claimable = flights.claimable(t)
             due = [
                 e.next_run_at
                 for e in t.endpoints.values()
-                if e.lease is None and e.next_run_at is not None
+                if e.lease is None and e.next_run_at is not None and claimable(e)
             ]
             return min(due, default=None)
 
@@ -224,10 +261,14 @@ class MemoryStore:
 
     async def count_due(self, now: datetime, *, cap: int) -> int:
         async with self._locked() as t:
+            claimable = flights.claimable(t)
             due = sum(
                 1
                 for e in t.endpoints.values()
-                if e.lease is None and e.next_run_at is not None and e.next_run_at <= now
+                if e.lease is None
+                and e.next_run_at is not None
+                and e.next_run_at <= now
+                and claimable(e)
             )
             return min(due, cap)
 
@@ -253,6 +294,14 @@ def _record(t: Tables, run: Run) -> None:
     if run.id in t.runs:
         raise errors.Conflict(f"A run with id {run.id!r} exists.")
     t.add_run(run)
+
+
+def _record_swept(t: Tables, run: Run) -> bool:
+    """Insert a sweeper's record unless its slot is recorded already; whether it was."""
+    if (run.endpoint_id, run.scheduled_for, run.attempt) in t.run_slots:
+        return False
+    t.add_run(run)
+    return True
 
 
 def _swept_run(t: Tables, ep: Endpoint, now: datetime) -> Run:

@@ -78,6 +78,8 @@ _ENDPOINT_SETUP = (
     "max_interval_seconds",
     "catch_up",
     "delivery",
+    "overlap",
+    "max_in_flight",
     "jitter_seconds",
 )
 

@@ -30,6 +30,7 @@ from cadenza.domain.model import (
     Endpoint,
     Job,
     Lease,
+    Overlap,
     PlanSource,
     ResponseCapture,
     Run,
@@ -86,6 +87,7 @@ RUN_PARAMS = Params(runs, RUN_COLUMNS)
 STATE_PARAMS = Params(endpoints, STATE_COLUMNS)
 _CATCH_UP = {c.value: c for c in CatchUp}
 _DELIVERY = {d.value: d for d in Delivery}
+_OVERLAP = {o.value: o for o in Overlap}
 _SOURCES = {s.value: s for s in PlanSource}
 _STATUSES = {s.value: s for s in RunStatus}
 
@@ -148,6 +150,8 @@ class Codec:
             "lease_claimed_at": None,
             "revision": 0,
             "lease_started_at": None,
+            "in_flight": 0,
+            "outcome_for": None,
         }
 
     def endpoint_config(self, ep: Endpoint) -> dict[str, Any]:
@@ -161,6 +165,8 @@ class Codec:
             "guardrails": doc.guardrails_text(ep.guardrails),
             "catch_up": ep.catch_up.value,
             "delivery": ep.delivery.value,
+            "overlap": ep.overlap.value,
+            "max_in_flight": ep.max_in_flight,
             "jitter_us": doc.micros(ep.jitter),
             "planner_enabled": ep.planner_enabled,
             "archived_at": ep.archived_at,
@@ -191,6 +197,8 @@ class Codec:
                 "guardrails": config.guardrails(r.guardrails),
                 "catch_up": _CATCH_UP[r.catch_up],
                 "delivery": _DELIVERY[r.delivery],
+                "overlap": _OVERLAP[r.overlap],
+                "max_in_flight": r.max_in_flight,
                 "jitter": timedelta(microseconds=r.jitter_us),
                 "tier": r.tier,
                 "description": r.description,

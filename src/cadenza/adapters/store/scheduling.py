@@ -11,10 +11,11 @@ margin, the slot and time of the claim kept for the sweeper. Their jobs come wit
 them on PostgreSQL; SQLite's RETURNING cannot join, so a second statement reads
 them. Fencing is on ``(lease_owner, lease_epoch)``: the epoch grows with every
 claim, so a worker whose lease expired cannot write even if it claimed the same
-endpoint again since. PostgreSQL skips rows another worker is claiming
-right now (``SKIP LOCKED``) and runs the claim outside a transaction: a statement
-stands alone, and BEGIN and COMMIT would be two more round trips in a busy worker's
-event loop.
+endpoint again since. An ``overlap=allow`` endpoint is claimed while fewer than its
+``max_in_flight`` runs are in flight (``flights``; a ``skip`` one has none).
+PostgreSQL skips rows another worker is claiming right now (``SKIP LOCKED``) and
+runs the claim outside a transaction: a statement stands alone, and BEGIN and
+COMMIT would be two more round trips in a busy worker's event loop.
 
 **The completion** records a batch of runs, replans each endpoint and releases its
 lease. It must plan from the endpoint's *current* state (SCHEDULING.md §3): a hint
@@ -64,7 +65,7 @@ from cadenza.ports import Claim, Completed, Completion
 _COLUMNS = ", ".join(ENDPOINT_COLUMNS)
 _DUE = (
     "SELECT id FROM endpoints WHERE lease_owner IS NULL AND next_run_at IS NOT NULL "
-    "AND next_run_at <= {p} ORDER BY next_run_at LIMIT {p}"
+    "AND next_run_at <= {p} AND in_flight < max_in_flight ORDER BY next_run_at LIMIT {p}"
 )
 _LEASE = "lease_epoch = lease_epoch + 1, lease_slot = next_run_at, lease_claimed_at = {p}"
 

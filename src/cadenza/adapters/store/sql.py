@@ -21,14 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cadenza.adapters.store import scheduling
 from cadenza.adapters.store.codec import Codec, Row
 from cadenza.adapters.store.dialect import Database, Dialect, Executor
+from cadenza.adapters.store.flights import FlightStore
 from cadenza.adapters.store.tables import UtcDateTime, endpoints, runs, workers
 from cadenza.adapters.store.tx import SqlTx
 from cadenza.domain import lifecycle
-from cadenza.domain.model import Delivery, Endpoint, PlanSource, Run, RunStatus
+from cadenza.domain.model import Delivery, Endpoint, Overlap, PlanSource, Run, RunStatus
 from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion, SecretBox, Tx, WorkerInfo
 
 _E = endpoints.c
+Query = tuple[Any, dict[str, Any]]
+"""A statement and its parameters."""
 _FENCED = sa.and_(
     _E.id == sa.bindparam("b_id"),
     _E.lease_owner == sa.bindparam("b_owner"),
@@ -63,6 +66,8 @@ _HELD_BY_OTHERS = _LEASED.where(_E.lease_owner != sa.bindparam("keep")).with_for
     skip_locked=True
 )
 # Each count runs on one of the partial indexes (ix_endpoints_leased, ix_endpoints_due).
+# An overlap=allow endpoint with max_in_flight runs in flight is not claimable.
+_CLAIMABLE = _E.in_flight < _E.max_in_flight
 _LOAD = sa.select(
     sa.select(sa.func.count()).where(_E.lease_owner.is_not(None)).scalar_subquery()
     + sa.select(sa.func.count())
@@ -70,11 +75,12 @@ _LOAD = sa.select(
         _E.lease_owner.is_(None),
         _E.next_run_at.is_not(None),
         _E.next_run_at <= sa.bindparam("horizon", UtcDateTime()),
+        _CLAIMABLE,
     )
     .scalar_subquery()
 )
 _NEXT_DUE = sa.select(sa.func.min(_E.next_run_at)).where(
-    _E.lease_owner.is_(None), _E.next_run_at.is_not(None)
+    _E.lease_owner.is_(None), _E.next_run_at.is_not(None), _CLAIMABLE
 )
 
 
@@ -85,6 +91,7 @@ class SqlStore:
         self._db = database
         self._codec = Codec(secret_box)
         self._in_flight = scheduling.InFlight()
+        self._flights = FlightStore(database.dialect, self._codec)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -147,6 +154,8 @@ class SqlStore:
         """Record the runs, replan and release every endpoint still ours."""
         if not completions:
             return Completed([])
+        if any(c.claim.endpoint.overlap is Overlap.ALLOW for c in completions):
+            return await self._complete_mixed(worker_id, completions, now)
         d = self._db.dialect
         prepared = scheduling.prepare(d, self._in_flight, worker_id, completions, now)
         if prepared.unchanged is not None:
@@ -157,6 +166,33 @@ class SqlStore:
         return await self._db.run(
             scheduling.complete_from_current(d, self._codec, worker_id, completions, prepared, now)
         )
+
+    async def _complete_mixed(
+        self, worker_id: str, completions: Sequence[Completion], now: datetime
+    ) -> Completed:
+        """A batch holding runs of ``overlap=allow`` endpoints: those land their
+        flights (``flights``), the others complete as usual."""
+        landing = [c for c in completions if c.claim.endpoint.overlap is Overlap.ALLOW]
+        rest = [c for c in completions if c.claim.endpoint.overlap is not Overlap.ALLOW]
+        for c in landing:
+            self._in_flight.forget(c.claim.endpoint.id, c.claim.epoch)
+        async with self.writing() as conn:
+            landed = await self._flights.complete(conn, worker_id, landing, now)
+            await self._db.endpoints_written(conn)
+        done = await self.complete(worker_id, rest, now)
+        slots = [s for s in (landed.earliest_next_run, done.earliest_next_run) if s is not None]
+        return Completed(landed.lost + done.lost, min(slots, default=None))
+
+    async def launch(self, worker_id: str, claims: Sequence[Claim], now: datetime) -> list[str]:
+        """``overlap=allow``: these claims' runs start now; their leases become flights
+        and their endpoints move on to the next slot (``flights``). Returns the ids
+        whose lease is no longer ours (their requests must not go)."""
+        if not claims:
+            return []
+        async with self.writing() as conn:
+            lost = await self._flights.launch(conn, worker_id, claims, now)
+            await self._db.endpoints_written(conn)
+        return lost
 
     async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
         if not claims:
@@ -184,7 +220,14 @@ class SqlStore:
                 await conn.execute(
                     _EXTEND, [{**_fence(worker_id, c), "until": until} for c in ours]
                 )
-        kept = {c.endpoint.id for c in ours}
+            flying = [
+                c
+                for c in claims
+                if c.endpoint.overlap is Overlap.ALLOW and owned.get(c.endpoint.id) != c.epoch
+            ]
+            kept = {c.endpoint.id for c in ours}
+            if flying:
+                kept |= await self._flights.extend(conn, worker_id, flying, until)
         return [i for i in ids if i not in kept]
 
     async def mark_started(
@@ -203,36 +246,49 @@ class SqlStore:
     async def sweep_expired(self, now: datetime, *, limit: int = 1000) -> list[Run]:
         """Record each expired lease's attempt (``lost``: never sent; ``unknown``:
         sent, outcome unknown) and free its slot, per the endpoint's delivery."""
-        return await self._sweep(_EXPIRED, {"now": now, "limit": limit}, now)
+        leases = (_EXPIRED, {"now": now, "limit": limit})
+        return await self._sweep(leases, self._flights.expired(now, limit), now)
 
     async def free_leases_of(
         self, owners: Sequence[str] | None, now: datetime, *, keep: str = ""
     ) -> list[Run]:
         """``sweep_expired`` for every lease of the dead workers ``owners`` (``None``:
         of every worker but ``keep``), expired or not."""
-        if owners is None:
-            return await self._sweep(_HELD_BY_OTHERS, {"keep": keep}, now)
-        if not owners:
+        if owners is not None and not owners:
             return []
-        return await self._sweep(_HELD_BY, {"owners": list(owners)}, now)
+        leases: Query = (
+            (_HELD_BY_OTHERS, {"keep": keep})
+            if owners is None
+            else (_HELD_BY, {"owners": list(owners)})
+        )
+        return await self._sweep(leases, self._flights.held_by(owners, keep), now)
 
-    async def _sweep(self, select: Any, params: dict[str, Any], now: datetime) -> list[Run]:
+    async def _sweep(self, leases: Query, flights: Query, now: datetime) -> list[Run]:
+        """Free the leases and the flights (``flights``) the queries find, at once."""
         async with self.writing() as conn:
-            rows = (await conn.execute(select, params)).all()
-            if not rows:
-                return []
-            recorded = [_swept_run(r, now) for r in rows]
-            insert = self._db.dialect.insert(runs).on_conflict_do_nothing(
-                index_elements=["endpoint_id", "scheduled_for", "attempt"]
-            )
-            await conn.execute(insert, [Codec.run_row(r) for r in recorded])
-            done = [r for r in rows if _at_most_once_sent(r)]
-            retried = [r for r in rows if not _at_most_once_sent(r)]
-            if retried:
-                await conn.execute(_LOST, [_row_fence(r) for r in retried])
-            if done:
-                await self._settle_unknown(conn, done, recorded, now)
-            await self._db.endpoints_written(conn)
+            recorded = await self._sweep_leases(conn, *leases, now)
+            recorded += await self._flights.sweep(conn, *flights, now)
+            if recorded:
+                await self._db.endpoints_written(conn)
+        return recorded
+
+    async def _sweep_leases(
+        self, conn: AsyncConnection, select: Any, params: dict[str, Any], now: datetime
+    ) -> list[Run]:
+        rows = (await conn.execute(select, params)).all()
+        if not rows:
+            return []
+        recorded = [_swept_run(r, now) for r in rows]
+        insert = self._db.dialect.insert(runs).on_conflict_do_nothing(
+            index_elements=["endpoint_id", "scheduled_for", "attempt"]
+        )
+        await conn.execute(insert, [Codec.run_row(r) for r in recorded])
+        done = [r for r in rows if _at_most_once_sent(r)]
+        retried = [r for r in rows if not _at_most_once_sent(r)]
+        if retried:
+            await conn.execute(_LOST, [_row_fence(r) for r in retried])
+        if done:
+            await self._settle_unknown(conn, done, recorded, now)
         return recorded
 
     async def _settle_unknown(
@@ -311,7 +367,12 @@ class SqlStore:
     async def count_due(self, now: datetime, *, cap: int) -> int:
         due = (
             sa.select(_E.id)
-            .where(_E.lease_owner.is_(None), _E.next_run_at.is_not(None), _E.next_run_at <= now)
+            .where(
+                _E.lease_owner.is_(None),
+                _E.next_run_at.is_not(None),
+                _E.next_run_at <= now,
+                _CLAIMABLE,
+            )
             .limit(cap)
             .subquery()
         )

@@ -186,6 +186,14 @@ endpoints = sa.Table(
     # When the current claim's request was about to leave (set before it is sent):
     # a dead worker's lease with it set ran an attempt whose outcome is unknown.
     _ts("lease_started_at"),
+    # Overlap policy (skip/allow) and its bound. With allow, a run leaves the lease
+    # for a row of ``flights`` as it starts; ``in_flight`` counts those rows, and the
+    # claim takes the endpoint only while it is below ``max_in_flight``.
+    # ``outcome_for``: the slot of the newest outcome folded (``lifecycle``).
+    sa.Column("overlap", sa.String(8), nullable=False, server_default=sa.text("'skip'")),
+    sa.Column("max_in_flight", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("in_flight", sa.Integer, nullable=False, server_default=sa.text("0")),
+    _ts("outcome_for"),
     sa.ForeignKeyConstraint(["job_id"], ["jobs.id"]),
     # Lists are per job; no (tenant_id, id) index: on PostgreSQL every claim and every
     # completion rewrites the row and so inserts into every index of the table.
@@ -204,6 +212,23 @@ endpoints = sa.Table(
         sqlite_where=sa.text("lease_owner IS NOT NULL"),
         postgresql_where=sa.text("lease_owner IS NOT NULL"),
     ),
+)
+
+flights = sa.Table(
+    # Runs of ``overlap=allow`` endpoints in flight: each is the lease of one run,
+    # fenced on the epoch of the claim it came from, swept like an endpoint's lease.
+    "flights",
+    metadata,
+    _id("endpoint_id", primary_key=True),
+    sa.Column("epoch", sa.BigInteger, primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    _ts("until", nullable=False),
+    _ts("scheduled_for", nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    _ts("started_at", nullable=False),
+    sa.Index(None, "until"),
+    sa.Index(None, "owner"),
 )
 
 runs = sa.Table(
