@@ -154,3 +154,22 @@ async def test_launch_is_fenced_on_the_claim(store: Store) -> None:
     (taken,) = await claim(store, "w1", T0)
     await store.free_leases_of(["w1"], T0 + secs(1))
     assert await store.launch("w1", [taken], T0 + secs(1)) == [taken.endpoint.id]
+
+
+async def test_an_endpoint_as_read_counts_its_runs_in_flight(store: Store) -> None:
+    ep = await seed(store, delivery=Delivery.AT_MOST_ONCE, **allow(2))
+    first = await start(store, "w1", 0)
+    assert first is not None
+    read = await current(store, ep)
+    assert (read.in_flight, read.full) == (1, False)
+    second = await start(store, "w2", 10)
+    assert second is not None
+    async with store.transaction(readonly=True) as tx:
+        page = await tx.list_endpoints(
+            ep.tenant_id, ep.job_id, include_archived=False, cursor=None, limit=10
+        )
+    assert [(e.in_flight, e.full) for e in page.items] == [(2, True)]
+    await store.complete("w2", [done(second)], T0 + secs(12))
+    assert (await current(store, ep)).in_flight == 1
+    await store.free_leases_of(["w1"], T0 + secs(13))
+    assert (await current(store, ep)).in_flight == 0
