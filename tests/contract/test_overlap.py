@@ -173,3 +173,20 @@ async def test_an_endpoint_as_read_counts_its_runs_in_flight(store: Store) -> No
     assert (await current(store, ep)).in_flight == 1
     await store.free_leases_of(["w1"], T0 + secs(13))
     assert (await current(store, ep)).in_flight == 0
+
+
+async def test_a_dead_workers_cut_flights_each_run_again_one_at_a_time(store: Store) -> None:
+    ep = await seed(store, **allow(3))
+    for at in (0, 10, 20):
+        assert await start(store, "w1", at) is not None
+    swept = await store.free_leases_of(["w1"], T0 + secs(21))
+    # One lost slot at a time: the others wait, due for the next sweep or launch.
+    assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.UNKNOWN)]
+    again = []
+    for at in (22, 23, 24):
+        (taken,) = await claim(store, "w2", T0 + secs(at))
+        assert await store.launch("w2", [taken], T0 + secs(at)) == []
+        again.append((taken.scheduled_for, taken.attempt))
+    assert again == [(T0, 2), (T0 + secs(10), 2), (T0 + secs(20), 2)]
+    assert await runs_of(store, ep) == [(1, RunStatus.UNKNOWN)] * 3
+    assert (await current(store, ep)).in_flight == 3
