@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+ENV_PREFIX = "CADENZA_"
 
 
 class Settings(BaseSettings):
     """Every knob Cadenza has; defaults suit a single-process install on SQLite."""
 
-    model_config = SettingsConfigDict(env_prefix="CADENZA_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     database_url: str = Field(
         "sqlite+aiosqlite:///./cadenza.db",
@@ -135,3 +138,28 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
+
+
+def load_settings() -> Settings:
+    """The settings from the environment and ``.env``; ``InvalidSettings`` names each
+    bad one as it is set, without its value (it may be a secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidSettings(
+            [f"{_env_name(str(e['loc'][0]))}: {e['msg']}" for e in exc.errors()]
+        ) from None
+    except SettingsError as exc:  # a list or mapping setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = _env_name(field.group(1)) if field else "a setting"
+        raise InvalidSettings([f'{name}: not valid JSON (write a list as ["a", "b"])']) from None
+
+
+class InvalidSettings(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()

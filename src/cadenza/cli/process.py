@@ -41,9 +41,14 @@ EXIT_MARGIN = 15.0
 def settings_from_env() -> Settings:
     # Imported here, as every dependency of a process command is: the client
     # commands share this module's import and need none of them.
-    from cadenza.config import Settings
+    from cadenza.config import InvalidSettings, load_settings
 
-    return Settings()
+    try:
+        return load_settings()
+    except InvalidSettings as exc:
+        for problem in exc.problems:
+            typer.echo(f"cadenza: invalid setting {problem}", err=True)
+        raise typer.Exit(2) from None
 
 
 def log() -> Any:
