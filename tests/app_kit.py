@@ -8,7 +8,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pwdlib import PasswordHash
@@ -22,7 +22,9 @@ from cadenza.adapters.store import migrate, open_store
 from cadenza.adapters.store.auth_sql import SqlAuthStore
 from cadenza.adapters.store.retention_sql import SqlRetentionStore
 from cadenza.domain.identity import KeyKind, Scope, User
+from cadenza.domain.model import Run, RunStatus
 from cadenza.ids import new_id
+from cadenza.ports import Claim, Completion
 from cadenza.testing import FrozenClock
 from cadenza.testing.dispatch import FakeDispatcher
 from cadenza.testing.planner_store import MemoryPlannerStore
@@ -30,6 +32,48 @@ from catalogue_cases import alert_services
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
+
+
+async def launch_due(services: Services, worker: str = "w1") -> list[Claim]:
+    """Claim every endpoint due and launch its run, as a worker does just before the
+    request leaves: an ``overlap=allow`` run is then in flight until completed (the
+    frozen clock is first moved to the earliest due time)."""
+    clock = services.clock
+    due = await services.store.next_due_at()
+    if isinstance(clock, FrozenClock) and due is not None and due > clock.now():
+        clock.set(due)
+    now = clock.now()
+    claims = await services.store.claim_due(
+        worker, now, lookahead=timedelta(seconds=1), limit=100, lease_margin=timedelta(seconds=60)
+    )
+    assert await services.store.launch(worker, claims, now) == []
+    return claims
+
+
+async def land(services: Services, claims: list[Claim], worker: str = "w1") -> None:
+    """Complete the runs of ``claims`` (launched by ``launch_due``), successfully."""
+    now = services.clock.now()
+    runs = [
+        Run(
+            id=new_id("run", now),
+            endpoint_id=c.endpoint.id,
+            job_id=c.endpoint.job_id,
+            tenant_id=c.endpoint.tenant_id,
+            scheduled_for=c.scheduled_for,
+            started_at=c.scheduled_for,
+            finished_at=now,
+            status=RunStatus.SUCCESS,
+            source=c.source,
+            attempt=c.attempt,
+            http_status=200,
+            worker_id=worker,
+        )
+        for c in claims
+    ]
+    done = await services.store.complete(
+        worker, [Completion(c, r) for c, r in zip(claims, runs, strict=True)], now
+    )
+    assert done.lost == []
 
 
 class CountingWaker:

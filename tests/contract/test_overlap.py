@@ -154,3 +154,39 @@ async def test_launch_is_fenced_on_the_claim(store: Store) -> None:
     (taken,) = await claim(store, "w1", T0)
     await store.free_leases_of(["w1"], T0 + secs(1))
     assert await store.launch("w1", [taken], T0 + secs(1)) == [taken.endpoint.id]
+
+
+async def test_an_endpoint_as_read_counts_its_runs_in_flight(store: Store) -> None:
+    ep = await seed(store, delivery=Delivery.AT_MOST_ONCE, **allow(2))
+    first = await start(store, "w1", 0)
+    assert first is not None
+    read = await current(store, ep)
+    assert (read.in_flight, read.full) == (1, False)
+    second = await start(store, "w2", 10)
+    assert second is not None
+    async with store.transaction(readonly=True) as tx:
+        page = await tx.list_endpoints(
+            ep.tenant_id, ep.job_id, include_archived=False, cursor=None, limit=10
+        )
+    assert [(e.in_flight, e.full) for e in page.items] == [(2, True)]
+    await store.complete("w2", [done(second)], T0 + secs(12))
+    assert (await current(store, ep)).in_flight == 1
+    await store.free_leases_of(["w1"], T0 + secs(13))
+    assert (await current(store, ep)).in_flight == 0
+
+
+async def test_a_dead_workers_cut_flights_each_run_again_one_at_a_time(store: Store) -> None:
+    ep = await seed(store, **allow(3))
+    for at in (0, 10, 20):
+        assert await start(store, "w1", at) is not None
+    swept = await store.free_leases_of(["w1"], T0 + secs(21))
+    # One lost slot at a time: the others wait, due for the next sweep or launch.
+    assert [(r.scheduled_for, r.status) for r in swept] == [(T0, RunStatus.UNKNOWN)]
+    again = []
+    for at in (22, 23, 24):
+        (taken,) = await claim(store, "w2", T0 + secs(at))
+        assert await store.launch("w2", [taken], T0 + secs(at)) == []
+        again.append((taken.scheduled_for, taken.attempt))
+    assert again == [(T0, 2), (T0 + secs(10), 2), (T0 + secs(20), 2)]
+    assert await runs_of(store, ep) == [(1, RunStatus.UNKNOWN)] * 3
+    assert (await current(store, ep)).in_flight == 3

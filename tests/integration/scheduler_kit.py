@@ -82,9 +82,12 @@ def _app(state: TargetServer) -> web.Application:
         return web.Response(text="held")
 
     async def hold_first(request: web.Request) -> web.Response:
-        """Holds the first request of each endpoint, answers the later ones."""
+        """Holds the first request of each endpoint (the first ``n``, for
+        ``/hold-first/{n}``), answers the later ones."""
         hit = _hit(state, request)
-        if sum(h.endpoint == hit.endpoint for h in state.hits) > 1:
+        if sum(h.endpoint == hit.endpoint for h in state.hits) > int(
+            request.match_info.get("n", "1")
+        ):
             return web.Response(text="ok")
         state.held.set()
         with contextlib.suppress(TimeoutError):
@@ -95,6 +98,7 @@ def _app(state: TargetServer) -> web.Application:
     app.router.add_get("/ok", ok)
     app.router.add_get("/hold", hold)
     app.router.add_get("/hold-first", hold_first)
+    app.router.add_get("/hold-first/{n}", hold_first)
     return app
 
 

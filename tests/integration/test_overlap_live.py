@@ -36,6 +36,7 @@ from scheduler_kit import (
 )
 
 from cadenza.container import Runtime, build_runtime
+from cadenza.domain.governor import explain_plan
 from cadenza.domain.model import Overlap, RunStatus
 
 pytestmark = pytest.mark.anyio
@@ -114,6 +115,12 @@ async def test_allow_overlaps_up_to_its_bound_and_skip_never_overlaps(database: 
             # Three slots of the shared lattice have come: the skip endpoint's first
             # run is still held, and no second one was sent.
             assert target.holding[skip.id] == 1
+            # Full: people and agents are told so (``explain_schedule``).
+            async with runtime.store.transaction(readonly=True) as tx:
+                held = await tx.get_endpoint(job.tenant_id, allow.id)
+            assert (held.in_flight, held.full) == (BOUND, True)
+            rules = [s.rule for s in explain_plan(CLOCK.now(), held, job).explanation]
+            assert "in-flight-full" in rules
             target.released.set()
             await eventually(lambda: _runs_at_least(runtime, skip.id, 2))
             await eventually(lambda: _runs_at_least(runtime, allow.id, BOUND + 1))

@@ -308,6 +308,7 @@ class EndpointState(Output):
     failure_count: int = Field(description="Consecutive failures; drives interval backoff.")
     success_streak: int
     running: bool = Field(description="A worker holds the endpoint's current slot.")
+    in_flight: int = Field(description="Runs in flight (overlap allow).")
 
 
 class EndpointOut(Output):
@@ -536,6 +537,7 @@ def endpoint_out(endpoint: Endpoint, now: datetime) -> EndpointOut:
             failure_count=endpoint.failure_count,
             success_streak=endpoint.success_streak,
             running=endpoint.lease is not None and endpoint.lease.until > now,
+            in_flight=endpoint.in_flight,
         ),
         hints=active_hints(endpoint, now),
     )

@@ -23,7 +23,9 @@ step naming its rule: ``archived``, ``baseline-cron``, ``baseline-interval``,
 ``hint-lapses``, ``one-shot-expired``, ``one-shot-unreachable``, ``hint-one-shot``,
 ``run-now``, ``one-shots-queued``, ``clamped-min``, ``clamped-max``, ``retry-after``,
 ``not-in-past``, ``paused``, and last ``chosen`` (or ``paused``/``archived`` when those decide).
-``explain_plan`` may add ``overdue`` after them (a stored time passed, unclaimed).
+``explain_plan`` may add ``in-flight`` (runs of an ``overlap=allow`` endpoint in flight)
+or ``in-flight-full`` (as many as ``max_in_flight``: the next slot waits for one to
+end), then ``overdue`` (a stored time passed, unclaimed).
 
 Where SCHEDULING.md is silent, these choices hold (each is tested):
 
@@ -480,16 +482,30 @@ def explain_plan(now: datetime, endpoint: Endpoint, job: Job) -> Plan:
     its source ("overdue"), instead of a made-up "now": that slot is what a worker
     claims next (a replan only looks forward, and would name a later cron fire).
     """
-    plan = plan_next_run(now, endpoint, job)
+    plan = _with_flights(endpoint, plan_next_run(now, endpoint, job))
     stored = endpoint.next_run_at
     claimed = endpoint.lease is not None and endpoint.lease.until > now
     if stored is None or stored >= now or claimed:
         return plan
-    late = (
-        f"Due at this stored time, {_seconds(now - stored)} ago; it runs when a worker claims it."
+    wait = (
+        "claimed once a run in flight ends" if endpoint.full else "it runs when a worker claims it"
     )
+    late = f"Due at this stored time, {_seconds(now - stored)} ago; {wait}."
     step = PlanStep("overdue", stored, late)
     return Plan(stored, endpoint.next_run_source or plan.source, (*plan.explanation, step))
+
+
+def _with_flights(endpoint: Endpoint, plan: Plan) -> Plan:
+    """``plan`` with a last step naming the runs in flight, if any: a full endpoint's
+    next slot is not claimed until one of them ends, whatever its time."""
+    if not endpoint.in_flight:
+        return plan
+    count = f"{endpoint.in_flight} of at most {endpoint.max_in_flight} runs in flight"
+    if endpoint.full:
+        step = PlanStep("in-flight-full", None, f"{count}: the next slot waits for one to end.")
+    else:
+        step = PlanStep("in-flight", None, f"{count}; the next slot may start meanwhile.")
+    return replace(plan, explanation=(*plan.explanation, step))
 
 
 def preview(now: datetime, endpoint: Endpoint, job: Job, n: int) -> list[Plan]:

@@ -410,6 +410,9 @@ class Endpoint:
     retry_after_until: datetime | None = None
     """The target's last Retry-After: no run before it (``domain.retry_after``)."""
     lease: Lease | None = None
+    in_flight: int = 0
+    """Runs of an ``overlap=allow`` endpoint in flight, as read: the store alone
+    counts them (``flights``); at ``max_in_flight`` no slot is claimed."""
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -431,6 +434,11 @@ class Endpoint:
     @property
     def on_demand(self) -> bool:
         return self.baseline is None
+
+    @property
+    def full(self) -> bool:
+        """No slot is claimed until one of its runs in flight ends."""
+        return self.in_flight >= self.max_in_flight
 
     @property
     def anchor(self) -> datetime:

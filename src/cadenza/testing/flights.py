@@ -113,13 +113,10 @@ def sweep(
         job = t.jobs[ep.job_id]
         once = ep.delivery is Delivery.AT_MOST_ONCE
         retry = not once and not (ep.archived or job.archived)
-        if retry and (
-            ep.lease is not None
-            or ep.attempt > 1
-            or ep.id in retrying
-            or ep.paused(now)
-            or job.paused(now)
-        ):
+        paused = ep.paused(now) or job.paused(now)
+        if retry and (ep.lease is not None or ep.attempt > 1 or ep.id in retrying or paused):
+            if not paused:  # due for the expiry sweep (see adapters.store.flights)
+                t.flights[key] = replace(flight, until=min(flight.until, now))
             continue
         run = _swept_run(ep, flight, now)
         del t.flights[key]

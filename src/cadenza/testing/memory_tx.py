@@ -135,7 +135,13 @@ class MemoryTx:
         self, tenant_id: str, endpoint_id: str, *, for_update: bool = False
     ) -> Endpoint:
         ep: Endpoint = _owned(self._t.endpoints, tenant_id, endpoint_id, errors.EndpointNotFound)
-        return ep
+        return self._counted(ep)
+
+    def _counted(self, ep: Endpoint) -> Endpoint:
+        """``ep`` as read: with its runs in flight counted, as the SQL row's
+        ``in_flight`` column counts them (the stored entity keeps 0)."""
+        count = sum(1 for endpoint_id, _ in self._t.flights if endpoint_id == ep.id)
+        return replace(ep, in_flight=count) if count else ep
 
     async def insert_endpoint(self, endpoint: Endpoint) -> None:
         await self.get_job(endpoint.tenant_id, endpoint.job_id)
@@ -155,7 +161,7 @@ class MemoryTx:
             self._t.endpoints, endpoint.tenant_id, endpoint.id, errors.EndpointNotFound
         )
         self._t.endpoints[endpoint.id] = replace(
-            endpoint, job_id=old.job_id, created_at=old.created_at, lease=old.lease
+            endpoint, job_id=old.job_id, created_at=old.created_at, lease=old.lease, in_flight=0
         )
 
     async def list_endpoints(
@@ -174,7 +180,7 @@ class MemoryTx:
             and e.job_id == job_id
             and (include_archived or not e.archived)
         )
-        return page(rows, cursor, limit, newest_first=False)
+        return page(map(self._counted, rows), cursor, limit, newest_first=False)
 
     async def get_run(self, tenant_id: str, run_id: str) -> Run:
         run: Run = _owned(self._t.runs, tenant_id, run_id, errors.RunNotFound)

@@ -128,7 +128,16 @@ class MemoryStore:
     async def launch(self, worker_id: str, claims: Sequence[Claim], now: datetime) -> list[str]:
         """overlap=allow: each claim's lease becomes its run's flight (``flights``)."""
         async with self._locked() as t:
-            return flights.launch(t, worker_id, claims, now)
+            lost = flights.launch(t, worker_id, claims, now)
+            launched = {c.endpoint.id for c in claims} - set(lost)
+            due = sorted(
+                (f.until, k)
+                for k, f in t.flights.items()
+                if k[0] in launched and f.owner != worker_id and f.until < now
+            )
+            keys = [k for _, k in due]
+            flights.sweep(t, keys, now, lambda run: _record_swept(t, run))
+            return lost
 
     async def release(self, worker_id: str, claims: Sequence[Claim]) -> None:
         async with self._locked() as t:

@@ -219,6 +219,7 @@ class Codec:
                 "attempt": r.attempt,
                 "retry_after_until": ts(r.retry_after_until),
                 "lease": lease,
+                "in_flight": r.in_flight,
             }
         )
 

@@ -25,7 +25,13 @@ slot, or holds a lost slot to run again, its ``next_run_at`` is left alone.
 started lease: recorded ``unknown`` (its request left, or was about to); then
 ``at_most_once`` folds it as such, and ``at_least_once`` runs its slot again as the
 next attempt (the endpoint's ``next_run_at`` goes back to it), which waits while the
-endpoint is leased. Each flight is settled on its own: one dead worker's runs never
+endpoint is leased or already runs a lost slot again: such a flight is then made
+due for the expiry sweep (``until`` = now), which settles it at a later sweep (a
+paused one keeps its ``until``: it waits for the resume). So a
+dead worker's every cut flight runs again soon, one at a time, not once its lease
+would have run out; and ``launch`` settles such a flight (another worker's) of the
+endpoints it just unleased, so an endpoint leased most of the time (a slot a second, claimed ahead)
+does not starve it. Each flight is settled on its own: one dead worker's runs never
 hold back another's.
 """
 
@@ -67,6 +73,16 @@ _EXPIRED = (
     .where(_F.until < sa.bindparam("now", UtcDateTime()))
     .order_by(_F.until)
     .limit(sa.bindparam("limit", type_=sa.Integer()))
+    .with_for_update(skip_locked=True)
+)
+_DUE_OF = (
+    sa.select(flights)
+    .where(
+        _F.endpoint_id.in_(sa.bindparam("ids", expanding=True)),
+        _F.until < sa.bindparam("now", UtcDateTime()),
+        _F.owner != sa.bindparam("keep"),
+    )
+    .order_by(_F.until)
     .with_for_update(skip_locked=True)
 )
 _OF_OWNERS = (
@@ -140,6 +156,12 @@ class FlightStore:
                     started_at=now,
                 )
             )
+        # Just unleased: another worker's cut flight of these endpoints, waiting to run
+        # its slot again, may now (flights locked by others are skipped: no waits).
+        launched = [c.endpoint.id for c in claims if c.endpoint.id not in lost]
+        if launched:
+            due = {"ids": launched, "now": now, "keep": worker_id}
+            await self.sweep(conn, _DUE_OF, due, now)
         return lost
 
     async def extend(
@@ -228,7 +250,14 @@ class FlightStore:
             once = endpoint.delivery is Delivery.AT_MOST_ONCE
             retry = not once and not (endpoint.archived or job.archived)
             if retry and _retry_waits(endpoint, job, ep_row, now, retrying):
-                continue  # swept again later: the flight keeps its place meanwhile
+                # Swept again later; the flight keeps its place meanwhile. A dead
+                # worker's is due now, unless paused (a person's stop, maybe long):
+                # the expiry sweep settles it as soon as it may, rather than once its
+                # lease would have run out.
+                if row.until > now and not (endpoint.paused(now) or job.paused(now)):
+                    fence = {"b_id": row.endpoint_id, "b_epoch": row.epoch, "b_owner": row.owner}
+                    await conn.execute(_EXTEND, {**fence, "until": now})
+                continue
             run = _swept_run(row, endpoint, now)
             await _record_swept(self._d, conn, run)
             await conn.execute(

@@ -4,7 +4,8 @@ Its parts, each read through the catalogue and each refreshable on its own
 (``?part=live`` or ``?part=planner``) when a run or a change arrives:
 
 * live: the governor's explanation of the next run rule by rule and the next
-  ``PREVIEW`` runs (``explain_schedule``); hints in force (``get_endpoint``), each
+  ``PREVIEW`` runs (``explain_schedule``); hints in force and the runs in flight
+  of an ``overlap=allow`` endpoint, full or not (``get_endpoint``), each
   queued one-shot with its cancel button (``cancel_one_shot``); the
   swimlane of recent runs and changes with cadence and duration over time
   (``list_runs``, ``list_audit_events``); health over the last day
