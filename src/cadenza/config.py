@@ -146,9 +146,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        raise InvalidSettings(
-            [f"{_env_name(str(e['loc'][0]))}: {e['msg']}" for e in exc.errors()]
-        ) from None
+        raise InvalidSettings([f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
     except SettingsError as exc:  # a list or mapping setting that is not JSON
         field = re.search(r'field "(\w+)"', str(exc))
         name = _env_name(field.group(1)) if field else "a setting"
@@ -163,3 +161,8 @@ class InvalidSettings(Exception):
 
 def _env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """The variable a validation error's location names (none: the settings as a whole)."""
+    return _env_name(str(loc[0])) if loc else "settings"
