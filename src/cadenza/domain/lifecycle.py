@@ -7,6 +7,7 @@ Expired hints are dropped at every write (§2 rule 8).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from cadenza.domain import errors
@@ -147,6 +148,36 @@ def swept_error(owner: str, sent: bool, delivery: Delivery) -> str:
     return (
         f"{died}; its request was sent, outcome unknown; at_least_once: sent again "
         "with the same Idempotency-Key."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CutFlight:
+    """An ``overlap=allow`` run whose worker died in flight, as the stores keep it."""
+
+    scheduled_for: datetime
+    started_at: datetime
+    source: PlanSource
+    attempt: int
+    owner: str
+
+
+def swept_flight_run(endpoint: Endpoint, flight: CutFlight, run_id: str, now: datetime) -> Run:
+    """The record of a dead worker's flight (the SQL store and its fake): a flight
+    exists only once its request was about to leave, so its outcome is unknown."""
+    return Run(
+        id=run_id,
+        endpoint_id=endpoint.id,
+        job_id=endpoint.job_id,
+        tenant_id=endpoint.tenant_id,
+        scheduled_for=flight.scheduled_for,
+        started_at=flight.started_at,
+        finished_at=now,
+        status=RunStatus.UNKNOWN,
+        source=flight.source,
+        attempt=flight.attempt,
+        error=swept_error(flight.owner, True, endpoint.delivery),
+        worker_id=flight.owner,
     )
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cadenza.domain import lifecycle
-from cadenza.domain.model import Delivery, Endpoint, PlanSource, Run, RunStatus
+from cadenza.domain.lifecycle import CutFlight
+from cadenza.domain.model import Delivery, Endpoint, Run
 from cadenza.ids import new_id
 from cadenza.ports import Claim, Completed, Completion
 from cadenza.testing.memory_tx import Tables
@@ -19,13 +20,8 @@ FlightKey = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
-class Flight:
-    owner: str
+class Flight(CutFlight):
     until: datetime
-    scheduled_for: datetime
-    attempt: int
-    source: PlanSource
-    started_at: datetime
 
 
 def claimable(t: Tables) -> Callable[[Endpoint], bool]:
@@ -49,7 +45,12 @@ def launch(t: Tables, worker_id: str, claims: Sequence[Claim], now: datetime) ->
         t.claimed.pop(ep.id, None)
         t.started.pop(ep.id, None)
         t.flights[(ep.id, claim.epoch)] = Flight(
-            worker_id, lease.until, claim.scheduled_for, claim.attempt, claim.source, now
+            scheduled_for=claim.scheduled_for,
+            started_at=now,
+            source=claim.source,
+            attempt=claim.attempt,
+            owner=worker_id,
+            until=lease.until,
         )
     return lost
 
@@ -118,7 +119,7 @@ def sweep(
             if not paused:  # due for the expiry sweep (see adapters.store.flights)
                 t.flights[key] = replace(flight, until=min(flight.until, now))
             continue
-        run = _swept_run(ep, flight, now)
+        run = lifecycle.swept_flight_run(ep, flight, new_id("run", now), now)
         del t.flights[key]
         if record(run):
             recorded.append(run)
@@ -134,20 +135,3 @@ def sweep(
             attempt=flight.attempt + 1,
         )
     return recorded
-
-
-def _swept_run(ep: Endpoint, flight: Flight, now: datetime) -> Run:
-    return Run(
-        id=new_id("run", now),
-        endpoint_id=ep.id,
-        job_id=ep.job_id,
-        tenant_id=ep.tenant_id,
-        scheduled_for=flight.scheduled_for,
-        started_at=flight.started_at,
-        finished_at=now,
-        status=RunStatus.UNKNOWN,
-        source=flight.source,
-        attempt=flight.attempt,
-        error=lifecycle.swept_error(flight.owner, True, ep.delivery),
-        worker_id=flight.owner,
-    )

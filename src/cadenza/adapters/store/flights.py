@@ -258,7 +258,10 @@ class FlightStore:
                     fence = {"b_id": row.endpoint_id, "b_epoch": row.epoch, "b_owner": row.owner}
                     await conn.execute(_EXTEND, {**fence, "until": now})
                 continue
-            run = _swept_run(row, endpoint, now)
+            flight = lifecycle.CutFlight(
+                row.scheduled_for, row.started_at, PlanSource(row.source), row.attempt, row.owner
+            )
+            run = lifecycle.swept_flight_run(endpoint, flight, new_id("run", now), now)
             await _record_swept(self._d, conn, run)
             await conn.execute(
                 _LANDED, {"b_id": row.endpoint_id, "b_epoch": row.epoch, "b_owner": row.owner}
@@ -322,29 +325,6 @@ def _retry_waits(endpoint: Endpoint, job: Job, row: Any, now: datetime, retrying
         or endpoint.paused(now)
         or job.paused(now)
     )
-
-
-def _swept_run(row: Any, endpoint: Endpoint, now: datetime) -> Run:
-    return Run(
-        id=new_id("run", now),
-        endpoint_id=endpoint.id,
-        job_id=endpoint.job_id,
-        tenant_id=endpoint.tenant_id,
-        scheduled_for=row.scheduled_for,
-        started_at=row.started_at,
-        finished_at=now,
-        # A flight exists only once its start was recorded: sent, outcome unknown.
-        status=RunStatus.UNKNOWN,
-        source=PlanSource(row.source),
-        attempt=row.attempt,
-        error=_swept_error(row.owner, endpoint.delivery),
-        worker_id=row.owner,
-    )
-
-
-def _swept_error(owner: str, delivery: Delivery) -> str:
-    # A flight exists only once its request was about to leave: sent, perhaps.
-    return lifecycle.swept_error(owner, True, delivery)
 
 
 async def _record_swept(d: Dialect, conn: AsyncConnection, run: Run) -> None:
