@@ -31,18 +31,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield running
 
 
-def _call(server: LiveServer, method: str, path: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{server.url}/api/v1{path}",
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=10) as answer:
@@ -84,9 +72,8 @@ def test_healthz_and_readyz_answer_without_credentials(server: LiveServer) -> No
 
 def test_metrics_parse_and_move_after_runs(server: LiveServer, target: LoopbackTarget) -> None:
     before = _samples(server)
-    job = _call(server, "POST", "/jobs", {"name": "metrics"})
-    _call(
-        server,
+    job = server.call("POST", "/jobs", {"name": "metrics"})
+    server.call(
         "POST",
         f"/jobs/{job['id']}/endpoints",
         {

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,18 +37,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
         yield running
 
 
-def _call(server: LiveServer, method: str, path: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{server.url}/api/v1{path}",
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
 def _wait_for(condition: Callable[[], Any], what: str) -> Any:
     step = 0.2
     for _ in range(int(WAIT_S / step)):
@@ -62,9 +48,8 @@ def _wait_for(condition: Callable[[], Any], what: str) -> Any:
 
 
 def test_a_surge_on_a_single_run_fires_its_rule(server: LiveServer, target: LoopbackTarget) -> None:
-    job = _call(server, "POST", "/jobs", {"name": "shop"})
-    endpoint = _call(
-        server,
+    job = server.call("POST", "/jobs", {"name": "shop"})
+    endpoint = server.call(
         "POST",
         f"/jobs/{job['id']}/endpoints",
         {
@@ -74,15 +59,15 @@ def test_a_surge_on_a_single_run_fires_its_rule(server: LiveServer, target: Loop
         },
     )
     path = f"/endpoints/{endpoint['id']}"
-    _call(server, "PUT", f"{path}/planner", {"rules": [SURGE_RULE], "reason": "watch surges"})
+    server.call("PUT", f"{path}/planner", {"rules": [SURGE_RULE], "reason": "watch surges"})
     _wait_for(lambda: target.hits["/traffic"] >= 2, "calm runs")
     target.respond_once("/traffic", 200, SURGE)
     surged_at = _wait_for(lambda: not target.once and target.hits["/traffic"], "the surge run")
     _wait_for(lambda: target.hits["/traffic"] >= surged_at + 2, "calm runs after the surge")
 
-    hint = _wait_for(lambda: _call(server, "GET", path)["hints"]["interval"], "the rule's hint")
+    hint = _wait_for(lambda: server.call("GET", path)["hints"]["interval"], "the rule's hint")
     assert hint["interval_seconds"] == 7
     assert hint["actor"]["kind"] == "planner"
-    sessions = _call(server, "GET", f"/planner/sessions?endpoint_id={endpoint['id']}")
+    sessions = server.call("GET", f"/planner/sessions?endpoint_id={endpoint['id']}")
     fired = [c["name"] for s in sessions["items"] for c in s["tool_calls"]]
     assert fired == ["rule:surge"]

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 ADMIN_EMAIL = "admin@example.com"
@@ -56,6 +57,18 @@ class LiveServer:
     password: str
     api_key: str
     log: Path
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """The JSON answer of ``method /api/v1{path}`` as the first-start admin's key."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - the server's own http URL
+            f"{self.url}/api/v1{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return json.loads(answer.read())
 
 
 def _environment(workdir: Path, port: int, extra: Mapping[str, str]) -> dict[str, str]:
