@@ -119,16 +119,22 @@ def claim(
 
 # The start mark -----------------------------------------------------------------
 
-_SQLITE_FENCES = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
-_MARK = (
-    "UPDATE endpoints SET lease_started_at = {p} WHERE lease_owner = {p} "
-    "AND (id, lease_epoch) IN ({fences}) RETURNING id, lease_epoch"
-)
 MARK_STARTED = Sql(
-    # Parameters: now, owner, the claims' fences (``Dialect.fences``). Rows: the
-    # fences still ours, now marked.
-    sqlite=_MARK.format(p="?", fences=_SQLITE_FENCES),
-    postgres=_MARK.format(p="%s", fences="SELECT * FROM unnest(%s::text[], %s::bigint[])"),
+    # Parameters: now, the claims' fences (``Dialect.fences``), owner. Rows: the
+    # fences still ours, now marked. On PostgreSQL the fences are joined to the rows,
+    # and the owner compared through coalesce(): a worker's id is new to the
+    # statistics, so the planner took ``lease_owner = %s`` for one row, read the
+    # owner's rows first and tested each against every fence (35 ms for 1,500 leases
+    # and 122 fences). Without an estimate to trust, it joins by the primary key or
+    # by hash (tests/contract/test_lease_plans.py). No owner is ever ''.
+    sqlite="UPDATE endpoints SET lease_started_at = ? WHERE (id, lease_epoch) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) "
+    "AND lease_owner = ? RETURNING id, lease_epoch",
+    postgres="UPDATE endpoints AS e SET lease_started_at = %s "
+    "FROM unnest(%s::text[], %s::bigint[]) AS fence(id, epoch) "
+    "WHERE e.id = fence.id AND e.lease_epoch = fence.epoch "
+    "AND coalesce(e.lease_owner, '') = %s "
+    "RETURNING e.id, e.lease_epoch",
 )
 
 
@@ -137,7 +143,7 @@ def mark_started(
 ) -> Steps[list[str]]:
     """Record that ``claims``' requests are about to leave: the ids no longer ours."""
     fences = d.fences([(c.endpoint.id, c.epoch) for c in claims])
-    rows: list[Row] = yield Fetch(MARK_STARTED, (d.ts_out(now), worker_id, *fences))
+    rows: list[Row] = yield Fetch(MARK_STARTED, (d.ts_out(now), *fences, worker_id))
     kept = {(row[0], row[1]) for row in rows}
     return [c.endpoint.id for c in claims if (c.endpoint.id, c.epoch) not in kept]
 
