@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import command
 
 from cadenza.adapters.store import migrate
-from cadenza.adapters.store.migrate import alembic_config, sync_url
+from cadenza.adapters.store.migrate import downgrade, sync_url
 
 
 def _leased_index(url: str) -> str:
@@ -24,17 +23,6 @@ def _leased_index(url: str) -> str:
     return " ".join(definition.lower().replace("(", " ").replace(")", " ").split())
 
 
-def _downgrade(url: str, revision: str) -> None:
-    config = alembic_config(url)
-    engine = sa.create_engine(sync_url(url))
-    try:
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, revision)
-    finally:
-        engine.dispose()
-
-
 def test_the_index_of_leased_rows_moves_to_lease_until_and_back(blank_sql_url: str) -> None:
     migrate(blank_sql_url, "0011_overlap")
     assert "where lease_owner is not null" in _leased_index(blank_sql_url)
@@ -42,5 +30,5 @@ def test_the_index_of_leased_rows_moves_to_lease_until_and_back(blank_sql_url: s
     migrate(blank_sql_url, "0012_leased_index")
     assert "where lease_until is not null" in _leased_index(blank_sql_url)
 
-    _downgrade(blank_sql_url, "0011_overlap")
+    downgrade(blank_sql_url, "0011_overlap")
     assert "where lease_owner is not null" in _leased_index(blank_sql_url)

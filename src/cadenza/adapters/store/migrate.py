@@ -1,4 +1,5 @@
-"""Schema migrations: ``migrate(url)`` upgrades a database to the newest revision.
+"""Schema migrations: ``migrate(url)`` upgrades a database to the newest revision,
+``downgrade(url, revision)`` takes it back.
 
 The Alembic scripts ship inside the package (``migrations/``), so an installed
 Cadenza migrates without an ``alembic.ini`` or a source checkout.
@@ -7,7 +8,7 @@ Cadenza migrates without an ``alembic.ini`` or a source checkout.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 
@@ -57,6 +58,15 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database at ``url`` (async or sync driver URL) to ``revision``."""
+    _alembic(url, "upgrade", revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Downgrade the database at ``url`` to ``revision``, in one transaction."""
+    _alembic(url, "downgrade", revision)
+
+
+def _alembic(url: str, direction: Literal["upgrade", "downgrade"], revision: str) -> None:
     from alembic import command  # see alembic_config
 
     config = alembic_config(url)
@@ -64,6 +74,6 @@ def migrate(url: str, revision: str = "head") -> None:
     try:
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+            getattr(command, direction)(config, revision)
     finally:
         engine.dispose()

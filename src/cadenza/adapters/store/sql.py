@@ -50,11 +50,11 @@ _OWNED = sa.select(_E.id, _E.lease_epoch).where(
     _E.id.in_(sa.bindparam("ids", expanding=True)), _E.lease_owner == sa.bindparam("owner")
 )
 _LOST = endpoints.update().where(_FENCED).values(attempt=_E.attempt + 1, **_RELEASED)
-HOLDS_LEASE = _E.lease_until.is_not(None)
+_HOLDS_LEASE = _E.lease_until.is_not(None)
 """A leased row: a claim sets ``lease_until`` with ``lease_owner`` and a release clears
 both. Sweeps and counts select leased rows by this, the predicate of the
 ``ix_endpoints_leased`` partial index (see ``tables``)."""
-_LEASED = sa.select(endpoints).where(HOLDS_LEASE)
+_LEASED = sa.select(endpoints).where(_HOLDS_LEASE)
 _EXPIRED = (
     _LEASED.where(_E.lease_until < sa.bindparam("now", UtcDateTime()))
     .order_by(_E.lease_until)
@@ -73,7 +73,7 @@ _HELD_BY_OTHERS = _LEASED.where(_E.lease_owner != sa.bindparam("keep")).with_for
 # An overlap=allow endpoint with max_in_flight runs in flight is not claimable.
 _CLAIMABLE = _E.in_flight < _E.max_in_flight
 _LOAD = sa.select(
-    sa.select(sa.func.count()).where(HOLDS_LEASE).scalar_subquery()
+    sa.select(sa.func.count()).where(_HOLDS_LEASE).scalar_subquery()
     + sa.select(sa.func.count())
     .where(
         _E.lease_owner.is_(None),
@@ -358,7 +358,7 @@ class SqlStore:
     async def leases_held(self, tenant_id: str | None = None) -> dict[str, int]:
         # Leased rows only (the ix_endpoints_leased partial index): a few per run in hand.
         stmt = (
-            sa.select(_E.lease_owner, sa.func.count()).where(HOLDS_LEASE).group_by(_E.lease_owner)
+            sa.select(_E.lease_owner, sa.func.count()).where(_HOLDS_LEASE).group_by(_E.lease_owner)
         )
         if tenant_id is not None:
             stmt = stmt.where(_E.tenant_id == tenant_id)

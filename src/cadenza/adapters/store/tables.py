@@ -206,7 +206,7 @@ endpoints = sa.Table(
         sqlite_where=sa.text("lease_owner IS NULL AND next_run_at IS NOT NULL"),
         postgresql_where=sa.text("lease_owner IS NULL AND next_run_at IS NOT NULL"),
     ),
-    # The leased rows, for sweeps and counts (``sql.HOLDS_LEASE``). Keyed on
+    # The leased rows, for sweeps and counts (``sql._HOLDS_LEASE``). Keyed on
     # lease_until, set and cleared with lease_owner: a fenced statement (``lease_owner
     # = …``) does not imply this predicate, so it always goes by the primary key; on
     # ``lease_owner IS NOT NULL`` PostgreSQL read every lease held for each fenced row
